@@ -1,0 +1,99 @@
+"""The PySyncObj backend: each node a separate process running a PySyncObj replica.
+
+Nodes serve the HTTP store protocol (docs/http-protocol.md). Strong reads go through the
+Raft log, since PySyncObj has no read-index; stale reads answer from the local replica.
+Settings and their reasons: docs/adapters/pysyncobj.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import ClassVar
+
+from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
+from pytest_consensus.adapters.pysyncobj.statemachine import KVStateMachine
+from pytest_consensus.contract import Adapter, Capability, Cluster, HostSpec, StateMachine
+from pytest_consensus.errors import HarnessError
+from pytest_consensus.process import NodeProcess
+
+#: Node i (from 0) uses RAFT_PORT + 2i and API_PORT + 2i. Ports differ per node even
+#: though addresses do too: PySyncObj 0.3.17 elects no leader when every node has the
+#: same port on different addresses (seen on loopback; see docs/adapters/pysyncobj.md).
+RAFT_PORT = 7401
+API_PORT = 7402
+MAX_NODES = 25
+
+
+def node_ports(index: int) -> tuple[int, int]:
+    """The (raft, api) ports of node ``index``."""
+    return RAFT_PORT + 2 * index, API_PORT + 2 * index
+
+
+class PySyncObjAdapter(Adapter):
+    """Certifies PySyncObj with a key-value state machine and request-id deduplication."""
+
+    name = "pysyncobj"
+    capabilities = frozenset(
+        {
+            Capability.STRONG_READ,
+            Capability.STALE_READ,
+            Capability.CAS,
+            Capability.DELETE,
+            Capability.KILL,
+            Capability.PAUSE,
+            Capability.RESTART,
+            Capability.LEADER,
+            Capability.DIGEST,
+            Capability.FSM,
+        }
+    )
+    ports: ClassVar[tuple[int, ...]] = tuple(range(RAFT_PORT, RAFT_PORT + 2 * MAX_NODES))
+    #: The module each node runs; the project's broken stores point this elsewhere.
+    node_module: ClassVar[str] = "pytest_consensus.adapters.pysyncobj.node"
+
+    def version(self) -> str:
+        return f"pysyncobj {metadata.version('pysyncobj')}"
+
+    def node_command(self, hosts: Sequence[HostSpec], index: int) -> list[str]:
+        host = hosts[index]
+        raft_port, api_port = node_ports(index)
+        command = [
+            *host.command_prefix,
+            sys.executable,
+            "-m",
+            self.node_module,
+            "--name",
+            host.name,
+            "--raft",
+            f"{host.address}:{raft_port}",
+            "--api",
+            f"{host.address}:{api_port}",
+            "--data-dir",
+            str(host.data_dir),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        for peer_index, peer in enumerate(hosts):
+            if peer_index != index:
+                peer_raft_port = node_ports(peer_index)[0]
+                command += ["--peer", f"{peer.name}={peer.address}:{peer_raft_port}"]
+        return command
+
+    def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
+        # The node imports exactly what this process can (editable installs, test dirs).
+        python_path = os.pathsep.join(entry for entry in sys.path if entry)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
+        nodes = []
+        if len(hosts) > MAX_NODES:
+            raise HarnessError(f"the pysyncobj adapter supports up to {MAX_NODES} nodes")
+        for index, host in enumerate(hosts):
+            argv = self.node_command(hosts, index)
+            process = NodeProcess(host.name, argv, host.log_dir / "node.log", env)
+            nodes.append(ProcessNode(host, process, node_ports(index)[1]))
+        return ProcessCluster(nodes).start()
+
+    def fsm_factory(self) -> Callable[[], StateMachine]:
+        return KVStateMachine
