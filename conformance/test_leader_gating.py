@@ -1,0 +1,93 @@
+"""leader-gating: only the leader accepts writes.
+
+A write sent to a follower is either forwarded to the leader and committed, or refused with
+a not-leader error; it is never applied by the follower alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_consensus.cluster_ops import majority, wait_for_leader
+from pytest_consensus.contract import Cluster, ReadLevel
+from pytest_consensus.errors import ConsensusError, NotLeader
+from pytest_consensus.history import RecordingClient
+from pytest_consensus.settings import Settings
+from pytest_consensus.waiting import WaitTimeout, wait_for
+
+pytestmark = pytest.mark.consensus_rule("leader-gating")
+
+WRITES_PER_FOLLOWER = 5
+#: How long an acknowledged write may take to reach a majority's replicas.
+REPLICATION_TIMEOUT = 15.0
+
+
+def nodes_holding(
+    clients: list[RecordingClient], key: str, value: str, timeout: float
+) -> list[str]:
+    """Names of the nodes whose local (stale) read of ``key`` returns ``value`` now."""
+    holding = []
+    for client in clients:
+        try:
+            if client.get(key, level=ReadLevel.STALE, timeout=timeout) == value:
+                holding.append(client.node)
+        except ConsensusError:
+            continue
+    return holding
+
+
+@pytest.mark.consensus_requires("leader", "stale")
+def test_writes_to_followers_are_committed_or_refused(
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_settings: Settings,
+) -> None:
+    """A write sent to a follower is forwarded and committed (then on a majority) or refused."""
+    timeout = consensus_settings.operation_timeout
+    leader, _ = wait_for_leader(consensus_cluster)
+    followers = [c for c in consensus_clients if c.node != leader.name]
+    acknowledged: list[tuple[str, str, str]] = []
+    problems: list[str] = []
+    for client in followers:
+        for number in range(WRITES_PER_FOLLOWER):
+            key, value = f"gating-{client.node}-{number}", f"v{number}-via-{client.node}"
+            try:
+                client.put(key, value, timeout=timeout)
+            except NotLeader as refusal:
+                hint = refusal.leader_hint
+                if hint is not None and hint not in {n.name for n in consensus_cluster.nodes}:
+                    problems.append(f"{client.node} refused {key} with a leader hint {hint!r} "
+                                    "that names no node of the cluster")
+                continue
+            except ConsensusError as error:
+                problems.append(f"write of {key} to follower {client.node} failed with "
+                                f"{error.kind} ({error}); without faults a follower must "
+                                "commit the write or refuse it as not-leader")
+                continue
+            acknowledged.append((client.node, key, value))
+    assert not problems, "\n".join(problems)
+
+    needed = majority(len(consensus_cluster.nodes))
+    for follower, key, value in acknowledged:
+        try:
+            wait_for(
+                lambda: len(nodes_holding(consensus_clients, key, value, timeout)) >= needed,
+                timeout=REPLICATION_TIMEOUT,
+                what=f"{key} on a majority",
+                interval=0.1,
+            )
+        except WaitTimeout:
+            holding = nodes_holding(consensus_clients, key, value, timeout)
+            pytest.fail(
+                f"write {key}={value!r} acknowledged by follower {follower} is on "
+                f"{len(holding)} of {len(consensus_cluster.nodes)} nodes ({', '.join(holding)}) "
+                f"after {REPLICATION_TIMEOUT}s; a committed write is on a majority ({needed}). "
+                "Did the follower apply it locally instead of forwarding it to the leader?"
+            )
+    leader_client = next(c for c in consensus_clients if c.node == leader.name)
+    for follower, key, value in acknowledged:
+        read = leader_client.get(key, level=ReadLevel.STRONG, timeout=timeout)
+        assert read == value, (
+            f"write {key}={value!r} acknowledged by follower {follower} reads back as {read!r} "
+            f"through a strong read on the leader {leader.name}: acknowledged without commit"
+        )

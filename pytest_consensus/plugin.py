@@ -1,0 +1,239 @@
+"""The pytest plugin: options, markers, the report header, and the per-rule summary.
+
+Loaded in every pytest run of every user who installs the package, so it imports nothing
+heavy at module level; adapters are imported only when ``--consensus-adapter`` names them.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_consensus.contract import Adapter
+    from pytest_consensus.settings import Settings
+    from pytest_consensus.verdicts import VerdictTable
+
+settings_key = pytest.StashKey["Settings"]()
+adapters_key = pytest.StashKey["dict[str, Adapter]"]()
+verdicts_key = pytest.StashKey["VerdictTable"]()
+history_path_key = pytest.StashKey[Path]()
+
+DEFAULT_NODES = 3
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("consensus", "certify consensus-backed key-value stores")
+    group.addoption(
+        "--consensus-adapter",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Adapter to certify: an installed name (see the error for the list) or "
+        "'module:Class'. Repeat to certify several backends in one run. "
+        "With no test paths, runs the installed conformance suite. Default: none "
+        "(ini: consensus_adapter).",
+    )
+    group.addoption(
+        "--consensus-nodes",
+        default=None,
+        metavar="N",
+        help=f"Nodes per cluster. Default: {DEFAULT_NODES} (ini: consensus_nodes).",
+    )
+    group.addoption(
+        "--consensus-seed",
+        default=None,
+        metavar="SEED",
+        help="Seed for workloads and fault schedules; pass the one a run printed to replay it. "
+        "Default: random, printed in the header (ini: consensus_seed).",
+    )
+    group.addoption(
+        "--consensus-adapter-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Option handed to the adapter's constructor; repeatable. Default: none "
+        "(ini: consensus_adapter_options).",
+    )
+    parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
+    parser.addini("consensus_nodes", f"Nodes per cluster (default {DEFAULT_NODES}).")
+    parser.addini("consensus_seed", "Seed for workloads and fault schedules.")
+    parser.addini(
+        "consensus_adapter_options", "KEY=VALUE options for the adapter.", type="linelist"
+    )
+
+
+def _option_or_ini(config: pytest.Config, option: str, ini: str) -> tuple[Any, str]:
+    """The command-line value if given, else the ini value: (value, source)."""
+    value = config.getoption(option)
+    if value not in (None, []):
+        return value, "option"
+    ini_value = config.getini(ini)
+    if ini_value not in (None, "", []):
+        return ini_value, "ini"
+    return None, "default"
+
+
+def build_settings(config: pytest.Config) -> Settings:
+    from pytest_consensus.settings import Settings, parse_adapter_options, parse_positive_int
+
+    adapters, _ = _option_or_ini(config, "consensus_adapter", "consensus_adapter")
+    nodes_raw, _ = _option_or_ini(config, "consensus_nodes", "consensus_nodes")
+    seed_raw, seed_source = _option_or_ini(config, "consensus_seed", "consensus_seed")
+    options_raw, _ = _option_or_ini(config, "consensus_adapter_option", "consensus_adapter_options")
+    try:
+        nodes = parse_positive_int("--consensus-nodes", str(nodes_raw or DEFAULT_NODES))
+        seed = (
+            random.SystemRandom().randrange(2**31)
+            if seed_raw is None
+            else int(str(seed_raw), 0)
+        )
+        options = parse_adapter_options(list(options_raw or []))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    if seed_raw is None:
+        seed_source = "random"
+    names = tuple(dict.fromkeys(name.strip() for name in adapters or [] if name.strip()))
+    return Settings(
+        adapters=names, nodes=nodes, seed=seed, seed_source=seed_source, adapter_options=options
+    )
+
+
+def conformance_dir() -> Path:
+    """Where the installed conformance suite lives (inside pytest_consensus)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytest_consensus.conformance")
+    assert spec is not None and spec.submodule_search_locations is not None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "consensus_rule(rule_id): the rule of DESIGN.md a conformance test certifies.",
+    )
+    config.addinivalue_line(
+        "markers",
+        "consensus_requires(*capabilities): adapter capabilities the test needs; "
+        "without them the test is reported n/a with the reason.",
+    )
+    from pytest_consensus import fixtures
+
+    config.pluginmanager.register(fixtures, "consensus-fixtures")
+    settings = build_settings(config)
+    config.stash[settings_key] = settings
+    if not settings.adapters:
+        return
+    from pytest_consensus.errors import HarnessError
+    from pytest_consensus.registry import load_adapter
+    from pytest_consensus.verdicts import VerdictReporter, VerdictTable
+
+    try:
+        config.stash[adapters_key] = {
+            name: load_adapter(name, settings.adapter_options) for name in settings.adapters
+        }
+    except HarnessError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[verdicts_key] = VerdictTable(settings.adapters)
+    config.pluginmanager.register(VerdictReporter(config.stash[verdicts_key]), "consensus-verdicts")
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        # `pytest --consensus-adapter=X` with no paths certifies X with the installed suite.
+        config.args = [str(conformance_dir())]
+    from pytest_consensus.hosts import sweep_stale_run_dirs
+
+    if not hasattr(config, "workerinput"):  # the xdist controller or a plain run sweeps once
+        sweep_stale_run_dirs()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(settings_key, None)
+    if settings is None or not settings.adapters:
+        return []
+    adapters = config.stash[adapters_key]
+    described = ", ".join(f"{name} ({adapter.version()})" for name, adapter in adapters.items())
+    seed_note = (
+        f"{settings.seed} ({settings.seed_source}; replay with --consensus-seed={settings.seed})"
+    )
+    return [f"consensus: adapters={described}, nodes={settings.nodes}, seed={seed_note}"]
+
+
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Collect the installed suite as a plain directory: importing it as a top-level
+    package (as pytest would, by its path) could shadow a user's `conformance` package."""
+    if path == conformance_dir():
+        return pytest.Dir.from_parent(parent, path=path)
+    return None
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    if module_path.parent == conformance_dir():
+        from pytest_consensus.collection import ConformanceModule
+
+        return ConformanceModule.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "consensus_adapter" not in metafunc.fixturenames:
+        return
+    settings = metafunc.config.stash[settings_key]
+    if settings.adapters:
+        metafunc.parametrize(
+            "consensus_adapter", settings.adapters, indirect=True, ids=settings.adapters,
+            scope="session",
+        )
+
+
+def _rule_and_adapter(item: pytest.Item) -> tuple[str | None, str | None]:
+    marker = item.get_closest_marker("consensus_rule")
+    rule = str(marker.args[0]) if marker and marker.args else None
+    callspec = getattr(item, "callspec", None)
+    adapter = callspec.params.get("consensus_adapter") if callspec else None
+    return rule, adapter
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from pytest_consensus.rules import check_rule
+
+    for item in items:
+        rule, adapter = _rule_and_adapter(item)
+        if rule is not None:
+            try:
+                check_rule(rule)
+            except ValueError as error:
+                raise pytest.UsageError(f"{item.nodeid}: {error}") from None
+            item.user_properties.append(("consensus_rule", rule))
+        if adapter is not None:
+            item.user_properties.append(("consensus_adapter", adapter))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Report a test whose capabilities the adapter lacks as n/a, before any cluster starts."""
+    _, adapter_name = _rule_and_adapter(item)
+    marker = item.get_closest_marker("consensus_requires")
+    if adapter_name is None or marker is None:
+        return
+    from pytest_consensus.contract import Capability
+
+    adapter = item.config.stash[adapters_key][adapter_name]
+    try:
+        needed = [Capability.parse(str(name)) for name in marker.args]
+    except ValueError as error:
+        raise pytest.UsageError(f"{item.nodeid}: {error}") from None
+    missing = [c.value for c in needed if not adapter.has(c)]
+    if missing:
+        pytest.skip(f"n/a: adapter {adapter_name} lacks capability {', '.join(missing)}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    history = item.stash.get(history_path_key, None)
+    if history is not None and report.failed:
+        report.sections.append(("consensus evidence", f"history: {history}\n"
+                                f"node logs: {history.parent / 'logs'}"))
+    return report

@@ -1,0 +1,46 @@
+"""The run's effective settings: one frozen object, built from options and ini keys."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the fixtures need to know about the run, and where each value came from."""
+
+    adapters: tuple[str, ...] = ()
+    nodes: int = 3
+    seed: int = 0
+    seed_source: str = "random"
+    adapter_options: dict[str, str] = field(default_factory=dict)
+    #: Per-operation timeout: generous, since time is not what most tests measure.
+    operation_timeout: float = 5.0
+    #: How long a cluster may take to elect its first leader.
+    leader_timeout: float = 30.0
+
+    def seed_for(self, test_id: str) -> int:
+        """A per-test seed: stable for one run seed and test, different across tests."""
+        return (self.seed * 1_000_003 + zlib.crc32(test_id.encode())) % 2**32
+
+
+def parse_adapter_options(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings into a dict; anything else is an error that shows the form."""
+    options = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"adapter option {pair!r} is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def parse_positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value

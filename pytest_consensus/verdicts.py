@@ -1,0 +1,119 @@
+"""Per-rule verdicts from test outcomes: pass, fail, or n/a with the reason.
+
+A rule passes for an adapter when at least one of its tests passed and none failed; it is
+n/a when every test was skipped (the reason is the first skip's); never "pass" by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pytest_consensus.rules import RULES
+
+if TYPE_CHECKING:
+    from pytest import TestReport
+
+
+@dataclass
+class RuleOutcome:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    skip_reasons: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if self.failed:
+            return "fail"
+        if self.passed:
+            return "pass"
+        if self.skipped:
+            return "n/a"
+        return "not run"
+
+    def describe(self) -> str:
+        total = self.passed + self.failed + self.skipped
+        if self.verdict == "fail":
+            return f"FAIL ({self.failed} of {total} failed)"
+        if self.verdict == "pass":
+            extra = f", {self.skipped} n/a" if self.skipped else ""
+            return f"pass ({self.passed} passed{extra})"
+        if self.verdict == "n/a":
+            return f"n/a ({self.skip_reasons[0] if self.skip_reasons else 'skipped'})"
+        return "not run"
+
+
+class VerdictTable:
+    """Outcomes by (rule, adapter), fed with every test report of the run."""
+
+    def __init__(self, adapters: Sequence[str]) -> None:
+        self.adapters = list(adapters)
+        #: (rule, adapter) -> test id -> ("passed" | "failed" | "skipped", skip reason)
+        self.results: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
+
+    def add(self, report: TestReport) -> None:
+        properties = dict(report.user_properties)
+        rule, adapter = properties.get("consensus_rule"), properties.get("consensus_adapter")
+        if rule is None or adapter is None:
+            return
+        tests = self.results.setdefault((str(rule), str(adapter)), {})
+        previous = tests.get(report.nodeid, ("", ""))[0]
+        if report.failed:
+            tests[report.nodeid] = ("failed", "")  # a failure in any phase wins
+        elif report.skipped and previous != "failed":
+            longrepr = report.longrepr
+            reason = str(longrepr[2]) if isinstance(longrepr, tuple) else "skipped"
+            tests[report.nodeid] = ("skipped", reason.removeprefix("Skipped: "))
+        elif report.passed and report.when == "call" and not previous:
+            tests[report.nodeid] = ("passed", "")
+
+    def outcome(self, rule: str, adapter: str) -> RuleOutcome:
+        outcome = RuleOutcome()
+        for test_id, (status, reason) in self.results.get((rule, adapter), {}).items():
+            if status == "failed":
+                outcome.failed += 1
+                outcome.failures.append(test_id)
+            elif status == "skipped":
+                outcome.skipped += 1
+                outcome.skip_reasons.append(reason)
+            else:
+                outcome.passed += 1
+        return outcome
+
+    def empty(self) -> bool:
+        return not self.results
+
+    def verdict(self, rule: str, adapter: str) -> str:
+        return self.outcome(rule, adapter).verdict
+
+    def render(self) -> list[str]:
+        rules = list(RULES)
+        width = max(len(rule) for rule in rules) + 2
+        column = max([28, *(len(a) + 2 for a in self.adapters)])
+        lines = ["rule".ljust(width) + "".join(a.ljust(column) for a in self.adapters)]
+        for rule in rules:
+            cells = []
+            for adapter in self.adapters:
+                cells.append(self.outcome(rule, adapter).describe().ljust(column))
+            lines.append(rule.ljust(width) + "".join(cells))
+        return [line.rstrip() for line in lines]
+
+
+class VerdictReporter:
+    """A plugin object: collects reports and prints the rules-by-backend table at the end."""
+
+    def __init__(self, table: VerdictTable) -> None:
+        self.table = table
+
+    def pytest_runtest_logreport(self, report: TestReport) -> None:
+        self.table.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.table.empty():
+            return
+        terminalreporter.write_sep("=", "consensus certification")
+        for line in self.table.render():
+            terminalreporter.write_line(line)

@@ -1,0 +1,75 @@
+"""Concurrent client workloads, bounded in operation count and in time.
+
+Each worker owns one client and a random generator derived from the test's seed, so the
+sequence of operations each worker *tries* is reproducible; interleavings are not.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pytest_consensus.contract import Client
+from pytest_consensus.errors import ConsensusError
+
+Operation = Callable[[Client, random.Random, int], None]
+
+
+@dataclass
+class WorkloadResult:
+    """What the workers did: completed operations, errors by kind, and unexpected crashes."""
+
+    completed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    crashes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_workload(
+    clients: Sequence[Client],
+    operation: Operation,
+    *,
+    seed: int,
+    operations_per_client: int,
+    time_limit: float,
+) -> WorkloadResult:
+    """Run ``operation`` from one thread per client until the count or the time runs out.
+
+    Taxonomy errors are expected under faults and counted; anything else a worker raises
+    is collected in ``crashes`` so the test can fail with it.
+    """
+    result = WorkloadResult()
+    lock = threading.Lock()
+    deadline = time.monotonic() + time_limit
+    started = time.monotonic()
+
+    def worker(index: int, client: Client) -> None:
+        rng = random.Random(f"{seed}-{index}")
+        for number in range(operations_per_client):
+            if time.monotonic() >= deadline:
+                return
+            try:
+                operation(client, rng, number)
+                with lock:
+                    result.completed += 1
+            except ConsensusError as error:
+                with lock:
+                    result.errors[error.kind] = result.errors.get(error.kind, 0) + 1
+            except Exception as error:  # a bug in the test or adapter: report, stop this worker
+                with lock:
+                    result.crashes.append(f"worker {index}: {type(error).__name__}: {error}")
+                return
+
+    threads = [
+        threading.Thread(target=worker, args=(index, client), name=f"consensus-worker-{index}")
+        for index, client in enumerate(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()) + 30.0)
+    result.seconds = time.monotonic() - started
+    return result
