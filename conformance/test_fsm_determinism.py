@@ -60,7 +60,9 @@ def test_replica_digests_agree_after_concurrent_workload(
     assert not result.crashes, "workload workers crashed:\n" + "\n".join(result.crashes)
     assert result.completed > 0, f"no operation succeeded; errors by kind: {result.errors}"
     converged = wait_for_same_applied_index(consensus_cluster, timeout=CONVERGENCE_TIMEOUT)
-    assert converged.digests_agree, (
-        "replicas at the same applied index hold different states: "
-        f"{converged.describe()}; the state machine is not deterministic"
-    )
+    if not converged.digests_agree:
+        pytest.fail(
+            "replicas at the same applied index hold different states: "
+            f"{converged.describe()}; the state machine is not deterministic",
+            pytrace=False,
+        )

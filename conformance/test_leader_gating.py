@@ -65,29 +65,44 @@ def test_writes_to_followers_are_committed_or_refused(
                                 "commit the write or refuse it as not-leader")
                 continue
             acknowledged.append((client.node, key, value))
-    assert not problems, "\n".join(problems)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
     needed = majority(len(consensus_cluster.nodes))
-    for follower, key, value in acknowledged:
-        try:
-            wait_for(
-                lambda: len(nodes_holding(consensus_clients, key, value, timeout)) >= needed,
-                timeout=REPLICATION_TIMEOUT,
-                what=f"{key} on a majority",
-                interval=0.1,
-            )
-        except WaitTimeout:
+
+    def unreplicated() -> list[tuple[str, str, str, list[str]]]:
+        """Acknowledged writes not (yet) on a majority, with the nodes that hold them."""
+        short = []
+        for follower, key, value in acknowledged:
             holding = nodes_holding(consensus_clients, key, value, timeout)
-            pytest.fail(
-                f"write {key}={value!r} acknowledged by follower {follower} is on "
-                f"{len(holding)} of {len(consensus_cluster.nodes)} nodes ({', '.join(holding)}) "
-                f"after {REPLICATION_TIMEOUT}s; a committed write is on a majority ({needed}). "
-                "Did the follower apply it locally instead of forwarding it to the leader?"
-            )
+            if len(holding) < needed:
+                short.append((follower, key, value, holding))
+        return short
+
+    try:
+        wait_for(lambda: not unreplicated(), timeout=REPLICATION_TIMEOUT,
+                 what="every acknowledged write on a majority", interval=0.2)
+    except WaitTimeout:
+        pass
+    short = unreplicated()
+    if short:
+        pytest.fail(
+            f"{len(short)} of {len(acknowledged)} writes acknowledged by followers are not on a "
+            f"majority ({needed} of {len(consensus_cluster.nodes)}) after "
+            f"{REPLICATION_TIMEOUT}s, so they were never committed: "
+            + "; ".join(f"{key}={value!r} via {follower} is on {holding or 'no node'}"
+                        for follower, key, value, holding in short)
+            + ". A follower must forward writes to the leader or refuse them as not-leader, "
+            "never apply them locally.",
+            pytrace=False,
+        )
     leader_client = next(c for c in consensus_clients if c.node == leader.name)
     for follower, key, value in acknowledged:
         read = leader_client.get(key, level=ReadLevel.STRONG, timeout=timeout)
-        assert read == value, (
-            f"write {key}={value!r} acknowledged by follower {follower} reads back as {read!r} "
-            f"through a strong read on the leader {leader.name}: acknowledged without commit"
-        )
+        if read != value:
+            pytest.fail(
+                f"write {key}={value!r} acknowledged by follower {follower} reads back as "
+                f"{read!r} through a strong read on the leader {leader.name}: acknowledged "
+                "without commit",
+                pytrace=False,
+            )

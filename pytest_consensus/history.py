@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pytest_consensus.contract import Client, ReadLevel
-from pytest_consensus.errors import ConsensusError, UnknownError
+from pytest_consensus.errors import CapabilityMissing, ConsensusError, UnknownError
 
 EventType = Literal["invoke", "ok", "fail", "info"]
 NEMESIS = "nemesis"
@@ -147,6 +147,10 @@ class RecordingClient(Client):
                                 error=message)
             if not error.definite:
                 self.process = self.history.new_process()
+            raise
+        except CapabilityMissing as missing:
+            self.history.record(process, "fail", f, key=key, value=value, node=self.node,
+                                error=f"capability-missing: {missing}")
             raise
         except Exception as error:
             message = f"adapter raised {type(error).__name__}: {error}"

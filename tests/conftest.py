@@ -1,0 +1,36 @@
+"""Shared helpers for the project's own tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def tests_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let pytester subprocesses (and the nodes they start) import broken_stores and fakes."""
+    current = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS_DIR), current])))
+
+
+def node_processes_of(parent_pid: int) -> list[int]:
+    """PIDs of live node processes started by the harness process ``parent_pid``."""
+    marker = f"--parent-pid\0{parent_pid}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        if marker in cmdline + b"\0" and state != "Z":
+            found.append(int(entry.name))
+    return found
