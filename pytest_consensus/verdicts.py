@@ -35,15 +35,19 @@ class RuleOutcome:
         return "not run"
 
     def describe(self) -> str:
-        total = self.passed + self.failed + self.skipped
+        """A short cell for the matrix: pass/FAIL/n/a with counts."""
         if self.verdict == "fail":
-            return f"FAIL ({self.failed} of {total} failed)"
+            return f"FAIL ({self.failed} of {self.passed + self.failed + self.skipped} failed)"
         if self.verdict == "pass":
             extra = f", {self.skipped} n/a" if self.skipped else ""
             return f"pass ({self.passed} passed{extra})"
-        if self.verdict == "n/a":
-            return f"n/a ({self.skip_reasons[0] if self.skip_reasons else 'skipped'})"
-        return "not run"
+        return self.verdict
+
+    @property
+    def reason(self) -> str:
+        """Why a rule is n/a: the distinct skip reasons of its tests."""
+        reasons = dict.fromkeys(r.removeprefix("n/a: ") for r in self.skip_reasons)
+        return "; ".join(reasons) or "skipped"
 
 
 class VerdictTable:
@@ -90,16 +94,21 @@ class VerdictTable:
         return self.outcome(rule, adapter).verdict
 
     def render(self) -> list[str]:
+        """Rules by adapter, then the reason for every n/a cell."""
         rules = list(RULES)
         width = max(len(rule) for rule in rules) + 2
-        column = max([28, *(len(a) + 2 for a in self.adapters)])
+        column = max([24, *(len(a) + 2 for a in self.adapters)])
         lines = ["rule".ljust(width) + "".join(a.ljust(column) for a in self.adapters)]
+        reasons = []
         for rule in rules:
             cells = []
             for adapter in self.adapters:
-                cells.append(self.outcome(rule, adapter).describe().ljust(column))
+                outcome = self.outcome(rule, adapter)
+                cells.append(outcome.describe().ljust(column))
+                if outcome.verdict == "n/a":
+                    reasons.append(f"  {rule} on {adapter}: n/a because {outcome.reason}")
             lines.append(rule.ljust(width) + "".join(cells))
-        return [line.rstrip() for line in lines]
+        return [line.rstrip() for line in lines + reasons]
 
 
 class VerdictReporter:

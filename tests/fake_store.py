@@ -117,3 +117,10 @@ class ExplodingAdapter(FakeAdapter):
 
     def __init__(self, options: dict[str, str] | None = None) -> None:
         raise RuntimeError("cannot read my config file")
+
+
+class SecondFakeAdapter(FakeAdapter):
+    """A second backend, for runs that compare several."""
+
+    name = "fake-two"
+    capabilities = frozenset({*FakeAdapter.capabilities, Capability.PAUSE})
