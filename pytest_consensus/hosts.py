@@ -62,7 +62,10 @@ class RunDirectory:
 
 
 def port_free(address: str, port: int) -> bool:
+    """Whether a server could listen on ``address:port`` now (as servers do, with
+    SO_REUSEADDR, so connections lingering in TIME_WAIT do not count as taken)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError:
