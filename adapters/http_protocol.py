@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 from typing import Any
 
 from pytest_consensus.contract import Client, NodeStatus, ReadLevel, Role
@@ -55,7 +54,9 @@ class HttpStoreClient(Client):
     ) -> dict[str, Any]:
         # A fresh connection per request: a reused keep-alive socket that the server
         # closed would fail *after* sending and turn a clean refusal into "unknown".
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout + TRANSPORT_GRACE)
+        connection = http.client.HTTPConnection(
+            self.host, self.port, timeout=timeout + TRANSPORT_GRACE
+        )
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "Connection": "close"}
         try:
@@ -66,7 +67,7 @@ class HttpStoreClient(Client):
             connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()
             raw = response.read()
-        except socket.timeout as error:
+        except TimeoutError as error:
             raise Timeout(f"{self.node} did not answer within {timeout}s") from error
         except (OSError, http.client.HTTPException) as error:
             raise ConnectionLost(f"connection to {self.node} lost: {error!r}") from error
@@ -75,7 +76,9 @@ class HttpStoreClient(Client):
         try:
             decoded: dict[str, Any] = json.loads(raw)
         except ValueError as error:
-            raise UnknownError(f"{self.node} sent a body that is not JSON: {raw[:200]!r}") from error
+            raise UnknownError(
+                f"{self.node} sent a body that is not JSON: {raw[:200]!r}"
+            ) from error
         if response.status != 200:
             raise error_from_body(decoded)
         return decoded

@@ -94,7 +94,9 @@ def test_acknowledged_writes_survive_kill_and_restart_of_one_node(
         pytest.fail(
             f"{len(lost)} of {len(acknowledged)} acknowledged writes lost after SIGKILL and "
             f"restart of {which} {victim.name}: "
-            + ", ".join(f"{k} (acknowledged {v!r}, read {r!r})" for k, (v, r) in sorted(lost.items())),
+            + ", ".join(
+                f"{k} (acknowledged {v!r}, read {r!r})" for k, (v, r) in sorted(lost.items())
+            ),
             pytrace=False,
         )
     wait_for_same_applied_index(consensus_cluster, timeout=CATCH_UP_TIMEOUT)

@@ -56,13 +56,17 @@ def test_writes_to_followers_are_committed_or_refused(
             except NotLeader as refusal:
                 hint = refusal.leader_hint
                 if hint is not None and hint not in {n.name for n in consensus_cluster.nodes}:
-                    problems.append(f"{client.node} refused {key} with a leader hint {hint!r} "
-                                    "that names no node of the cluster")
+                    problems.append(
+                        f"{client.node} refused {key} with a leader hint {hint!r} "
+                        "that names no node of the cluster"
+                    )
                 continue
             except ConsensusError as error:
-                problems.append(f"write of {key} to follower {client.node} failed with "
-                                f"{error.kind} ({error}); without faults a follower must "
-                                "commit the write or refuse it as not-leader")
+                problems.append(
+                    f"write of {key} to follower {client.node} failed with "
+                    f"{error.kind} ({error}); without faults a follower must "
+                    "commit the write or refuse it as not-leader"
+                )
                 continue
             acknowledged.append((client.node, key, value))
     if problems:
@@ -80,8 +84,12 @@ def test_writes_to_followers_are_committed_or_refused(
         return short
 
     try:
-        wait_for(lambda: not unreplicated(), timeout=REPLICATION_TIMEOUT,
-                 what="every acknowledged write on a majority", interval=0.2)
+        wait_for(
+            lambda: not unreplicated(),
+            timeout=REPLICATION_TIMEOUT,
+            what="every acknowledged write on a majority",
+            interval=0.2,
+        )
     except WaitTimeout:
         pass
     short = unreplicated()
@@ -90,8 +98,10 @@ def test_writes_to_followers_are_committed_or_refused(
             f"{len(short)} of {len(acknowledged)} writes acknowledged by followers are not on a "
             f"majority ({needed} of {len(consensus_cluster.nodes)}) after "
             f"{REPLICATION_TIMEOUT}s, so they were never committed: "
-            + "; ".join(f"{key}={value!r} via {follower} is on {holding or 'no node'}"
-                        for follower, key, value, holding in short)
+            + "; ".join(
+                f"{key}={value!r} via {follower} is on {holding or 'no node'}"
+                for follower, key, value, holding in short
+            )
             + ". A follower must forward writes to the leader or refuse them as not-leader, "
             "never apply them locally.",
             pytrace=False,

@@ -22,4 +22,6 @@ class ConformanceModule(pytest.Module):
         try:
             return importlib.import_module(name)
         except Exception as error:
-            raise self.CollectError(f"cannot import conformance module {name}: {error!r}") from error
+            raise self.CollectError(
+                f"cannot import conformance module {name}: {error!r}"
+            ) from error

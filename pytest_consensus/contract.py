@@ -131,7 +131,7 @@ class Client(abc.ABC):
         """Set ``key`` to ``new`` if it holds ``expected``; False when it did not match."""
         raise CapabilityMissing("cas")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook with a do-nothing default
         """Release connections; the default holds none."""
 
 

@@ -102,8 +102,12 @@ def consensus_cluster(
         cluster.close()
         for host in hosts:
             if host.log_dir.exists():
-                shutil.copytree(host.log_dir, tmp_path / "logs" / host.name,
-                                ignore=shutil.ignore_patterns("data"), dirs_exist_ok=True)
+                shutil.copytree(
+                    host.log_dir,
+                    tmp_path / "logs" / host.name,
+                    ignore=shutil.ignore_patterns("data"),
+                    dirs_exist_ok=True,
+                )
 
 
 @pytest.fixture

@@ -143,55 +143,90 @@ class RecordingClient(Client):
         except ConsensusError as error:
             outcome: EventType = "fail" if error.definite else "info"
             message = f"{error.kind}: {error}"
-            self.history.record(process, outcome, f, key=key, value=value, node=self.node,
-                                error=message)
+            self.history.record(
+                process, outcome, f, key=key, value=value, node=self.node, error=message
+            )
             if not error.definite:
                 self.process = self.history.new_process()
             raise
         except CapabilityMissing as missing:
-            self.history.record(process, "fail", f, key=key, value=value, node=self.node,
-                                error=f"capability-missing: {missing}")
+            self.history.record(
+                process,
+                "fail",
+                f,
+                key=key,
+                value=value,
+                node=self.node,
+                error=f"capability-missing: {missing}",
+            )
             raise
         except Exception as error:
             message = f"adapter raised {type(error).__name__}: {error}"
-            self.history.record(process, "info", f, key=key, value=value, node=self.node,
-                                error=message)
+            self.history.record(
+                process, "info", f, key=key, value=value, node=self.node, error=message
+            )
             self.process = self.history.new_process()
-            raise UnknownError(f"{message} (adapters must raise pytest_consensus.errors)") from error
+            raise UnknownError(
+                f"{message} (adapters must raise pytest_consensus.errors)"
+            ) from error
         return result
 
     def put(self, key: str, value: str, *, timeout: float, request_id: str | None = None) -> None:
-        self._call("put", key, value,
-                   lambda: self.inner.put(key, value, timeout=timeout, request_id=request_id))
+        self._call(
+            "put",
+            key,
+            value,
+            lambda: self.inner.put(key, value, timeout=timeout, request_id=request_id),
+        )
         self._complete("ok", "put", key, value)
 
     def get(self, key: str, *, level: ReadLevel = ReadLevel.STRONG, timeout: float) -> str | None:
         f = "get" if ReadLevel(level) is ReadLevel.STRONG else "stale-get"
-        value: str | None = self._call(f, key, None,
-                                       lambda: self.inner.get(key, level=level, timeout=timeout))
+        value: str | None = self._call(
+            f, key, None, lambda: self.inner.get(key, level=level, timeout=timeout)
+        )
         self._complete("ok", f, key, value)
         return value
 
     def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
-        self._call("delete", key, None,
-                   lambda: self.inner.delete(key, timeout=timeout, request_id=request_id))
+        self._call(
+            "delete",
+            key,
+            None,
+            lambda: self.inner.delete(key, timeout=timeout, request_id=request_id),
+        )
         self._complete("ok", "delete", key, None)
 
-    def cas(self, key: str, expected: str | None, new: str, *, timeout: float,
-            request_id: str | None = None) -> bool:
+    def cas(
+        self,
+        key: str,
+        expected: str | None,
+        new: str,
+        *,
+        timeout: float,
+        request_id: str | None = None,
+    ) -> bool:
         value = [expected, new]
-        swapped = bool(self._call("cas", key, value, lambda: self.inner.cas(
-            key, expected, new, timeout=timeout, request_id=request_id)))
+        swapped = bool(
+            self._call(
+                "cas",
+                key,
+                value,
+                lambda: self.inner.cas(key, expected, new, timeout=timeout, request_id=request_id),
+            )
+        )
         if swapped:
             self._complete("ok", "cas", key, value)
         else:
             self._complete("fail", "cas", key, value, error="mismatch")
         return swapped
 
-    def _complete(self, type_: EventType, f: str, key: str, value: Any,
-                  error: str | None = None) -> None:
-        self.history.record(self.process, type_, f, key=key, value=value, node=self.node,
-                            error=error)
+    def _complete(
+        self, type_: EventType, f: str, key: str, value: Any, error: str | None = None
+    ) -> None:
+        self.history.record(
+            self.process, type_, f, key=key, value=value, node=self.node, error=error
+        )
 
     def close(self) -> None:
         self.inner.close()

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_consensus.contract import Adapter
+    # Used only inside the StashKey subscripts below, which ruff does not read as types.
+    from pytest_consensus.contract import Adapter  # noqa: F401
     from pytest_consensus.settings import Settings
-    from pytest_consensus.verdicts import VerdictTable
+    from pytest_consensus.verdicts import VerdictTable  # noqa: F401
 
 settings_key = pytest.StashKey["Settings"]()
 adapters_key = pytest.StashKey["dict[str, Adapter]"]()
@@ -86,11 +87,7 @@ def build_settings(config: pytest.Config) -> Settings:
     options_raw, _ = _option_or_ini(config, "consensus_adapter_option", "consensus_adapter_options")
     try:
         nodes = parse_positive_int("--consensus-nodes", str(nodes_raw or DEFAULT_NODES))
-        seed = (
-            random.SystemRandom().randrange(2**31)
-            if seed_raw is None
-            else int(str(seed_raw), 0)
-        )
+        seed = random.SystemRandom().randrange(2**31) if seed_raw is None else int(str(seed_raw), 0)
         options = parse_adapter_options(list(options_raw or []))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
@@ -183,7 +180,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash[settings_key]
     if settings.adapters:
         metafunc.parametrize(
-            "consensus_adapter", settings.adapters, indirect=True, ids=settings.adapters,
+            "consensus_adapter",
+            settings.adapters,
+            indirect=True,
+            ids=settings.adapters,
             scope="session",
         )
 
@@ -234,6 +234,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     history = item.stash.get(history_path_key, None)
     if history is not None and report.failed:
-        report.sections.append(("consensus evidence", f"history: {history}\n"
-                                f"node logs: {history.parent / 'logs'}"))
+        report.sections.append(
+            ("consensus evidence", f"history: {history}\nnode logs: {history.parent / 'logs'}")
+        )
     return report

@@ -74,6 +74,5 @@ def load_adapter(spec: str, options: dict[str, str] | None = None) -> Adapter:
         return adapter_class(options or {})
     except Exception as error:
         raise AdapterLoadError(
-            f"adapter {spec!r}: {adapter_class.__name__}() raised "
-            f"{type(error).__name__}: {error}"
+            f"adapter {spec!r}: {adapter_class.__name__}() raised {type(error).__name__}: {error}"
         ) from error

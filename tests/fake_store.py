@@ -69,9 +69,15 @@ class FakeClient(Client):
         with self._node.store.lock:
             return self._node.store.data.get(key)
 
-
-    def cas(self, key: str, expected: str | None, new: str, *, timeout: float,
-            request_id: str | None = None) -> bool:
+    def cas(
+        self,
+        key: str,
+        expected: str | None,
+        new: str,
+        *,
+        timeout: float,
+        request_id: str | None = None,
+    ) -> bool:
         with self._node.store.lock:
             if self._node.store.data.get(key) != expected:
                 return False

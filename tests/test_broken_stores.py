@@ -36,8 +36,11 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
     pytester: pytest.Pytester, store: str, selection: str, rule: str, message: str
 ) -> None:
     result = pytester.runpytest_subprocess(
-        f"--consensus-adapter=broken_stores.{store}:Adapter", "-k", selection,
-        "-p", "no:cacheprovider",
+        f"--consensus-adapter=broken_stores.{store}:Adapter",
+        "-k",
+        selection,
+        "-p",
+        "no:cacheprovider",
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([message, f"{rule}*FAIL*"])
@@ -46,7 +49,10 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
 def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) -> None:
     """The control: the unbroken backend passes exactly what the broken ones fail."""
     result = pytester.runpytest_subprocess(
-        "--consensus-adapter=pysyncobj", "-p", "no:cacheprovider",
-        "-k", "leader_gating or fsm_determinism or consensus_safety",
+        "--consensus-adapter=pysyncobj",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "leader_gating or fsm_determinism or consensus_safety",
     )
     result.assert_outcomes(passed=4)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from fake_store import FakeAdapter
 from pytest_consensus.contract import Client, HostSpec, ReadLevel
 from pytest_consensus.errors import CapabilityMissing, NotLeader, Timeout, UnknownError
 from pytest_consensus.history import History, RecordingClient, read_jsonl
+
+from fake_store import FakeAdapter
 
 
 class ScriptedClient(Client):

@@ -42,13 +42,17 @@ def test_an_adapter_that_fails_to_import_says_why(pytester: pytest.Pytester) -> 
 
 def test_header_shows_effective_settings_and_seed(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        "--consensus-adapter=fake_store:FakeAdapter", "--consensus-seed=42",
-        "--consensus-nodes=5", "--co",
+        "--consensus-adapter=fake_store:FakeAdapter",
+        "--consensus-seed=42",
+        "--consensus-nodes=5",
+        "--co",
     )
-    result.stdout.fnmatch_lines([
-        "consensus: adapters=fake_store:FakeAdapter (fake 1.0), nodes=5, "
-        "seed=42 (option; replay with --consensus-seed=42)"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "consensus: adapters=fake_store:FakeAdapter (fake 1.0), nodes=5, "
+            "seed=42 (option; replay with --consensus-seed=42)"
+        ]
+    )
 
 
 def test_ini_keys_are_equivalents_and_options_win(pytester: pytest.Pytester) -> None:
@@ -72,11 +76,13 @@ def test_without_paths_the_installed_conformance_suite_is_collected(
     pytester: pytest.Pytester,
 ) -> None:
     result = pytester.runpytest_subprocess("--consensus-adapter=pysyncobj", "--co", "-q")
-    result.stdout.fnmatch_lines([
-        "*test_consensus_safety.py::*[[]pysyncobj-leader[]]",
-        "*test_fsm_determinism.py::*[[]pysyncobj[]]",
-        "*test_leader_gating.py::*[[]pysyncobj[]]",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_consensus_safety.py::*[[]pysyncobj-leader[]]",
+            "*test_fsm_determinism.py::*[[]pysyncobj[]]",
+            "*test_leader_gating.py::*[[]pysyncobj[]]",
+        ]
+    )
 
 
 def test_several_adapters_give_a_run_per_backend_and_a_matrix(pytester: pytest.Pytester) -> None:
@@ -88,10 +94,12 @@ def test_several_adapters_give_a_run_per_backend_and_a_matrix(pytester: pytest.P
         "test_suite.py",
     )
     result.assert_outcomes(passed=3, skipped=1)
-    result.stdout.fnmatch_lines([
-        "rule*fake_store:FakeAdapter*fake_store:SecondFakeAdapter",
-        "leader-gating*pass (1 passed, 1 n/a)*pass (2 passed)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "rule*fake_store:FakeAdapter*fake_store:SecondFakeAdapter",
+            "leader-gating*pass (1 passed, 1 n/a)*pass (2 passed)",
+        ]
+    )
 
 
 def test_missing_capability_is_reported_na_never_passed(pytester: pytest.Pytester) -> None:
@@ -100,12 +108,14 @@ def test_missing_capability_is_reported_na_never_passed(pytester: pytest.Pyteste
         "--consensus-adapter=fake_store:FakeAdapter", "-rs", "test_suite.py"
     )
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines([
-        "*consensus certification*",
-        "leader-gating*pass (1 passed, 1 n/a)",
-        "read-levels*not run",
-        "SKIPPED*n/a: adapter fake_store:FakeAdapter lacks capability pause",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*consensus certification*",
+            "leader-gating*pass (1 passed, 1 n/a)",
+            "read-levels*not run",
+            "SKIPPED*n/a: adapter fake_store:FakeAdapter lacks capability pause",
+        ]
+    )
 
 
 def test_a_rule_with_only_missing_capabilities_is_na_with_the_reason(
@@ -114,11 +124,13 @@ def test_a_rule_with_only_missing_capabilities_is_na_with_the_reason(
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=fake_store:FakeAdapter", "-k", "safety"
     )
-    result.stdout.fnmatch_lines([
-        "consensus-safety*n/a",
-        "*consensus-safety on fake_store:FakeAdapter: n/a because adapter fake_store:FakeAdapter "
-        "lacks capability kill, restart, stale",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "consensus-safety*n/a",
+            "*consensus-safety on fake_store:FakeAdapter: n/a because "
+            "adapter fake_store:FakeAdapter lacks capability kill, restart, stale",
+        ]
+    )
 
 
 def test_every_operation_is_recorded_in_the_tests_history(pytester: pytest.Pytester) -> None:
@@ -130,39 +142,48 @@ def test_every_operation_is_recorded_in_the_tests_history(pytester: pytest.Pytes
     (history,) = {p.resolve() for p in basetemp.glob("test_writes_are_recorded*/history.jsonl")}
     events = [json.loads(line) for line in history.read_text().splitlines()]
     assert [(e["type"], e["f"], e["node"]) for e in events] == [
-        ("invoke", "put", "n2"), ("ok", "put", "n2"), ("invoke", "get", "n1"), ("ok", "get", "n1")
+        ("invoke", "put", "n2"),
+        ("ok", "put", "n2"),
+        ("invoke", "get", "n1"),
+        ("ok", "get", "n1"),
     ]
     assert events[0]["process"] == events[1]["process"] != events[2]["process"]
 
 
 def test_a_failing_rule_shows_fail_and_points_at_the_evidence(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_suite="""
+    pytester.makepyfile(
+        test_suite="""
         import pytest
 
         @pytest.mark.consensus_rule("read-levels")
         def test_broken(consensus_clients):
             consensus_clients[0].put("k", "v", timeout=1)
             assert False, "stale value served"
-    """)
+    """
+    )
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=fake_store:FakeAdapter", "test_suite.py"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines([
-        "*consensus evidence*",
-        "history: */history.jsonl",
-        "read-levels*FAIL (1 of 1 failed)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*consensus evidence*",
+            "history: */history.jsonl",
+            "read-levels*FAIL (1 of 1 failed)",
+        ]
+    )
 
 
 def test_unknown_rule_or_capability_names_are_usage_errors(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_suite="""
+    pytester.makepyfile(
+        test_suite="""
         import pytest
 
         @pytest.mark.consensus_rule("speed")
         def test_x(consensus_adapter):
             pass
-    """)
+    """
+    )
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=fake_store:FakeAdapter", "test_suite.py"
     )
@@ -186,7 +207,8 @@ def test_users_own_adapters_and_conformance_packages_are_never_shadowed(
     own tests side by side, and each import resolves to the package it should."""
     pytester.mkpydir("adapters").joinpath("__init__.py").write_text("OWNER = 'user'\n")
     pytester.mkpydir("conformance").joinpath("__init__.py").write_text("OWNER = 'user'\n")
-    pytester.makepyfile(test_zz_user="""
+    pytester.makepyfile(
+        test_zz_user="""
         import adapters, conformance
         import pytest_consensus.adapters as ours
 
@@ -194,9 +216,16 @@ def test_users_own_adapters_and_conformance_packages_are_never_shadowed(
             assert adapters.OWNER == "user" and conformance.OWNER == "user"
             assert not hasattr(ours, "OWNER")
             assert ours.__name__ == "pytest_consensus.adapters"
-    """)
+    """
+    )
     result = pytester.runpytest_subprocess(
-        "--consensus-adapter=pysyncobj", "--pyargs", "pytest_consensus.conformance",
-        "test_zz_user.py", "-k", "leader_gating or imports_resolve", "-p", "no:cacheprovider",
+        "--consensus-adapter=pysyncobj",
+        "--pyargs",
+        "pytest_consensus.conformance",
+        "test_zz_user.py",
+        "-k",
+        "leader_gating or imports_resolve",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=2)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import node_processes_of
 from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter, node_ports
 from pytest_consensus.cluster_ops import wait_for_leader
 from pytest_consensus.contract import Cluster, ReadLevel, Role
@@ -25,6 +24,8 @@ from pytest_consensus.hosts import (
     sweep_stale_run_dirs,
 )
 from pytest_consensus.waiting import wait_for
+
+from conftest import node_processes_of
 
 
 @pytest.fixture
@@ -47,7 +48,9 @@ def test_a_node_that_cannot_start_raises_with_its_log(hosts: LoopbackHosts) -> N
     blocker.bind((specs[0].address, node_ports(0)[1]))
     blocker.listen()
     try:
-        with pytest.raises(NodeStartError, match=r"(?s)node n1 failed to start.*Address already in use"):
+        with pytest.raises(
+            NodeStartError, match=r"(?s)node n1 failed to start.*Address already in use"
+        ):
             adapter.start_cluster(specs)
     finally:
         blocker.close()
@@ -88,8 +91,11 @@ def test_a_node_without_a_majority_refuses_writes_definitely(cluster: Cluster) -
     survivor = cluster.nodes[0]
     for node in cluster.nodes[1:]:
         node.kill()
-    wait_for(lambda: survivor.status(2).role is not Role.LEADER and survivor.status(2).leader
-             is None, timeout=30, what="the lone survivor to give up leadership")
+    wait_for(
+        lambda: survivor.status(2).role is not Role.LEADER and survivor.status(2).leader is None,
+        timeout=30,
+        what="the lone survivor to give up leadership",
+    )
     with pytest.raises(Unavailable, match="no leader"):
         cluster.client(survivor).put("k", "v", timeout=5)
 
@@ -119,9 +125,19 @@ def start_pytest_with_a_cluster(pytester: pytest.Pytester) -> tuple[subprocess.P
     marker = pytester.path / "cluster-started"
     pytester.makepyfile(test_slow=SLOW_TEST.format(marker=marker))
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--consensus-adapter=pysyncobj", "test_slow.py",
-         "-p", "no:cacheprovider", f"--basetemp={pytester.path / 'basetemp'}"],
-        cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--consensus-adapter=pysyncobj",
+            "test_slow.py",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={pytester.path / 'basetemp'}",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_for(marker.exists, timeout=60, what="the inner run's cluster to start")
     assert len(node_processes_of(process.pid)) == 3
@@ -147,8 +163,11 @@ def test_a_killed_run_leaves_no_nodes_and_the_next_run_sweeps_its_dir(
     process, _ = start_pytest_with_a_cluster(pytester)
     process.kill()
     process.wait(10)
-    wait_for(lambda: not node_processes_of(process.pid), timeout=10,
-             what="orphaned nodes to notice their harness died and exit")
+    wait_for(
+        lambda: not node_processes_of(process.pid),
+        timeout=10,
+        what="orphaned nodes to notice their harness died and exit",
+    )
     leftovers = run_dirs_of(process.pid)
     assert leftovers, "a SIGKILLed run cannot clean up; its run dir should still be there"
     swept = sweep_stale_run_dirs()

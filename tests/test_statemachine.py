@@ -82,7 +82,10 @@ def test_same_log_gives_same_digest_under_another_hash_seed() -> None:
     out = subprocess.run(
         [sys.executable, "-c", program],
         input=json.dumps([item.decode("latin-1") for item in LOG]),
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout.split(" ", 1)
     assert out[0] == machine.digest()
     assert out[1].strip() == machine.snapshot().decode()
