@@ -16,8 +16,16 @@ class NodeProcess:
     tears clusters down in order) rather than every node at once.
     """
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: dict[str, str],
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
+        self.cwd = cwd
         self.argv = list(argv)
         self.log_path = log_path
         self.env = env
@@ -38,6 +46,7 @@ class NodeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,
                 close_fds=True,
             )

@@ -87,17 +87,32 @@ def test_a_paused_node_times_out_as_an_indefinite_failure(cluster: Cluster) -> N
     assert client.get("k", level=ReadLevel.STALE, timeout=5) is None
 
 
-def test_a_node_without_a_majority_refuses_writes_definitely(cluster: Cluster) -> None:
-    survivor = cluster.nodes[0]
-    for node in cluster.nodes[1:]:
-        node.kill()
+def test_a_leader_left_without_a_majority_steps_down_and_refuses_definitely(
+    cluster: Cluster,
+) -> None:
+    leader, _ = wait_for_leader(cluster)
+    for node in cluster.nodes:
+        if node is not leader:
+            node.kill()
     wait_for(
-        lambda: survivor.status(2).role is not Role.LEADER and survivor.status(2).leader is None,
+        lambda: leader.status(2).role is not Role.LEADER,
         timeout=30,
-        what="the lone survivor to give up leadership",
+        what="the lone leader to step down (leaderFallbackTimeout)",
     )
     with pytest.raises(Unavailable, match="no leader"):
-        cluster.client(survivor).put("k", "v", timeout=5)
+        cluster.client(leader).put("k", "v", timeout=5)
+
+
+def test_a_follower_left_alone_acknowledges_no_write(cluster: Cluster) -> None:
+    """PySyncObj starts no election while connected to nobody, so the lone follower keeps
+    forwarding to its dead leader: the outcome is unknown (timeout), never an ack."""
+    leader, _ = wait_for_leader(cluster)
+    survivor = next(node for node in cluster.nodes if node is not leader)
+    for node in cluster.nodes:
+        if node is not survivor:
+            node.kill()
+    with pytest.raises((Timeout, Unavailable)):
+        cluster.client(survivor).put("k", "v", timeout=2)
 
 
 def test_restart_keeps_data_and_rejoins(cluster: Cluster) -> None:
@@ -181,3 +196,18 @@ def test_sweeping_spares_live_runs(tmp_path: Path) -> None:
     dead.mkdir()
     assert sweep_stale_run_dirs(tmp_path) == [dead]
     assert mine.path.exists()
+
+
+def test_nodes_import_the_harness_package_even_from_a_shadowing_checkout(
+    hosts: LoopbackHosts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a directory holding another `pytest_consensus` (a source checkout beside a
+    regular install), nodes still import the package the harness imported."""
+    shadow = tmp_path / "checkout"
+    (shadow / "pytest_consensus").mkdir(parents=True)
+    (shadow / "pytest_consensus" / "__init__.py").write_text("raise ImportError('shadow')\n")
+    monkeypatch.chdir(shadow)
+    monkeypatch.setenv("PYTHONPATH", str(shadow))
+    adapter = PySyncObjAdapter()
+    with adapter.start_cluster(hosts.allocate(3, adapter.ports)) as cluster:
+        wait_for_leader(cluster)

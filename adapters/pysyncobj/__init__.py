@@ -11,8 +11,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import ClassVar
 
+import pytest_consensus
 from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
 from pytest_consensus.adapters.pysyncobj.statemachine import KVStateMachine
 from pytest_consensus.contract import Adapter, Capability, Cluster, HostSpec, StateMachine
@@ -30,6 +32,17 @@ MAX_NODES = 25
 def node_ports(index: int) -> tuple[int, int]:
     """The (raft, api) ports of node ``index``."""
     return RAFT_PORT + 2 * index, API_PORT + 2 * index
+
+
+def node_environment() -> dict[str, str]:
+    """The environment of a node process: it must import the same pytest_consensus as this
+    process. Its working directory is the node's own (see NodeProcess), so a source checkout
+    in the caller's directory cannot shadow the installed package; the directory this
+    process imported pytest_consensus from goes first on PYTHONPATH."""
+    package_root = str(Path(pytest_consensus.__file__).resolve().parent.parent)
+    inherited = os.environ.get("PYTHONPATH", "")
+    python_path = os.pathsep.join(filter(None, [package_root, inherited]))
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
 
 
 class PySyncObjAdapter(Adapter):
@@ -83,15 +96,13 @@ class PySyncObjAdapter(Adapter):
         return command
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        # The node imports exactly what this process can (editable installs, test dirs).
-        python_path = os.pathsep.join(entry for entry in sys.path if entry)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
+        env = node_environment()
         nodes = []
         if len(hosts) > MAX_NODES:
             raise HarnessError(f"the pysyncobj adapter supports up to {MAX_NODES} nodes")
         for index, host in enumerate(hosts):
             argv = self.node_command(hosts, index)
-            process = NodeProcess(host.name, argv, host.log_dir / "node.log", env)
+            process = NodeProcess(host.name, argv, host.log_dir / "node.log", env, host.log_dir)
             nodes.append(ProcessNode(host, process, node_ports(index)[1]))
         return ProcessCluster(nodes).start()
 
