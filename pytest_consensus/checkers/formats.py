@@ -1,0 +1,159 @@
+"""Reading and writing histories: JSON Lines, Jepsen-style EDN, and the Jepsen log format.
+
+Every reader returns :class:`~pytest_consensus.history.Event` objects in file order and
+raises :class:`HistoryFormatError` naming the file and line of anything it cannot read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pytest_consensus.checkers import edn
+from pytest_consensus.history import NEMESIS, Event
+
+FORMATS = ("jsonl", "edn", "jepsen-log")
+EVENT_TYPES = {"invoke", "ok", "fail", "info"}
+JEPSEN_LOG_LINE = re.compile(
+    r"^\S+\s+jepsen\.util\s+-\s+(?P<process>\S+)\s+:(?P<type>\w+)\s+:(?P<f>[\w-]+)(?:\s+(?P<value>.*?))?\s*$"
+)
+
+
+class HistoryFormatError(ValueError):
+    """A history file that cannot be read; the message names the file and line."""
+
+
+def detect_format(path: Path, first_line: str) -> str:
+    stripped = first_line.lstrip()
+    if stripped.startswith("{:") or stripped.startswith("{ :"):
+        return "edn"
+    if stripped.startswith("{"):
+        return "jsonl"
+    if JEPSEN_LOG_LINE.match(first_line):
+        return "jepsen-log"
+    raise HistoryFormatError(
+        f"{path}:1: cannot tell the format (not JSON Lines, EDN or a Jepsen log); "
+        "pass --format jsonl|edn|jepsen-log"
+    )
+
+
+def read_history(path: Path, format: str = "auto") -> list[Event]:  # noqa: A002
+    """Read a history file; ``format`` is one of FORMATS or ``auto`` (by the first line)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise HistoryFormatError(f"{path}: cannot read: {error}") from error
+    content = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if not content:
+        return []
+    if format == "auto":
+        format = detect_format(path, content[0][1])
+    parse = {"jsonl": _jsonl_event, "edn": _edn_event, "jepsen-log": _jepsen_log_event}.get(format)
+    if parse is None:
+        raise HistoryFormatError(f"unknown history format {format!r}; valid: auto, {', '.join(FORMATS)}")
+    events = []
+    for number, line in content:
+        try:
+            events.append(parse(line, len(events)))
+        except (ValueError, TypeError, KeyError) as error:
+            raise HistoryFormatError(f"{path}:{number}: {error}") from None
+    return events
+
+
+def _check_type(type_: Any) -> str:
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"event type {type_!r} is not one of invoke, ok, fail, info")
+    return str(type_)
+
+
+def _jsonl_event(line: str, position: int) -> Event:
+    record = json.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError("a JSON Lines event must be an object")
+    unknown = set(record) - {"index", "time", "process", "type", "f", "key", "value", "node", "error"}
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}")
+    return Event(
+        index=int(record.get("index", position)),
+        time=float(record.get("time", position)),
+        process=record["process"],
+        type=_check_type(record["type"]),  # type: ignore[arg-type]
+        f=str(record["f"]),
+        key=record.get("key"),
+        value=record.get("value"),
+        node=record.get("node"),
+        error=record.get("error"),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """EDN values as the JSON-like values the checkers use (keywords become strings)."""
+    if isinstance(value, edn.Keyword):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _edn_event(line: str, position: int) -> Event:
+    record = edn.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError("an EDN event must be a map")
+    process = record[edn.Keyword("process")]
+    return Event(
+        index=int(record.get(edn.Keyword("index"), position)),
+        time=float(record.get(edn.Keyword("time"), position)),
+        process=str(process) if isinstance(process, edn.Keyword) else process,
+        type=_check_type(str(record[edn.Keyword("type")])),  # type: ignore[arg-type]
+        f=str(record[edn.Keyword("f")]),
+        key=_plain(record.get(edn.Keyword("key"))),
+        value=_plain(record.get(edn.Keyword("value"))),
+        error=_plain(record.get(edn.Keyword("error"))),
+    )
+
+
+def _jepsen_log_event(line: str, position: int) -> Event:
+    match = JEPSEN_LOG_LINE.match(line)
+    if match is None:
+        raise ValueError(f"not a Jepsen log line: {line[:80]!r}")
+    raw_process = match.group("process")
+    process: int | str = int(raw_process) if raw_process.lstrip("-").isdigit() else raw_process
+    if process == ":nemesis":
+        process = NEMESIS
+    value: Any = None
+    raw_value = match.group("value")
+    if raw_value:
+        value = _plain(edn.loads(raw_value))
+    type_ = _check_type(match.group("type"))
+    error = None
+    if type_ in ("fail", "info") and isinstance(value, str) and raw_value.startswith(":"):
+        error, value = value, None  # e.g. ":fail :read :timed-out": the value is the reason
+    return Event(index=position, time=float(position), process=process,
+                 type=type_, f=match.group("f"), value=value, error=error)  # type: ignore[arg-type]
+
+
+def write_edn(events: Iterable[Event], path: Path) -> Path:
+    """Write events as Jepsen-style EDN, one map per line."""
+    K = edn.Keyword
+    with open(path, "w") as handle:
+        for event in events:
+            record: dict[Any, Any] = {
+                K("index"): event.index,
+                K("time"): event.time,
+                K("process"): K(NEMESIS) if event.process == NEMESIS else event.process,
+                K("type"): K(event.type),
+                K("f"): K(event.f),
+                K("value"): event.value,
+            }
+            if event.key is not None:
+                record[K("key")] = event.key
+            if event.node is not None:
+                record[K("node")] = event.node
+            if event.error is not None:
+                record[K("error")] = event.error
+            handle.write(edn.dumps(record) + "\n")
+    return path
