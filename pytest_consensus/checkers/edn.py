@@ -52,7 +52,9 @@ def loads(text: str) -> Any:
             break
         match = TOKEN.match(text, position)
         if match is None or match.end() == position:
-            raise EdnError(f"unexpected text at column {position + 1}: {text[position:position + 20]!r}")
+            raise EdnError(
+                f"unexpected text at column {position + 1}: {text[position : position + 20]!r}"
+            )
         position = match.end()
         kind = match.lastgroup
         value: Any

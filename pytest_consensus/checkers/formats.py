@@ -54,7 +54,9 @@ def read_history(path: Path, format: str = "auto") -> list[Event]:  # noqa: A002
         format = detect_format(path, content[0][1])
     parse = {"jsonl": _jsonl_event, "edn": _edn_event, "jepsen-log": _jepsen_log_event}.get(format)
     if parse is None:
-        raise HistoryFormatError(f"unknown history format {format!r}; valid: auto, {', '.join(FORMATS)}")
+        raise HistoryFormatError(
+            f"unknown history format {format!r}; valid: auto, {', '.join(FORMATS)}"
+        )
     events = []
     for number, line in content:
         try:
@@ -74,7 +76,17 @@ def _jsonl_event(line: str, position: int) -> Event:
     record = json.loads(line)
     if not isinstance(record, dict):
         raise ValueError("a JSON Lines event must be an object")
-    unknown = set(record) - {"index", "time", "process", "type", "f", "key", "value", "node", "error"}
+    unknown = set(record) - {
+        "index",
+        "time",
+        "process",
+        "type",
+        "f",
+        "key",
+        "value",
+        "node",
+        "error",
+    }
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}")
     return Event(
@@ -132,8 +144,15 @@ def _jepsen_log_event(line: str, position: int) -> Event:
     error = None
     if type_ in ("fail", "info") and isinstance(value, str) and raw_value.startswith(":"):
         error, value = value, None  # e.g. ":fail :read :timed-out": the value is the reason
-    return Event(index=position, time=float(position), process=process,
-                 type=type_, f=match.group("f"), value=value, error=error)  # type: ignore[arg-type]
+    return Event(
+        index=position,
+        time=float(position),
+        process=process,
+        type=type_,
+        f=match.group("f"),
+        value=value,
+        error=error,
+    )  # type: ignore[arg-type]
 
 
 def write_edn(events: Iterable[Event], path: Path) -> Path:

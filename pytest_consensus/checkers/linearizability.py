@@ -113,73 +113,157 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
         partner[call_entry[index]] = return_entry[index]
     completed = sum(1 for operation in ops if operation.ret is not None)
 
+    # Operations with unknown outcome and the same effect are interchangeable once both
+    # are called (they have no return to respect), so only the earliest-called pending one
+    # of each kind is tried: `twin[i]` is the previous such operation, which must go first.
     step = model.step
+    twin = [-1] * n
+    last_of_kind: dict[Hashable, int] = {}
+    for index in sorted(range(n), key=lambda i: ops[i].call):
+        operation = ops[index]
+        if operation.ret is None:
+            kind = (operation.f, _hashable(operation.value))
+            twin[index] = last_of_kind.get(kind, -1)
+            last_of_kind[kind] = index
+    # Candidates are tried earliest return first, those with unknown outcome last: the
+    # operation whose return comes first must be placed before anything called after it,
+    # and a linearizable history rarely needs an unknown write. (Measured on the reference
+    # histories: call order explores up to twice as many states.)
+    priority = [(operation.ret is None, operation.ret or 0, operation.call) for operation in ops]
+    # An observation (a read, a cas that saw a mismatch) never changes the state. If one is
+    # legal now, placing it now loses nothing: any linearization placing it later stays
+    # valid with it moved here (its call is past, and everything that had to precede it is
+    # already placed). So it is a forced move, not a choice to backtrack over.
+    observation = [model.is_observation(operation) for operation in ops]
+    # For each observation, the operations that could still reset the state before it
+    # must be placed (non-monotone, state-changing, called before its return). Once all of
+    # them are placed and the model says monotone moves cannot make it legal, the branch
+    # is dead however the remaining operations are ordered.
+    resetters = [
+        index
+        for index, operation in enumerate(ops)
+        if not observation[index] and not model.is_monotone(operation)
+    ]
+    # After an operation of unknown outcome is placed, the next placement must depend on
+    # the state: were it a blind write, the unknown one would be overwritten unseen and
+    # could as well never have happened (which the search also explores). Nodes reached
+    # this way are cached apart from the others, since they have fewer children.
+    blind = [model.is_blind(operation) for operation in ops]
+    uses_monotone = any(model.is_monotone(operation) for operation in ops)
+    rescue_mask = [0] * n
+    if uses_monotone:
+        for index, operation in enumerate(ops):
+            if observation[index] and operation.ret is not None:
+                mask = 0
+                for other in resetters:
+                    if ops[other].call < operation.ret:
+                        mask |= 1 << other
+                rescue_mask[index] = mask
+
+    def candidates() -> list[int]:
+        found = []
+        entry = nxt[head]
+        while entry != end and is_call[entry]:
+            index = entry_op[entry]
+            if observation[index]:
+                operation = ops[index]
+                if step(state, operation) is not ILLEGAL:
+                    return [index]
+                if (
+                    uses_monotone
+                    and operation.ret is not None
+                    and not rescue_mask[index] & ~linearized
+                    and not model.could_reach(state, operation)
+                ):
+                    return []  # this observation can never become legal on this branch
+            elif (twin[index] < 0 or (linearized >> twin[index]) & 1) and not (
+                after_unknown and blind[index]
+            ):
+                found.append(index)
+            entry = nxt[entry]
+        found.sort(key=priority.__getitem__)
+        return found
+
+    def lift(entry: int) -> None:
+        for removed in (entry, partner[entry]):
+            following = nxt[removed]
+            nxt[prv[removed]] = following
+            if following != end:
+                prv[following] = prv[removed]
+
+    def unlift(entry: int) -> None:
+        for restored in (partner[entry], entry):  # reverse order of removal
+            nxt[prv[restored]] = restored
+            if nxt[restored] != end:
+                prv[nxt[restored]] = restored
+
     state: Any = model.init()
     linearized = 0
     remaining = completed
-    stack: list[tuple[int, Any]] = []  # (call entry, state before it)
-    cache: set[tuple[int, Hashable]] = set()
+    after_unknown = False
+    # (candidates, next position, state, op, after_unknown before it)
+    frames: list[tuple[list[int], int, Any, int, bool]] = []
+    cache: set[tuple[int, Hashable, bool]] = set()
     longest: list[int] = []
-    longest_states: list[Any] = []
     blocked: int | None = None
     steps = 0
-    entry = nxt[head]
+    options = candidates()
+    position = 0
     while remaining:
         steps += 1
         if deadline is not None and steps % CLOCK_CHECK_INTERVAL == 0:
             if time.monotonic() > deadline:
                 raise _OutOfTime
-        if is_call[entry]:
-            index = entry_op[entry]
+        if position < len(options):
+            index = options[position]
+            position += 1
             operation = ops[index]
             new_state = step(state, operation)
-            if new_state is not ILLEGAL:
-                new_linearized = linearized | (1 << index)
-                marker = (new_linearized, new_state)
-                if marker not in cache:
-                    cache.add(marker)
-                    stack.append((entry, state))
-                    state = new_state
-                    linearized = new_linearized
-                    if operation.ret is not None:
-                        remaining -= 1
-                    # lift the call and its return out of the list
-                    following = nxt[entry]
-                    nxt[prv[entry]] = following
-                    if following != end:
-                        prv[following] = prv[entry]
-                    match = partner[entry]
-                    following = nxt[match]
-                    nxt[prv[match]] = following
-                    if following != end:
-                        prv[following] = prv[match]
-                    if len(stack) > len(longest):
-                        longest = [entry_op[e] for e, _ in stack]
-                        longest_states = []
-                        blocked = None
-                    entry = nxt[head]
-                    continue
-            entry = nxt[entry]
-        else:
-            if len(stack) == len(longest) and blocked is None:
-                blocked = entry_op[entry]
-            if not stack:
-                return _Search(False, longest, _replay_states(ops, longest, model), blocked)
-            entry, state = stack.pop()
-            index = entry_op[entry]
-            linearized &= ~(1 << index)
-            if ops[index].ret is not None:
-                remaining += 1
-            # unlift: the return first, then the call (reverse order of removal)
-            match = partner[entry]
-            nxt[prv[match]] = match
-            if nxt[match] != end:
-                prv[nxt[match]] = match
-            nxt[prv[entry]] = entry
-            if nxt[entry] != end:
-                prv[nxt[entry]] = entry
-            entry = nxt[entry]
-    return _Search(True, [entry_op[e] for e, _ in stack], longest_states, None)
+            if new_state is ILLEGAL:
+                continue
+            new_linearized = linearized | (1 << index)
+            unknown_now = operation.ret is None
+            marker = (new_linearized, new_state, unknown_now)
+            if marker in cache:
+                continue
+            cache.add(marker)
+            frames.append((options, position, state, index, after_unknown))
+            after_unknown = unknown_now
+            lift(call_entry[index])
+            state = new_state
+            linearized = new_linearized
+            if operation.ret is not None:
+                remaining -= 1
+            if len(frames) > len(longest):
+                longest = [frame[3] for frame in frames]
+                blocked = None
+            options = candidates()
+            position = 0
+            continue
+        if len(frames) == len(longest) and blocked is None:
+            blocked = _first_return(nxt, is_call, entry_op, head, end)
+        if not frames:
+            return _Search(False, longest, _replay_states(ops, longest, model), blocked)
+        options, position, state, index, after_unknown = frames.pop()
+        linearized &= ~(1 << index)
+        if ops[index].ret is not None:
+            remaining += 1
+        unlift(call_entry[index])
+    order = [frame[3] for frame in frames]
+    return _Search(True, order, _replay_states(ops, order, model), None)
+
+
+def _first_return(
+    nxt: list[int], is_call: list[bool], entry_op: list[int], head: int, end: int
+) -> int | None:
+    entry = nxt[head]
+    while entry != end and is_call[entry]:
+        entry = nxt[entry]
+    return None if entry == end else entry_op[entry]
+
+
+def _hashable(value: Any) -> Hashable:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _replay_states(ops: Sequence[Operation], order: list[int], model: Model) -> list[Any]:
@@ -201,9 +285,7 @@ def partition_operations(
     return partitions
 
 
-def _shrink(
-    ops: list[Operation], model: Model, deadline: float
-) -> tuple[list[Operation], bool]:
+def _shrink(ops: list[Operation], model: Model, deadline: float) -> tuple[list[Operation], bool]:
     """Drop operations one at a time while the rest stays non-linearizable."""
     kept = list(ops)
     for candidate in sorted(ops, key=lambda o: -o.call):
@@ -245,18 +327,19 @@ def check_operations(
             shrunk, minimal = _shrink(ops, model, time.monotonic() + shrink_budget)
             prefix = [(ops[i], s) for i, s in zip(search.longest, search.longest_states)]
             blocked = None if search.blocked is None else ops[search.blocked]
-            example = Counterexample(key, sorted(shrunk, key=lambda o: o.call), prefix,
-                                     blocked, minimal)
-        return LinearizabilityResult(False, total, len(partitions),
-                                     time.monotonic() - started, example)
+            example = Counterexample(
+                key, sorted(shrunk, key=lambda o: o.call), prefix, blocked, minimal
+            )
+        return LinearizabilityResult(
+            False, total, len(partitions), time.monotonic() - started, example
+        )
     if unknown:
-        return LinearizabilityResult(None, total, len(partitions), time.monotonic() - started,
-                                     unknown_keys=unknown)
+        return LinearizabilityResult(
+            None, total, len(partitions), time.monotonic() - started, unknown_keys=unknown
+        )
     return LinearizabilityResult(True, total, len(partitions), time.monotonic() - started)
 
 
-def check_history(
-    events: Sequence[Event], model: Model, **options: Any
-) -> LinearizabilityResult:
+def check_history(events: Sequence[Event], model: Model, **options: Any) -> LinearizabilityResult:
     """Pair a history's events into operations and check them."""
     return check_operations(pair_operations(events), model, **options)

@@ -76,6 +76,33 @@ class Model:
     def step(self, state: Any, operation: Operation) -> Any:
         raise NotImplementedError
 
+    def is_observation(self, operation: Operation) -> bool:
+        """True when the operation leaves the state unchanged in *every* state where it is
+        legal (a read, a cas that failed its compare). The checker then places it as soon
+        as it is legal without exploring alternatives; claiming this for an operation that
+        can change the state would make the checker wrong."""
+        if operation.f in self.reads:
+            return True
+        return operation.f == "cas" and operation.status == "fail"
+
+    def is_blind(self, operation: Operation) -> bool:
+        """True when the operation's effect and result do not depend on the state (a plain
+        write). The checker then never places an operation of unknown outcome right before
+        it: such a write would be overwritten unseen, so leaving it out is equivalent."""
+        return False
+
+    def is_monotone(self, operation: Operation) -> bool:
+        """True for operations that can only move the state forward in a way
+        :meth:`could_reach` understands (an append only extends a string)."""
+        return False
+
+    def could_reach(self, state: Any, observation: Operation) -> bool:
+        """Whether monotone operations alone could lead from ``state`` to one where
+        ``observation`` is legal. False lets the checker abandon a branch early when no
+        other kind of operation is left to place before the observation must be; True
+        (the default) is always safe."""
+        return True
+
     def describe(self, state: Any) -> str:
         return repr(state)
 
@@ -85,6 +112,9 @@ class RegisterModel(Model):
 
     name = "register"
     operations = frozenset({"read", "get", "write", "put", "delete"})
+
+    def is_blind(self, operation: Operation) -> bool:
+        return operation.f in ("write", "put", "delete")
 
     def step(self, state: Any, operation: Operation) -> Any:
         f = operation.f
@@ -131,6 +161,15 @@ class KVModel(CasRegisterModel):
 
     def init(self) -> Hashable:
         return ""
+
+    def is_monotone(self, operation: Operation) -> bool:
+        return operation.f == "append"
+
+    def could_reach(self, state: Any, observation: Operation) -> bool:
+        if observation.f == "get" or observation.f == "read":
+            output = observation.output if observation.output is not None else ""
+            return bool(output.startswith(state))
+        return True
 
     def step(self, state: Any, operation: Operation) -> Any:
         f = operation.f
