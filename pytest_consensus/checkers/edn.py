@@ -71,7 +71,7 @@ def loads(text: str) -> Any:
             if opener == "{":
                 if len(items) % 2:
                     raise EdnError(f"map with an odd number of forms, ending at column {position}")
-                value = dict(zip(items[0::2], items[1::2]))
+                value = dict(zip(items[0::2], items[1::2], strict=True))
             elif opener == "#{":
                 value = frozenset(items)
             else:

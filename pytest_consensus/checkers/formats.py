@@ -17,6 +17,7 @@ from pytest_consensus.history import NEMESIS, Event
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 EVENT_TYPES = {"invoke", "ok", "fail", "info"}
+JSONL_FIELDS = {"index", "time", "process", "type", "f", "key", "value", "node", "error"}
 JEPSEN_LOG_LINE = re.compile(
     r"^\S+\s+jepsen\.util\s+-\s+(?P<process>\S+)\s+:(?P<type>\w+)\s+:(?P<f>[\w-]+)(?:\s+(?P<value>.*?))?\s*$"
 )

@@ -325,7 +325,8 @@ def check_operations(
         example = None
         if counterexample:
             shrunk, minimal = _shrink(ops, model, time.monotonic() + shrink_budget)
-            prefix = [(ops[i], s) for i, s in zip(search.longest, search.longest_states)]
+            states = search.longest_states
+            prefix = [(ops[i], s) for i, s in zip(search.longest, states, strict=True)]
             blocked = None if search.blocked is None else ops[search.blocked]
             example = Counterexample(
                 key, sorted(shrunk, key=lambda o: o.call), prefix, blocked, minimal
