@@ -10,17 +10,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_consensus.checkers.formats import read_history
+from pytest_consensus.checkers.linearizability import check_history, check_operations
+from pytest_consensus.checkers.models import CasRegisterModel, KVModel, ModelError, model_named
+from pytest_consensus.checkers.operations import pair_operations
+from pytest_consensus.history import Event
+
 from history_strategies import (
     brute_force_linearizable,
     linearizable_kv_histories,
     random_kv_histories,
     random_register_histories,
 )
-from pytest_consensus.checkers.formats import read_history
-from pytest_consensus.checkers.linearizability import check_history, check_operations
-from pytest_consensus.checkers.models import CasRegisterModel, KVModel, ModelError, model_named
-from pytest_consensus.checkers.operations import pair_operations
-from pytest_consensus.history import Event
 
 REFERENCE_DATA = Path(
     os.environ.get("CONSENSUS_REFERENCE_DATA", Path(__file__).parents[2] / "shared" / "data")
