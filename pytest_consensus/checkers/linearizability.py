@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_consensus.checkers.models import ILLEGAL, Model
@@ -45,15 +45,17 @@ class Counterexample:
     longest_prefix: list[tuple[Operation, Any]]
     blocked: Operation | None
     minimal: bool
+    seconds: float = 0.0
 
     def describe(self, model: Model) -> str:
-        lines = [f"key {self.key!r} is not linearizable"]
+        subject = "the history" if self.key is None else f"key {self.key!r}"
+        lines = [f"{subject} is not linearizable"]
         if self.blocked is not None:
             lines.append(f"  cannot place: {self.blocked.describe()}")
         lines.append(f"  longest linearizable prefix ({len(self.longest_prefix)} operations):")
         for operation, state in self.longest_prefix[-10:]:
             lines.append(f"    {operation.describe()}  -> {model.describe(state)}")
-        label = "minimal" if self.minimal else "shrunk (budget ran out)"
+        label = "minimal" if self.minimal else "partly shrunk (shrinking budget ran out)"
         lines.append(f"  {label} non-linearizable subset ({len(self.operations)} operations):")
         for operation in self.operations:
             lines.append(f"    {operation.describe()}")
@@ -285,18 +287,56 @@ def partition_operations(
     return partitions
 
 
-def _shrink(ops: list[Operation], model: Model, deadline: float) -> tuple[list[Operation], bool]:
-    """Drop operations one at a time while the rest stays non-linearizable."""
-    kept = list(ops)
-    for candidate in sorted(ops, key=lambda o: -o.call):
-        if time.monotonic() > deadline:
-            return kept, False
-        trial = [o for o in kept if o is not candidate]
-        try:
-            if not _search(trial, model, deadline).ok:
-                kept = trial
-        except _OutOfTime:
-            return kept, False
+def _shrink(
+    ops: list[Operation], model: Model, deadline: float, blocked: Operation | None
+) -> tuple[list[Operation], bool]:
+    """A small non-linearizable subset that still shows *why*.
+
+    A subset qualifies when it is not linearizable but becomes linearizable if the blocked
+    operation is freed from real time (allowed anywhere): so the failure is about order,
+    not about, say, a lone read of a value no kept write produced. Tried: the shortest
+    qualifying prefix in call order, then removing chunks and finally single operations.
+    Every candidate is re-checked; ``minimal`` says the single-operation pass finished.
+    """
+    end = max((o.ret for o in ops if o.ret is not None), default=0) + 1
+
+    explain_order = blocked is not None
+
+    def qualifies(subset: list[Operation]) -> bool:
+        if _search(subset, model, deadline).ok:
+            return False
+        if not explain_order:
+            return True
+        if blocked not in subset:
+            return False
+        freed = replace(blocked, call=-1, ret=end)
+        return _search([freed if o is blocked else o for o in subset], model, deadline).ok
+
+    kept = sorted(ops, key=lambda o: o.call)
+    try:
+        if explain_order and not qualifies(kept):
+            explain_order = False  # freeing it is not enough: any failing subset will do
+        low, high = 1, len(kept)
+        while low < high:  # shortest qualifying prefix (a heuristic: checked below)
+            middle = (low + high) // 2
+            if qualifies(kept[:middle]):
+                high = middle
+            else:
+                low = middle + 1
+        if qualifies(kept[:high]):
+            kept = kept[:high]
+        chunk = len(kept) // 2
+        while chunk >= 1:
+            start = 0
+            while start < len(kept):
+                trial = kept[:start] + kept[start + chunk :]
+                if trial and qualifies(trial):
+                    kept = trial
+                else:
+                    start += chunk
+            chunk //= 2
+    except _OutOfTime:
+        return kept, False
     return kept, True
 
 
@@ -306,7 +346,7 @@ def check_operations(
     *,
     budget: float | None = None,
     counterexample: bool = True,
-    shrink_budget: float = 5.0,
+    shrink_budget: float = 2.0,
 ) -> LinearizabilityResult:
     """Check paired operations against ``model`` within ``budget`` seconds (None: no limit)."""
     started = time.monotonic()
@@ -323,11 +363,13 @@ def check_operations(
         if search.ok:
             continue
         example = None
+        verdict_seconds = time.monotonic() - started
         if counterexample:
-            shrunk, minimal = _shrink(ops, model, time.monotonic() + shrink_budget)
+            shrink_started = time.monotonic()
+            blocked = None if search.blocked is None else ops[search.blocked]
+            shrunk, minimal = _shrink(ops, model, time.monotonic() + shrink_budget, blocked)
             states = search.longest_states
             prefix = [(ops[i], s) for i, s in zip(search.longest, states, strict=True)]
-            blocked = None if search.blocked is None else ops[search.blocked]
             example = Counterexample(
                 key, sorted(shrunk, key=lambda o: o.call), prefix, blocked, minimal
             )

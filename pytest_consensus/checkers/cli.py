@@ -1,0 +1,133 @@
+"""``consensus-check``: check history files for linearizability without a cluster.
+
+Exit status: 0 when every file is linearizable, 1 when any is not, 2 when any cannot be
+read (the message names the file and line), 3 when the time budget ran out on any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_consensus.checkers.formats import FORMATS, HistoryFormatError, read_history
+from pytest_consensus.checkers.linearizability import check_operations
+from pytest_consensus.checkers.models import MODELS, Model, ModelError, model_named
+from pytest_consensus.checkers.operations import HistoryError, pair_operations
+from pytest_consensus.checkers.timeline import render_timeline
+
+EXIT_LINEARIZABLE, EXIT_NOT_LINEARIZABLE, EXIT_UNREADABLE, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+def load_model(spec: str) -> Model:
+    """A built-in model by name, or a user's Model subclass as ``module:Class``."""
+    if ":" not in spec:
+        return model_named(spec)
+    module_name, _, attribute = spec.partition(":")
+    try:
+        model_class = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ModelError(f"cannot load model {spec!r}: {error}") from error
+    if not (isinstance(model_class, type) and issubclass(model_class, Model)):
+        raise ModelError(f"{spec!r} is not a subclass of pytest_consensus.checkers.models.Model")
+    return model_class()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consensus-check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    parser.add_argument("--model", required=True, help=f"{' | '.join(MODELS)} | module:ModelClass")
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", *FORMATS),
+        help="history format (default: auto, from the first line)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object per file instead of text"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time budget per file; past it the verdict is unknown (default 60)",
+    )
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="DIR",
+        help="write a timeline page per file that is not linearizable",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        model = load_model(arguments.model)
+    except ModelError as error:
+        print(f"consensus-check: {error}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    statuses = []
+    for path in arguments.files:
+        statuses.append(check_file(path, model, arguments))
+    for status in (EXIT_UNREADABLE, EXIT_NOT_LINEARIZABLE, EXIT_UNKNOWN):
+        if status in statuses:
+            return status
+    return EXIT_LINEARIZABLE
+
+
+def check_file(path: Path, model: Model, arguments: argparse.Namespace) -> int:
+    try:
+        operations = pair_operations(read_history(path, arguments.format))
+        result = check_operations(operations, model, budget=arguments.budget)
+    except (HistoryFormatError, HistoryError, ModelError) as error:
+        message = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
+        if arguments.json:
+            print(json.dumps({"file": str(path), "linearizable": None, "error": message}))
+        print(f"consensus-check: {message}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if arguments.json:
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "linearizable": result.linearizable,
+                    "ops": result.operations,
+                    "seconds": round(result.seconds, 6),
+                }
+            )
+        )
+    else:
+        verdict = {
+            True: "linearizable",
+            False: "NOT linearizable",
+            None: "unknown (time budget ran out)",
+        }[result.linearizable]
+        print(
+            f"{path}: {verdict} ({result.operations} ops, {result.keys} keys, "
+            f"{result.seconds:.3f} s)"
+        )
+        if result.counterexample is not None:
+            print(result.counterexample.describe(model))
+    if arguments.html is not None and result.linearizable is not True:
+        arguments.html.mkdir(parents=True, exist_ok=True)
+        page = arguments.html / f"{path.name}.html"
+        page.write_text(render_timeline(operations, model, result, f"{path.name}"))
+        if not arguments.json:
+            print(f"timeline: {page}")
+    if result.linearizable is None:
+        return EXIT_UNKNOWN
+    return EXIT_LINEARIZABLE if result.linearizable else EXIT_NOT_LINEARIZABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
