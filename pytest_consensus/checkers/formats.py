@@ -10,10 +10,10 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pytest_consensus.checkers import edn
-from pytest_consensus.history import NEMESIS, Event
+from pytest_consensus.history import NEMESIS, Event, EventType
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 EVENT_TYPES = {"invoke", "ok", "fail", "info"}
@@ -58,7 +58,7 @@ def read_history(path: Path, format: str = "auto") -> list[Event]:  # noqa: A002
         raise HistoryFormatError(
             f"unknown history format {format!r}; valid: auto, {', '.join(FORMATS)}"
         )
-    events = []
+    events: list[Event] = []
     for number, line in content:
         try:
             events.append(parse(line, len(events)))
@@ -67,10 +67,10 @@ def read_history(path: Path, format: str = "auto") -> list[Event]:  # noqa: A002
     return events
 
 
-def _check_type(type_: Any) -> str:
+def _check_type(type_: Any) -> EventType:
     if type_ not in EVENT_TYPES:
         raise ValueError(f"event type {type_!r} is not one of invoke, ok, fail, info")
-    return str(type_)
+    return cast(EventType, str(type_))
 
 
 def _jsonl_event(line: str, position: int) -> Event:
@@ -94,7 +94,7 @@ def _jsonl_event(line: str, position: int) -> Event:
         index=int(record.get("index", position)),
         time=float(record.get("time", position)),
         process=record["process"],
-        type=_check_type(record["type"]),  # type: ignore[arg-type]
+        type=_check_type(record["type"]),
         f=str(record["f"]),
         key=record.get("key"),
         value=record.get("value"),
@@ -121,7 +121,7 @@ def _edn_event(line: str, position: int) -> Event:
         index=int(record.get(edn.Keyword("index"), position)),
         time=float(record.get(edn.Keyword("time"), position)),
         process=str(process) if isinstance(process, edn.Keyword) else process,
-        type=_check_type(str(record[edn.Keyword("type")])),  # type: ignore[arg-type]
+        type=_check_type(str(record[edn.Keyword("type")])),
         f=str(record[edn.Keyword("f")]),
         key=_plain(record.get(edn.Keyword("key"))),
         value=_plain(record.get(edn.Keyword("value"))),
@@ -153,7 +153,7 @@ def _jepsen_log_event(line: str, position: int) -> Event:
         f=match.group("f"),
         value=value,
         error=error,
-    )  # type: ignore[arg-type]
+    )
 
 
 def write_edn(events: Iterable[Event], path: Path) -> Path:

@@ -85,9 +85,9 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
     n = len(ops)
     infinity = float("inf")
     # Entries 0..2n-1: a call and a return per operation, in history order.
-    timed = []
+    timed: list[tuple[float, int, int]] = []
     for index, operation in enumerate(ops):
-        timed.append((operation.call, 0, index))
+        timed.append((float(operation.call), 0, index))
         ret = operation.ret
         timed.append((infinity if ret is None else ret, 1, index))
     timed.sort()
@@ -124,9 +124,9 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
     for index in sorted(range(n), key=lambda i: ops[i].call):
         operation = ops[index]
         if operation.ret is None:
-            kind = (operation.f, _hashable(operation.value))
-            twin[index] = last_of_kind.get(kind, -1)
-            last_of_kind[kind] = index
+            effect = (operation.f, _hashable(operation.value))
+            twin[index] = last_of_kind.get(effect, -1)
+            last_of_kind[effect] = index
     # Candidates are tried earliest return first, those with unknown outcome last: the
     # operation whose return comes first must be placed before anything called after it,
     # and a linearizable history rarely needs an unknown write. (Measured on the reference
@@ -371,11 +371,14 @@ def check_operations(
             states = search.longest_states
             prefix = [(ops[i], s) for i, s in zip(search.longest, states, strict=True)]
             example = Counterexample(
-                key, sorted(shrunk, key=lambda o: o.call), prefix, blocked, minimal
+                key,
+                sorted(shrunk, key=lambda o: o.call),
+                prefix,
+                blocked,
+                minimal,
+                time.monotonic() - shrink_started,
             )
-        return LinearizabilityResult(
-            False, total, len(partitions), time.monotonic() - started, example
-        )
+        return LinearizabilityResult(False, total, len(partitions), verdict_seconds, example)
     if unknown:
         return LinearizabilityResult(
             None, total, len(partitions), time.monotonic() - started, unknown_keys=unknown

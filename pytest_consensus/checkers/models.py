@@ -51,7 +51,8 @@ class Model:
         return None
 
     def partition(self, operation: Operation) -> Hashable:
-        return operation.key
+        key: Hashable = operation.key
+        return key
 
     def include(self, operation: Operation) -> bool:
         """Whether an operation constrains the history.

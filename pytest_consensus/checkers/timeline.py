@@ -59,7 +59,7 @@ def render_timeline(
         end = last if operation.ret is None else x_of[operation.ret]
         stop = max(LEFT_MARGIN + end * STEP_WIDTH, start + STEP_WIDTH // 2)
         y = lane_of[operation.process] * LANE_HEIGHT + 5
-        classes = [operation.status]
+        classes: list[str] = [operation.status]
         if operation.id in culprits:
             classes.append("culprit")
         if operation.id == blocked:
