@@ -355,6 +355,9 @@ def check_operations(
     total = sum(len(ops) for ops in partitions.values())
     unknown: list[Any] = []
     for key, ops in sorted(partitions.items(), key=lambda item: len(item[1])):
+        if deadline is not None and time.monotonic() >= deadline:
+            unknown.append(key)
+            break
         try:
             search = _search(ops, model, deadline)
         except _OutOfTime:

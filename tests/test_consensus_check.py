@@ -1,0 +1,137 @@
+"""The consensus-check command: verdicts, exit codes, JSON, timelines, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_consensus.checkers.cli import main
+from pytest_consensus.checkers.formats import write_edn
+from pytest_consensus.history import Event, write_events
+
+GOOD = [
+    Event(0, 0.0, 0, "invoke", "put", "k", "a"),
+    Event(1, 1.0, 0, "ok", "put", "k", "a"),
+    Event(2, 2.0, 1, "invoke", "get", "k"),
+    Event(3, 3.0, 1, "ok", "get", "k", "a"),
+]
+BAD = GOOD[:2] + [
+    Event(2, 2.0, 0, "invoke", "put", "k", "b"),
+    Event(3, 3.0, 0, "ok", "put", "k", "b"),
+    Event(4, 4.0, 1, "invoke", "get", "k"),
+    Event(5, 5.0, 1, "ok", "get", "k", "a"),
+]
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    path = tmp_path / "good.jsonl"
+    write_events(GOOD, path)
+    return path
+
+
+@pytest.fixture
+def bad(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.edn"
+    write_edn(BAD, path)
+    return path
+
+
+def test_linearizable_files_exit_0(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", "cas-register", str(good)]) == 0
+    assert f"{good}: linearizable (2 ops, 1 keys" in capsys.readouterr().out
+
+
+def test_a_non_linearizable_file_exits_1_with_its_counterexample(
+    good: Path, bad: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--model", "cas-register", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}: NOT linearizable" in out
+    assert "cannot place: p1 get k 'a'" in out
+    assert "minimal non-linearizable subset (3 operations)" in out
+
+
+def test_json_prints_one_object_per_file(
+    good: Path, bad: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["--model", "kv", "--json", str(good), str(bad)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["file"], r["linearizable"], r["ops"]) for r in lines] == [
+        (str(good), True, 2),
+        (str(bad), False, 3),
+    ]
+    assert all(isinstance(r["seconds"], float) for r in lines)
+
+
+def test_unreadable_input_exits_2_naming_file_and_line(
+    good: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(good.read_text().splitlines()[0] + "\n{not json\n")
+    assert main(["--model", "kv", str(good), str(broken)]) == 2
+    assert f"{broken}:2:" in capsys.readouterr().err
+
+
+def test_an_exhausted_budget_exits_3(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", "kv", "--budget", "0", str(good)]) == 3
+    assert "unknown (time budget ran out)" in capsys.readouterr().out
+
+
+def test_html_timeline_for_a_failing_file(bad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pages"
+    main(["--model", "kv", "--html", str(out), str(bad)])
+    page = (out / "bad.edn.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert page.count('class="ok culprit"') == 2  # the two puts
+    assert 'class="ok culprit blocked"' in page  # the stale get
+    assert "not linearizable" in page and "http" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )  # self-contained: loads nothing
+
+
+def test_a_users_own_model_by_module_and_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "counter_model.py").write_text(
+        "from pytest_consensus.checkers.models import ILLEGAL, Model\n"
+        "class Counter(Model):\n"
+        "    name = 'counter'\n"
+        "    operations = frozenset({'incr', 'read'})\n"
+        "    def init(self):\n"
+        "        return 0\n"
+        "    def step(self, state, op):\n"
+        "        if op.f == 'incr':\n"
+        "            return state + 1\n"
+        "        return state if op.output == state else ILLEGAL\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    history = tmp_path / "h.jsonl"
+    write_events(
+        [
+            Event(0, 0, 0, "invoke", "incr"),
+            Event(1, 1, 0, "ok", "incr"),
+            Event(2, 2, 1, "invoke", "read"),
+            Event(3, 3, 1, "ok", "read", value=1),
+        ],
+        history,
+    )
+    assert main(["--model", "counter_model:Counter", str(history)]) == 0
+
+
+def test_unknown_model_lists_the_valid_ones(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", "queue", str(good)]) == 2
+    assert "unknown model 'queue'; valid: register, cas-register, kv" in capsys.readouterr().err
+
+
+def test_the_installed_command_runs(good: Path) -> None:
+    done = subprocess.run(
+        ["consensus-check", "--model", "kv", "--json", str(good)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and json.loads(done.stdout)["linearizable"] is True
