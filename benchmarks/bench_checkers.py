@@ -172,8 +172,9 @@ def main() -> None:
             f"{row['porcupine_total_s']:.3f} s (ratio {row['ratio_total']:.2f}); slowest "
             f"{row['slowest_file']} {row['slowest_s']:.4f} s vs Porcupine's slowest "
             f"{row['porcupine_slowest_file']} {row['porcupine_slowest_s']:.4f} s (ratio "
-            f"{row['ratio_slowest']:.2f}; ours on that file {row['ours_on_porcupine_slowest_s']:.4f}"
-            f" s); parsing {row['parse_total_s']:.3f} s; with "
+            f"{row['ratio_slowest']:.2f}; ours on that file "
+            f"{row['ours_on_porcupine_slowest_s']:.4f} s); "
+            f"parsing {row['parse_total_s']:.3f} s; with "
             f"counterexamples {row['with_counterexample_total_s']:.3f} s; wrong verdicts: "
             f"{row['wrong_verdicts'] or 'none'}"
         )
