@@ -125,6 +125,7 @@ def _edn_event(line: str, position: int) -> Event:
         f=str(record[edn.Keyword("f")]),
         key=_plain(record.get(edn.Keyword("key"))),
         value=_plain(record.get(edn.Keyword("value"))),
+        node=_plain(record.get(edn.Keyword("node"))),
         error=_plain(record.get(edn.Keyword("error"))),
     )
 
