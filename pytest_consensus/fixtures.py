@@ -18,9 +18,16 @@ import pytest
 from pytest_consensus.cluster_ops import wait_for_leader
 from pytest_consensus.contract import Adapter, Capability, Cluster
 from pytest_consensus.errors import HarnessError
+from pytest_consensus.faults import ALL_FAULTS, Nemesis, Schedule, generate_schedule
 from pytest_consensus.history import History, RecordingClient
-from pytest_consensus.hosts import LoopbackHosts, RunDirectory
-from pytest_consensus.plugin import adapters_key, history_path_key, settings_key
+from pytest_consensus.host_providers import Allocation, HostProvider, make_provider
+from pytest_consensus.hosts import RunDirectory
+from pytest_consensus.plugin import (
+    adapters_key,
+    history_path_key,
+    schedule_path_key,
+    settings_key,
+)
 from pytest_consensus.settings import Settings
 
 
@@ -42,9 +49,30 @@ def consensus_run_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def consensus_hosts(consensus_run_dir: Path) -> LoopbackHosts:
-    """Hands out distinct addresses and data directories for each cluster."""
-    return LoopbackHosts(consensus_run_dir)
+def consensus_hosts(
+    consensus_run_dir: Path, consensus_settings: Settings
+) -> Iterator[HostProvider]:
+    """Hands out hosts for each cluster: namespaces (with a firewall) or loopback addresses;
+    the run's bridge and anything left of it is removed at the end of the session."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    provider = make_provider(consensus_settings.host, consensus_run_dir, worker)
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+@pytest.fixture
+def consensus_allocation(
+    consensus_adapter: Adapter, consensus_settings: Settings, consensus_hosts: HostProvider
+) -> Iterator[Allocation]:
+    """The hosts of this test's cluster; released (namespaces deleted) after the test."""
+    ports = getattr(consensus_adapter, "ports", ())
+    allocation = consensus_hosts.allocate(consensus_settings.nodes, ports)
+    try:
+        yield allocation
+    finally:
+        allocation.release()
 
 
 @pytest.fixture(scope="session")
@@ -79,12 +107,11 @@ def consensus_history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
 def consensus_cluster(
     consensus_adapter: Adapter,
     consensus_settings: Settings,
-    consensus_hosts: LoopbackHosts,
+    consensus_allocation: Allocation,
     tmp_path: Path,
 ) -> Iterator[Cluster]:
     """A fresh running cluster with a leader (where the store exposes one), torn down after."""
-    ports = getattr(consensus_adapter, "ports", ())
-    hosts = consensus_hosts.allocate(consensus_settings.nodes, ports)
+    hosts = consensus_allocation.hosts
     try:
         cluster = consensus_adapter.start_cluster(hosts)
     except HarnessError:
@@ -124,3 +151,64 @@ def consensus_clients(
     finally:
         for client in clients:
             client.close()
+
+
+@pytest.fixture
+def consensus_nemesis(
+    consensus_cluster: Cluster,
+    consensus_history: History,
+    consensus_allocation: Allocation,
+    consensus_settings: Settings,
+) -> Iterator[Nemesis]:
+    """Applies fault schedules to the test's cluster; stopped (and healed) after the test."""
+    nemesis = Nemesis(
+        consensus_cluster,
+        consensus_history,
+        consensus_allocation.firewall,
+        leader_timeout=consensus_settings.leader_timeout,
+    )
+    try:
+        yield nemesis
+    finally:
+        nemesis.stop()
+
+
+class ScheduleFactory:
+    """Makes the test's fault schedule: generated from the test's seed, or the one passed
+    with --consensus-replay. The schedule as applied is written next to the history."""
+
+    def __init__(self, settings: Settings, seed: int, nodes: list[str]) -> None:
+        self.settings = settings
+        self.seed = seed
+        self.nodes = nodes
+
+    def __call__(self, kinds: tuple[str, ...] = ALL_FAULTS, **options: object) -> Schedule:
+        if self.settings.replay is not None:
+            schedule = Schedule.read(Path(self.settings.replay))
+            if schedule.nodes != self.nodes:
+                raise HarnessError(
+                    f"schedule {self.settings.replay} is for nodes {schedule.nodes}, this "
+                    f"cluster has {self.nodes}; pass --consensus-nodes={len(schedule.nodes)}"
+                )
+            return schedule
+        return generate_schedule(self.seed, self.nodes, kinds, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def consensus_schedule(
+    request: pytest.FixtureRequest,
+    consensus_settings: Settings,
+    consensus_cluster: Cluster,
+    consensus_nemesis: Nemesis,
+    tmp_path: Path,
+) -> Iterator[ScheduleFactory]:
+    """A factory of fault schedules; the applied schedule is saved as schedule.json."""
+    nodes = [node.name for node in consensus_cluster.nodes]
+    seed = consensus_settings.seed_for(request.node.nodeid + "/schedule")
+    factory = ScheduleFactory(consensus_settings, seed, nodes)
+    path = tmp_path / "schedule.json"
+    request.node.stash[schedule_path_key] = path
+    try:
+        yield factory
+    finally:
+        Schedule(seed, nodes, list(consensus_nemesis.applied)).write(path)

@@ -22,6 +22,7 @@ settings_key = pytest.StashKey["Settings"]()
 adapters_key = pytest.StashKey["dict[str, Adapter]"]()
 verdicts_key = pytest.StashKey["VerdictTable"]()
 history_path_key = pytest.StashKey[Path]()
+schedule_path_key = pytest.StashKey[Path]()
 
 DEFAULT_NODES = 3
 
@@ -59,7 +60,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Option handed to the adapter's constructor; repeatable. Default: none "
         "(ini: consensus_adapter_options).",
     )
+    group.addoption(
+        "--consensus-host",
+        default=None,
+        metavar="auto|netns|loopback",
+        help="Where nodes run: a network namespace per node (netns, needs root or "
+        "CAP_NET_ADMIN; required for network faults) or loopback addresses. Default: auto "
+        "(netns when possible) (ini: consensus_host).",
+    )
+    group.addoption(
+        "--consensus-replay",
+        default=None,
+        metavar="SCHEDULE.json",
+        help="Replay this fault schedule (written as schedule.json next to each test's "
+        "history) instead of generating one. Default: generate from the seed.",
+    )
     parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
+    parser.addini("consensus_host", "auto, netns or loopback (default auto).")
     parser.addini("consensus_nodes", f"Nodes per cluster (default {DEFAULT_NODES}).")
     parser.addini("consensus_seed", "Seed for workloads and fault schedules.")
     parser.addini(
@@ -85,17 +102,35 @@ def build_settings(config: pytest.Config) -> Settings:
     nodes_raw, _ = _option_or_ini(config, "consensus_nodes", "consensus_nodes")
     seed_raw, seed_source = _option_or_ini(config, "consensus_seed", "consensus_seed")
     options_raw, _ = _option_or_ini(config, "consensus_adapter_option", "consensus_adapter_options")
+    host_raw, _ = _option_or_ini(config, "consensus_host", "consensus_host")
     try:
         nodes = parse_positive_int("--consensus-nodes", str(nodes_raw or DEFAULT_NODES))
         seed = random.SystemRandom().randrange(2**31) if seed_raw is None else int(str(seed_raw), 0)
         options = parse_adapter_options(list(options_raw or []))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    from pytest_consensus.errors import HarnessError
+    from pytest_consensus.host_providers import resolve_host_choice
+
+    try:
+        host, host_reason = resolve_host_choice(str(host_raw or "auto"))
+    except HarnessError as error:
+        raise pytest.UsageError(str(error)) from None
     if seed_raw is None:
         seed_source = "random"
     names = tuple(dict.fromkeys(name.strip() for name in adapters or [] if name.strip()))
+    replay = config.getoption("consensus_replay")
+    if replay is not None and not Path(replay).is_file():
+        raise pytest.UsageError(f"--consensus-replay: no such schedule file: {replay}")
     return Settings(
-        adapters=names, nodes=nodes, seed=seed, seed_source=seed_source, adapter_options=options
+        adapters=names,
+        nodes=nodes,
+        seed=seed,
+        seed_source=seed_source,
+        adapter_options=options,
+        host=host,
+        host_reason=host_reason,
+        replay=None if replay is None else str(Path(replay).resolve()),
     )
 
 
@@ -144,6 +179,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain run sweeps once
         sweep_stale_run_dirs()
+        if settings.host == "netns":
+            from pytest_consensus.netns import sweep_stale_network
+
+            sweep_stale_network()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -155,7 +194,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     seed_note = (
         f"{settings.seed} ({settings.seed_source}; replay with --consensus-seed={settings.seed})"
     )
-    return [f"consensus: adapters={described}, nodes={settings.nodes}, seed={seed_note}"]
+    host = (
+        settings.host
+        if settings.host_reason is None
+        else (f"{settings.host} (no network faults: {settings.host_reason})")
+    )
+    lines = [
+        f"consensus: adapters={described}, nodes={settings.nodes}, seed={seed_note}",
+        f"consensus host: {host}",
+    ]
+    if settings.replay:
+        lines.append(f"consensus replay: {settings.replay}")
+    return lines
 
 
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -220,13 +270,42 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     from pytest_consensus.contract import Capability
 
     adapter = item.config.stash[adapters_key][adapter_name]
+    names = [str(name) for name in marker.args]
+    host_needs = [name for name in names if name in HOST_FEATURES]
     try:
-        needed = [Capability.parse(str(name)) for name in marker.args]
+        needed = [Capability.parse(name) for name in names if name not in HOST_FEATURES]
     except ValueError as error:
-        raise pytest.UsageError(f"{item.nodeid}: {error}") from None
+        raise pytest.UsageError(
+            f"{item.nodeid}: {error} (or a host feature: {', '.join(HOST_FEATURES)})"
+        ) from None
     missing = [c.value for c in needed if not adapter.has(c)]
     if missing:
         pytest.skip(f"n/a: adapter {adapter_name} lacks capability {', '.join(missing)}")
+    for feature in host_needs:
+        reason = _host_feature_unavailable(item.config, feature)
+        if reason is not None:
+            pytest.skip(f"n/a: {feature} faults unavailable: {reason}")
+
+
+#: Features of the host (not the adapter) a test may require in consensus_requires.
+HOST_FEATURES = ("network", "netem")
+host_features_key = pytest.StashKey["dict[str, str | None]"]()
+
+
+def _host_feature_unavailable(config: pytest.Config, feature: str) -> str | None:
+    """Why the run's host cannot do ``feature``; probed once per run."""
+    cache = config.stash.setdefault(host_features_key, {})
+    if feature not in cache:
+        settings = config.stash[settings_key]
+        if settings.host != "netns":
+            cache[feature] = settings.host_reason
+        elif feature == "netem":
+            from pytest_consensus.netns import netem_unavailable
+
+            cache[feature] = netem_unavailable()
+        else:
+            cache[feature] = None
+    return cache[feature]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -234,7 +313,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     history = item.stash.get(history_path_key, None)
     if history is not None and report.failed:
-        report.sections.append(
-            ("consensus evidence", f"history: {history}\nnode logs: {history.parent / 'logs'}")
-        )
+        evidence = f"history: {history}\nnode logs: {history.parent / 'logs'}"
+        schedule = item.stash.get(schedule_path_key, None)
+        if schedule is not None:
+            settings = item.config.stash[settings_key]
+            adapter = _rule_and_adapter(item)[1]
+            evidence += (
+                f"\nfault schedule: {schedule}\nreplay: pytest --consensus-adapter={adapter} "
+                f"--consensus-nodes={settings.nodes} --consensus-seed={settings.seed} "
+                f"--consensus-replay={schedule} '{item.nodeid}'"
+            )
+        report.sections.append(("consensus evidence", evidence))
     return report

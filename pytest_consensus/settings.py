@@ -19,6 +19,12 @@ class Settings:
     operation_timeout: float = 5.0
     #: How long a cluster may take to elect its first leader.
     leader_timeout: float = 30.0
+    #: Where nodes live: "netns" (a namespace per node) or "loopback".
+    host: str = "loopback"
+    #: Why the host is not "netns" (tests needing network faults are n/a for this reason).
+    host_reason: str | None = "not configured"
+    #: A fault schedule file to replay instead of generating schedules.
+    replay: str | None = None
 
     def seed_for(self, test_id: str) -> int:
         """A per-test seed: stable for one run seed and test, different across tests."""

@@ -1,0 +1,360 @@
+"""Faults, fault schedules and the nemesis that applies them.
+
+A schedule is a list of faults (what, when, for how long, on which nodes) generated from a
+seed, written next to the history and replayable. Partition shapes become sets of blocked
+directed links, applied as DROP rules inside node namespaces; process faults go through the
+adapter's nodes. Every fault and every heal is recorded into the history as a nemesis event
+with its concrete targets, so a replay can be compared event for event.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pytest_consensus.cluster_ops import majority, wait_for_leader
+from pytest_consensus.contract import Cluster, Node
+from pytest_consensus.errors import CapabilityMissing, HarnessError
+from pytest_consensus.history import History
+from pytest_consensus.netns import CHAIN, NamespaceCluster, NamespaceNetwork, in_namespace
+
+CLIENT = "client"  # the test process, on the bridge
+SCHEDULE_VERSION = 1
+
+PARTITION_SHAPES = (
+    "isolate-leader",
+    "random-halves",
+    "majority-ring",
+    "bridge",
+    "client-from-node",
+    "one-way-to-leader",
+)
+PROCESS_FAULTS = ("kill-one", "kill-minority", "kill-all", "pause-one", "rolling-restart")
+NETWORK_FAULTS = ("delay", "loss")
+ALL_FAULTS = (*PARTITION_SHAPES, *PROCESS_FAULTS, *NETWORK_FAULTS)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: ``kind`` (a partition shape or process/network fault), start ``at`` and
+    ``duration`` in seconds from the schedule's start, and its concrete ``targets``: node
+    names, or for partitions the blocked directed links. Targets left empty are chosen when
+    the fault starts (the leader, say) and recorded then."""
+
+    kind: str
+    at: float
+    duration: float
+    targets: tuple[tuple[str, ...], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "targets": [list(t) for t in self.targets]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fault:
+        if data.get("kind") not in ALL_FAULTS:
+            raise ValueError(f"unknown fault kind {data.get('kind')!r}; valid: {ALL_FAULTS}")
+        return cls(
+            kind=data["kind"],
+            at=float(data["at"]),
+            duration=float(data["duration"]),
+            targets=tuple(tuple(t) for t in data.get("targets", [])),
+        )
+
+
+@dataclass
+class Schedule:
+    seed: int
+    nodes: list[str]
+    faults: list[Fault] = field(default_factory=list)
+
+    def write(self, path: Path) -> Path:
+        body = {
+            "version": SCHEDULE_VERSION,
+            "seed": self.seed,
+            "nodes": self.nodes,
+            "faults": [f.to_json() for f in self.faults],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(body, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Schedule:
+        try:
+            body = json.loads(Path(path).read_text())
+            if body.get("version") != SCHEDULE_VERSION:
+                raise ValueError(f"schedule version {body.get('version')!r}, expected 1")
+            return cls(
+                int(body["seed"]), list(body["nodes"]), [Fault.from_json(f) for f in body["faults"]]
+            )
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise HarnessError(f"cannot read fault schedule {path}: {error}") from error
+
+    @property
+    def duration(self) -> float:
+        return max((f.at + f.duration for f in self.faults), default=0.0)
+
+
+def generate_schedule(
+    seed: int,
+    nodes: Sequence[str],
+    kinds: Sequence[str],
+    *,
+    faults: int = 3,
+    fault_duration: tuple[float, float] = (1.5, 3.0),
+    gap: tuple[float, float] = (0.5, 1.5),
+) -> Schedule:
+    """A sequence of non-overlapping faults drawn from ``kinds`` with the given seed."""
+    rng = random.Random(seed)
+    schedule = Schedule(seed, list(nodes))
+    clock = rng.uniform(*gap)
+    for _ in range(faults):
+        kind = rng.choice(list(kinds))
+        duration = round(rng.uniform(*fault_duration), 3)
+        targets = _static_targets(kind, list(nodes), rng)
+        schedule.faults.append(Fault(kind, round(clock, 3), duration, targets))
+        clock += duration + rng.uniform(*gap)
+    return schedule
+
+
+def _static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tuple[str, ...], ...]:
+    """Targets that do not depend on the cluster's state, drawn now from the seed."""
+    n = len(nodes)
+    if kind == "random-halves":
+        shuffled = nodes[:]
+        rng.shuffle(shuffled)
+        return _cut(shuffled[: n // 2], shuffled[n // 2 :])
+    if kind == "majority-ring":
+        reach = (majority(n) - 1 + 1) // 2  # neighbours on each side to see a majority
+        blocked = []
+        for i, a in enumerate(nodes):
+            for j, b in enumerate(nodes):
+                distance = min((i - j) % n, (j - i) % n)
+                if a != b and distance > reach:
+                    blocked.append((a, b))
+        return tuple(blocked)
+    if kind == "bridge":
+        middle = n // 2
+        return _cut(nodes[:middle], nodes[middle + 1 :])
+    if kind == "client-from-node":
+        node = rng.choice(nodes)
+        return ((CLIENT, node), (node, CLIENT))
+    if kind in ("kill-one", "pause-one"):
+        return ((rng.choice(nodes),),)
+    if kind == "kill-minority":
+        return (tuple(sorted(rng.sample(nodes, (n - 1) // 2 or 1))),)
+    if kind in ("kill-all", "rolling-restart"):
+        return (tuple(nodes),)
+    if kind in NETWORK_FAULTS:
+        return ((rng.choice(nodes),),)
+    return ()  # leader-dependent: resolved when the fault starts
+
+
+def _cut(side_a: Sequence[str], side_b: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    links = [(a, b) for a in side_a for b in side_b] + [(b, a) for a in side_a for b in side_b]
+    return tuple(links)
+
+
+class Firewall:
+    """Blocks directed links between nodes (or the client) with rules in node namespaces."""
+
+    def __init__(self, network: NamespaceNetwork, cluster: NamespaceCluster) -> None:
+        self.network = network
+        self.cluster = cluster
+
+    def address(self, name: str) -> str:
+        return self.network.gateway if name == CLIENT else self.cluster.addresses[name]
+
+    def block(self, links: Sequence[tuple[str, ...]]) -> None:
+        """Drop packets of each (source, destination) link, on both ends' namespaces."""
+        for source, destination in links:
+            if destination != CLIENT:
+                in_namespace(
+                    self.cluster.namespaces[destination],
+                    "iptables",
+                    "-A",
+                    CHAIN,
+                    "-s",
+                    self.address(source),
+                    "-j",
+                    "DROP",
+                )
+            if source != CLIENT:
+                in_namespace(
+                    self.cluster.namespaces[source],
+                    "iptables",
+                    "-A",
+                    CHAIN,
+                    "-d",
+                    self.address(destination),
+                    "-j",
+                    "DROP",
+                )
+
+    def heal(self) -> None:
+        for namespace in self.cluster.namespaces.values():
+            in_namespace(namespace, "iptables", "-F", CHAIN)
+
+    def set_netem(self, node: str, *arguments: str) -> None:
+        in_namespace(
+            self.cluster.namespaces[node],
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            "eth0",
+            "root",
+            "netem",
+            *arguments,
+        )
+
+    def clear_netem(self, node: str) -> None:
+        namespace = self.cluster.namespaces[node]
+        try:
+            in_namespace(namespace, "tc", "qdisc", "del", "dev", "eth0", "root")
+        except HarnessError:
+            pass
+
+
+class Nemesis:
+    """Applies a schedule to a cluster in a background thread, recording every event."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        history: History,
+        firewall: Firewall | None,
+        *,
+        leader_timeout: float = 30.0,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.history = history
+        self.firewall = firewall
+        self.leader_timeout = leader_timeout
+        self.on_event = on_event
+        self.applied: list[Fault] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- running a schedule --------------------------------------------------------------
+    def start(self, schedule: Schedule) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(schedule,), name="nemesis", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop early (heals whatever is active) and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self, schedule: Schedule) -> list[Fault]:
+        """Apply the whole schedule in this thread; returns the faults as applied."""
+        self._run(schedule)
+        return self.applied
+
+    def _run(self, schedule: Schedule) -> None:
+        begin = time.monotonic()
+        for fault in schedule.faults:
+            if self._stop.wait(max(0.0, begin + fault.at - time.monotonic())):
+                return
+            try:
+                applied = self.apply(fault)
+            except Exception as error:  # recorded, and the test fails on it
+                self.errors.append(f"{fault.kind}: {type(error).__name__}: {error}")
+                continue
+            self._stop.wait(fault.duration)
+            try:
+                self.heal(applied)
+            except Exception as error:
+                self.errors.append(f"heal {fault.kind}: {type(error).__name__}: {error}")
+
+    # -- one fault -----------------------------------------------------------------------
+    def apply(self, fault: Fault) -> Fault:
+        targets = fault.targets or self._resolve(fault.kind)
+        fault = replace(fault, targets=targets)
+        kind = fault.kind
+        if kind in PARTITION_SHAPES:
+            self._require_firewall(kind).block(fault.targets)
+        elif kind in ("kill-one", "kill-minority", "kill-all"):
+            for name in fault.targets[0]:
+                self.cluster.node(name).kill()
+        elif kind == "pause-one":
+            self.cluster.node(fault.targets[0][0]).pause()
+        elif kind == "rolling-restart":
+            pass  # done at heal time, node by node
+        elif kind == "delay":
+            self._require_firewall(kind).set_netem(fault.targets[0][0], "delay", "100ms", "50ms")
+        elif kind == "loss":
+            self._require_firewall(kind).set_netem(fault.targets[0][0], "loss", "30%")
+        self.history.nemesis(f"start-{kind}", [list(t) for t in fault.targets])
+        self.applied.append(fault)
+        if self.on_event:
+            self.on_event(f"{kind} on {_describe_targets(fault)}")
+        return fault
+
+    def heal(self, fault: Fault) -> None:
+        kind = fault.kind
+        if kind in PARTITION_SHAPES:
+            self._require_firewall(kind).heal()
+        elif kind in ("kill-one", "kill-minority", "kill-all"):
+            for name in fault.targets[0]:
+                self.cluster.node(name).start()
+        elif kind == "pause-one":
+            self.cluster.node(fault.targets[0][0]).resume()
+        elif kind == "rolling-restart":
+            for name in fault.targets[0]:
+                node = self.cluster.node(name)
+                node.kill()
+                node.start()
+                wait_for_leader(self.cluster, timeout=self.leader_timeout)
+        elif kind in NETWORK_FAULTS:
+            self._require_firewall(kind).clear_netem(fault.targets[0][0])
+        self.history.nemesis(f"heal-{kind}", [list(t) for t in fault.targets])
+        if self.on_event:
+            self.on_event(f"healed {kind}")
+
+    def _resolve(self, kind: str) -> tuple[tuple[str, ...], ...]:
+        names = [node.name for node in self.cluster.nodes]
+        if kind in ("isolate-leader", "one-way-to-leader"):
+            leader, _ = wait_for_leader(self.cluster, timeout=self.leader_timeout)
+            others = [n for n in names if n != leader.name]
+            if kind == "isolate-leader":
+                return _cut([leader.name], others)
+            return tuple((other, leader.name) for other in others)
+        raise HarnessError(f"fault {kind!r} has no targets")
+
+    def _require_firewall(self, kind: str) -> Firewall:
+        if self.firewall is None:
+            raise CapabilityMissing(f"{kind} needs the namespace host (network faults)")
+        return self.firewall
+
+
+def _describe_targets(fault: Fault) -> str:
+    if fault.kind in PARTITION_SHAPES:
+        return ", ".join(f"{a}->{b}" for a, b in fault.targets) or "nothing"
+    return ", ".join(",".join(t) for t in fault.targets)
+
+
+def nodes_in_majority_with(node: Node, fault: Fault, cluster: Cluster) -> list[Node]:
+    """The nodes reachable from ``node`` (both ways) while a partition fault is active."""
+    blocked = {tuple(t) for t in fault.targets}
+    return [
+        other
+        for other in cluster.nodes
+        if other is node
+        or ((node.name, other.name) not in blocked and (other.name, node.name) not in blocked)
+    ]
