@@ -11,6 +11,7 @@ import pytest
 from pytest_consensus.cluster_ops import majority, wait_for_leader
 from pytest_consensus.contract import Cluster, ReadLevel
 from pytest_consensus.errors import ConsensusError, NotLeader
+from pytest_consensus.faults import Fault, Nemesis
 from pytest_consensus.history import RecordingClient
 from pytest_consensus.settings import Settings
 from pytest_consensus.waiting import WaitTimeout, wait_for
@@ -116,3 +117,76 @@ def test_writes_to_followers_are_committed_or_refused(
                 "without commit",
                 pytrace=False,
             )
+
+
+WRITES_TO_DEPOSED_LEADER = 3
+DEPOSED_WRITE_TIMEOUT = 1.5
+
+
+@pytest.mark.consensus_requires("leader", "network")
+def test_a_deposed_leader_in_a_minority_acknowledges_no_write(
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_nemesis: Nemesis,
+    consensus_settings: Settings,
+) -> None:
+    """A leader cut off in a minority acknowledges no write; the majority elects a new leader
+    whose acknowledged writes all survive the heal."""
+    timeout = consensus_settings.operation_timeout
+    old_leader, old_status = wait_for_leader(consensus_cluster)
+    fault = consensus_nemesis.apply(Fault("isolate-leader", 0.0, 0.0))
+    majority_side = [n for n in consensus_cluster.nodes if n is not old_leader]
+    new_leader, new_status = wait_for_leader(consensus_cluster, among=majority_side)
+    client_of = {c.node: c for c in consensus_clients}
+
+    acknowledged_by_deposed = []
+    for number in range(WRITES_TO_DEPOSED_LEADER):
+        key = f"deposed-{number}"
+        try:
+            client_of[old_leader.name].put(key, "from-the-minority", timeout=DEPOSED_WRITE_TIMEOUT)
+        except ConsensusError:
+            continue
+        acknowledged_by_deposed.append(key)
+    acknowledged = {}
+    for number in range(WRITES_TO_DEPOSED_LEADER):
+        key, value = f"majority-{number}", f"v{number}"
+        try:
+            client_of[new_leader.name].put(key, value, timeout=timeout)
+        except ConsensusError:
+            continue
+        acknowledged[key] = value
+    consensus_nemesis.heal(fault)
+    wait_for_leader(consensus_cluster)
+
+    if acknowledged_by_deposed:
+        pytest.fail(
+            f"{old_leader.name}, leader of term {old_status.term}, cut off in a minority while "
+            f"{new_leader.name} led term {new_status.term}, acknowledged "
+            f"{len(acknowledged_by_deposed)} writes: {', '.join(acknowledged_by_deposed)}; "
+            "a deposed leader must not acknowledge writes it cannot commit",
+            pytrace=False,
+        )
+    assert acknowledged, "the majority side acknowledged no write; cannot check survival"
+    for key, value in acknowledged.items():
+        read = wait_for(
+            lambda key=key: _strong_read(consensus_clients, key, timeout),
+            timeout=REPLICATION_TIMEOUT,
+            what=f"a strong read of {key}",
+        )[0]
+        if read != value:
+            pytest.fail(
+                f"{key}={value!r} acknowledged by the majority's leader "
+                f"{new_leader.name} reads {read!r} after the heal",
+                pytrace=False,
+            )
+
+
+def _strong_read(
+    clients: list[RecordingClient], key: str, timeout: float
+) -> tuple[str | None] | None:
+    for client in clients:
+        try:
+            return (client.get(key, level=ReadLevel.STRONG, timeout=timeout),)
+        except ConsensusError:
+            continue
+    return None

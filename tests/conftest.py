@@ -34,3 +34,13 @@ def node_processes_of(parent_pid: int) -> list[int]:
         if marker in cmdline + b"\0" and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+@pytest.fixture
+def needs_network_faults() -> None:
+    """Skip (with the reason) where this machine cannot make namespaces and rules."""
+    from pytest_consensus.netns import network_faults_unavailable
+
+    reason = network_faults_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
