@@ -32,7 +32,7 @@ ADDRESS_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 NAMESPACE_PREFIX = "pcons-"
 LINK_PREFIX = "pc"  # bridge pcb<tag>, host-side veths pcv<tag><cluster><node>
 CHAIN = "PCONS"
-NAMESPACE_PATTERN = re.compile(rf"^{NAMESPACE_PREFIX}(?P<pid>[0-9a-z]+)-")
+NAMESPACE_PATTERN = re.compile(rf"^{NAMESPACE_PREFIX}(?P<pid>[0-9a-z]{{5}})")
 LINK_PATTERN = re.compile(rf"^{LINK_PREFIX}[bv](?P<pid>[0-9a-z]{{5}})")
 CAP_NET_ADMIN = 12
 

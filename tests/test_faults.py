@@ -1,0 +1,285 @@
+"""Fault schedules, partition shapes, the namespace host and the nemesis on real clusters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
+from pytest_consensus.cluster_ops import majority, wait_for_leader
+from pytest_consensus.contract import HostSpec
+from pytest_consensus.errors import CapabilityMissing, ConsensusError, HarnessError
+from pytest_consensus.faults import (
+    CLIENT,
+    Fault,
+    Firewall,
+    Nemesis,
+    Schedule,
+    generate_schedule,
+)
+from pytest_consensus.history import NEMESIS, History
+from pytest_consensus.netns import (
+    NAMESPACE_PREFIX,
+    NamespaceNetwork,
+    base36,
+    sweep_stale_network,
+)
+from pytest_consensus.waiting import wait_for
+
+from conftest import node_processes_of
+from fake_store import FakeAdapter
+
+NODES5 = ["n1", "n2", "n3", "n4", "n5"]
+
+
+def reachable(blocked: set[tuple[str, ...]], node: str, nodes: list[str]) -> set[str]:
+    return {
+        other
+        for other in nodes
+        if other == node or ((node, other) not in blocked and (other, node) not in blocked)
+    }
+
+
+def test_a_seed_gives_the_same_schedule_and_another_seed_another() -> None:
+    kinds = ("random-halves", "kill-one", "majority-ring", "pause-one")
+    first = generate_schedule(7, NODES5, kinds, faults=5)
+    assert first == generate_schedule(7, NODES5, kinds, faults=5)
+    assert first != generate_schedule(8, NODES5, kinds, faults=5)
+    starts = [(f.at, f.at + f.duration) for f in first.faults]
+    pairs = zip(starts, starts[1:], strict=False)
+    assert all(end <= next_start for (_, end), (next_start, _) in pairs)
+
+
+def test_majority_ring_gives_every_node_a_different_majority() -> None:
+    (fault,) = generate_schedule(1, NODES5, ("majority-ring",), faults=1).faults
+    views = [frozenset(reachable(set(fault.targets), n, NODES5)) for n in NODES5]
+    assert all(len(view) >= majority(5) for view in views)
+    assert len(set(views)) == 5
+
+
+def test_bridge_connects_two_halves_through_one_node() -> None:
+    (fault,) = generate_schedule(1, NODES5, ("bridge",), faults=1).faults
+    blocked = set(fault.targets)
+    assert reachable(blocked, "n3", NODES5) == set(NODES5)
+    assert reachable(blocked, "n1", NODES5) == {"n1", "n2", "n3"}
+    assert reachable(blocked, "n5", NODES5) == {"n3", "n4", "n5"}
+
+
+def test_random_halves_leave_exactly_one_majority() -> None:
+    for seed in range(20):
+        (fault,) = generate_schedule(seed, NODES5, ("random-halves",), faults=1).faults
+        sides = {frozenset(reachable(set(fault.targets), n, NODES5)) for n in NODES5}
+        assert sorted(len(s) for s in sides) == [2, 3]
+
+
+def test_schedules_round_trip_and_bad_files_say_why(tmp_path: Path) -> None:
+    schedule = generate_schedule(3, NODES5, ("client-from-node", "kill-minority"), faults=4)
+    path = schedule.write(tmp_path / "schedule.json")
+    assert Schedule.read(path) == schedule
+    assert (CLIENT in json.dumps(json.loads(path.read_text()))) == any(
+        f.kind == "client-from-node" for f in schedule.faults
+    )
+    path.write_text('{"version": 1, "seed": 1, "nodes": [], "faults": [{"kind": "meteor"}]}')
+    with pytest.raises(HarnessError, match="unknown fault kind 'meteor'"):
+        Schedule.read(path)
+
+
+# -- on real namespaces ------------------------------------------------------------------
+
+
+@pytest.fixture
+def network(tmp_path: Path, needs_network_faults: None) -> Iterator[NamespaceNetwork]:
+    net = NamespaceNetwork(tmp_path)
+    try:
+        yield net
+    finally:
+        net.close()
+
+
+def our_namespaces(pid: int) -> list[str]:
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    prefix = f"{NAMESPACE_PREFIX}{base36(pid)}"
+    return [line.split()[0] for line in listing.splitlines() if line.startswith(prefix)]
+
+
+def our_links(pid: int) -> list[str]:
+    listing = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    tag = base36(pid)
+    return [line for line in listing.splitlines() if f" pcb{tag}" in line or f" pcv{tag}" in line]
+
+
+def host_rules_mention_us() -> bool:
+    saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
+    return "PCONS" in saved or "PCONS" in ruleset.stdout
+
+
+def test_namespaces_partition_and_heal(network: NamespaceNetwork) -> None:
+    adapter = PySyncObjAdapter()
+    cluster_hosts = network.allocate(3)
+    history = History()
+    try:
+        with adapter.start_cluster(cluster_hosts.hosts) as cluster:
+            nemesis = Nemesis(cluster, history, Firewall(network, cluster_hosts))
+            old, old_status = wait_for_leader(cluster)
+            fault = nemesis.apply(Fault("isolate-leader", 0, 0))
+            majority_side = [n for n in cluster.nodes if n is not old]
+            new, new_status = wait_for_leader(cluster, among=majority_side)
+            assert new is not old and new_status.term > old_status.term
+            with pytest.raises(ConsensusError):
+                cluster.client(old).put("k", "from-minority", timeout=1.5)
+            cluster.client(new).put("k", "from-majority", timeout=5)
+            nemesis.heal(fault)
+            wait_for(
+                lambda: cluster.client(old).get("k", timeout=5) == "from-majority",
+                timeout=30,
+                what="the old leader to rejoin and read the majority's write",
+                ignore=(ConsensusError,),
+            )
+    finally:
+        network.release(cluster_hosts)
+    assert [e.f for e in history.events if e.process == NEMESIS] == [
+        "start-isolate-leader",
+        "heal-isolate-leader",
+    ]
+    assert not host_rules_mention_us()
+
+
+def run_schedule(network: NamespaceNetwork, schedule: Schedule) -> tuple[list[object], Schedule]:
+    allocation = network.allocate(3)
+    history = History()
+    try:
+        with PySyncObjAdapter().start_cluster(allocation.hosts) as cluster:
+            wait_for_leader(cluster)
+            nemesis = Nemesis(cluster, history, Firewall(network, allocation))
+            applied = nemesis.run(schedule)
+            assert not nemesis.errors
+    finally:
+        network.release(allocation)
+    events = [(e.f, e.value) for e in history.events if e.process == NEMESIS]
+    return events, Schedule(schedule.seed, schedule.nodes, applied)
+
+
+def test_a_replayed_schedule_produces_the_same_fault_events(
+    network: NamespaceNetwork, tmp_path: Path
+) -> None:
+    kinds = ("isolate-leader", "random-halves", "kill-one", "pause-one", "client-from-node")
+    schedule = generate_schedule(
+        11, ["n1", "n2", "n3"], kinds, faults=3, fault_duration=(0.3, 0.6), gap=(0.1, 0.3)
+    )
+    first_events, applied = run_schedule(network, schedule)
+    path = applied.write(tmp_path / "schedule.json")
+    replayed_events, _ = run_schedule(network, Schedule.read(path))
+    assert len(first_events) == 6
+    assert replayed_events == first_events
+
+
+SLOW_PARTITIONED_TEST = """
+import time
+from pathlib import Path
+from pytest_consensus.faults import Fault
+
+def test_partitioned(consensus_cluster, consensus_nemesis):
+    consensus_nemesis.apply(Fault("isolate-leader", 0, 0))
+    Path("{marker}").write_text("partitioned")
+    time.sleep(60)
+"""
+
+
+def start_partitioned_run(pytester: pytest.Pytester) -> subprocess.Popen[bytes]:
+    marker = pytester.path / "partitioned"
+    pytester.makepyfile(test_partitioned=SLOW_PARTITIONED_TEST.format(marker=marker))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--consensus-adapter=pysyncobj",
+            "test_partitioned.py",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={pytester.path / 'basetemp'}",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(marker.exists, timeout=60, what="the inner run to partition its cluster")
+    assert our_namespaces(process.pid) and our_links(process.pid)
+    return process
+
+
+def test_ctrl_c_mid_partition_removes_namespaces_links_and_nodes(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    process = start_partitioned_run(pytester)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == pytest.ExitCode.INTERRUPTED
+    assert node_processes_of(process.pid) == []
+    assert our_namespaces(process.pid) == [] and our_links(process.pid) == []
+    assert not host_rules_mention_us()
+
+
+def test_after_kill_9_mid_partition_the_next_run_starts_clean(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    process = start_partitioned_run(pytester)
+    process.kill()
+    process.wait(10)
+    wait_for(
+        lambda: not node_processes_of(process.pid), timeout=10, what="the orphaned nodes to exit"
+    )
+    assert our_namespaces(process.pid), "a SIGKILLed run cannot clean up after itself"
+    next_run = pytester.runpytest_subprocess(
+        "--consensus-adapter=pysyncobj", "--co", "-q", "-p", "no:cacheprovider"
+    )
+    assert next_run.ret == pytest.ExitCode.OK
+    assert our_namespaces(process.pid) == [] and our_links(process.pid) == []
+    assert not host_rules_mention_us()
+
+
+def test_sweeping_spares_live_runs(network: NamespaceNetwork) -> None:
+    allocation = network.allocate(1)
+    try:
+        sweep_stale_network()
+        assert our_namespaces(os.getpid())
+    finally:
+        network.release(allocation)
+
+
+def test_on_loopback_network_faults_are_na_with_the_reason(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_net="""
+        import pytest
+
+        @pytest.mark.consensus_rule("leader-gating")
+        @pytest.mark.consensus_requires("network")
+        def test_needs_partitions(consensus_cluster):
+            raise AssertionError("must not run")
+    """
+    )
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=pysyncobj", "--consensus-host=loopback", "-rs", "test_net.py"
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "consensus host: loopback (no network faults: --consensus-host=loopback was chosen)",
+            "*n/a: network faults unavailable: --consensus-host=loopback was chosen",
+        ]
+    )
+
+
+def test_a_partition_without_the_namespace_host_is_refused_not_weakened(tmp_path: Path) -> None:
+    hosts = [HostSpec("n1", "127.0.0.1", tmp_path, tmp_path)]
+    nemesis = Nemesis(FakeAdapter().start_cluster(hosts), History(), None)
+    with pytest.raises(CapabilityMissing, match="needs the namespace host"):
+        nemesis.apply(Fault("client-from-node", 0, 0, (("client", "n1"), ("n1", "client"))))
+    assert nemesis.history.events == []
