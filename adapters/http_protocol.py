@@ -14,6 +14,7 @@ from pytest_consensus.contract import Client, NodeStatus, ReadLevel, Role
 from pytest_consensus.errors import (
     ConnectionLost,
     ConsensusError,
+    NoAnswer,
     NotLeader,
     Rejected,
     Timeout,
@@ -68,7 +69,8 @@ class HttpStoreClient(Client):
             response = connection.getresponse()
             raw = response.read()
         except TimeoutError as error:
-            raise Timeout(f"{self.node} did not answer within {timeout}s") from error
+            waited = timeout + TRANSPORT_GRACE
+            raise NoAnswer(f"{self.node} did not answer within {waited}s") from error
         except (OSError, http.client.HTTPException) as error:
             raise ConnectionLost(f"connection to {self.node} lost: {error!r}") from error
         finally:
@@ -94,6 +96,12 @@ class HttpStoreClient(Client):
         result = self.operation({"f": "get", "key": key, "level": ReadLevel(level).value}, timeout)
         value = result.get("value")
         return None if value is None else str(value)
+
+    def append(
+        self, key: str, value: str, *, timeout: float, request_id: str | None = None
+    ) -> None:
+        command = {"f": "append", "key": key, "value": value, "request_id": request_id}
+        self.operation(command, timeout)
 
     def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
         self.operation({"f": "delete", "key": key, "request_id": request_id}, timeout)

@@ -26,6 +26,7 @@ class Capability(str, enum.Enum):
     STRONG_READ = "strong"
     STALE_READ = "stale"
     CAS = "cas"
+    APPEND = "append"
     DELETE = "delete"
     KILL = "kill"
     PAUSE = "pause"
@@ -118,6 +119,12 @@ class Client(abc.ABC):
     def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
         """Remove ``key`` (capability ``delete``)."""
         raise CapabilityMissing("delete")
+
+    def append(
+        self, key: str, value: str, *, timeout: float, request_id: str | None = None
+    ) -> None:
+        """Append ``value`` to the string under ``key`` (capability ``append``)."""
+        raise CapabilityMissing("append")
 
     def cas(
         self,

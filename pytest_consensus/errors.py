@@ -58,6 +58,13 @@ class Timeout(IndefiniteError):
     kind = "timeout"
 
 
+class NoAnswer(Timeout):
+    """The node did not answer at all (the transport timed out), as opposed to answering
+    that it had no outcome in time: a node that is up and reachable should answer."""
+
+    kind = "no-answer"
+
+
 class ConnectionLost(IndefiniteError):
     """The connection broke after the request was sent."""
 

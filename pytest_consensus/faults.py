@@ -38,6 +38,8 @@ PARTITION_SHAPES = (
 PROCESS_FAULTS = ("kill-one", "kill-minority", "kill-all", "pause-one", "rolling-restart")
 NETWORK_FAULTS = ("delay", "loss")
 ALL_FAULTS = (*PARTITION_SHAPES, *PROCESS_FAULTS, *NETWORK_FAULTS)
+#: Shapes whose targets depend on who leads when the fault starts.
+LEADER_DEPENDENT = ("isolate-leader", "one-way-to-leader")
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ def _static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tu
         return (tuple(nodes),)
     if kind in NETWORK_FAULTS:
         return ((rng.choice(nodes),),)
-    return ()  # leader-dependent: resolved when the fault starts
+    return ()  # leader-dependent (resolved when the fault starts), or nothing to block
 
 
 def _cut(side_a: Sequence[str], side_b: Sequence[str]) -> tuple[tuple[str, ...], ...]:
@@ -284,7 +286,9 @@ class Nemesis:
 
     # -- one fault -----------------------------------------------------------------------
     def apply(self, fault: Fault) -> Fault:
-        targets = fault.targets or self._resolve(fault.kind)
+        targets = fault.targets
+        if not targets and fault.kind in LEADER_DEPENDENT:
+            targets = self._resolve(fault.kind)
         fault = replace(fault, targets=targets)
         kind = fault.kind
         if kind in PARTITION_SHAPES:

@@ -49,6 +49,11 @@ class History:
         self._origin = time.monotonic()
         self._processes = itertools.count()
 
+    @property
+    def origin(self) -> float:
+        """The monotonic clock reading that event times count from."""
+        return self._origin
+
     def new_process(self) -> int:
         """A fresh process id: one per client, and a new one after every indefinite result."""
         with self._lock:
@@ -187,6 +192,17 @@ class RecordingClient(Client):
         )
         self._complete("ok", f, key, value)
         return value
+
+    def append(
+        self, key: str, value: str, *, timeout: float, request_id: str | None = None
+    ) -> None:
+        self._call(
+            "append",
+            key,
+            value,
+            lambda: self.inner.append(key, value, timeout=timeout, request_id=request_id),
+        )
+        self._complete("ok", "append", key, value)
 
     def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
         self._call(

@@ -11,11 +11,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_consensus.contract import Client
 from pytest_consensus.errors import ConsensusError
 
-Operation = Callable[[Client, random.Random, int], None]
+Operation = Callable[[Any, random.Random, int], None]
 
 
 @dataclass
@@ -29,14 +30,18 @@ class WorkloadResult:
 
 
 def run_workload(
-    clients: Sequence[Client],
+    clients: Sequence[Client] | Sequence[Any],
     operation: Operation,
     *,
     seed: int,
     operations_per_client: int,
     time_limit: float,
+    pace: float = 0.0,
 ) -> WorkloadResult:
     """Run ``operation`` from one thread per client until the count or the time runs out.
+
+    ``pace`` seconds between a worker's operations spread them over the whole run (so a
+    fault schedule meets traffic), instead of finishing before the first fault.
 
     Taxonomy errors are expected under faults and counted; anything else a worker raises
     is collected in ``crashes`` so the test can fail with it.
@@ -51,6 +56,8 @@ def run_workload(
         for number in range(operations_per_client):
             if time.monotonic() >= deadline:
                 return
+            if pace and number:
+                time.sleep(pace)
             try:
                 operation(client, rng, number)
                 with lock:

@@ -54,6 +54,7 @@ class PySyncObjAdapter(Adapter):
             Capability.STRONG_READ,
             Capability.STALE_READ,
             Capability.CAS,
+            Capability.APPEND,
             Capability.DELETE,
             Capability.KILL,
             Capability.PAUSE,

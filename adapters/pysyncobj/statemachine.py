@@ -17,7 +17,7 @@ from typing import Any
 #: order, so every replica forgets the same ids at the same index.
 REQUEST_ID_MEMORY = 100_000
 
-WRITE_OPERATIONS = frozenset({"put", "delete", "cas"})
+WRITE_OPERATIONS = frozenset({"put", "append", "delete", "cas"})
 
 
 class KVStateMachine:
@@ -56,6 +56,12 @@ class KVStateMachine:
             if not isinstance(value, str):
                 return {"error": "malformed", "message": "put needs a string value"}
             self.data[key] = value
+            return {"ok": True}
+        if operation == "append":
+            value = command.get("value")
+            if not isinstance(value, str):
+                return {"error": "malformed", "message": "append needs a string value"}
+            self.data[key] = self.data.get(key, "") + value
             return {"ok": True}
         if operation == "delete":
             return {"deleted": self.data.pop(key, None) is not None}

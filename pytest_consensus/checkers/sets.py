@@ -16,7 +16,7 @@ Adds with unknown outcome may be present or absent.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,8 +86,15 @@ def _elements(value: Any) -> list[Any]:
     raise ValueError(f"a final read must return a list of elements, got {value!r}")
 
 
-def check_sets(events: Sequence[Event], write: str = "add") -> list[SetResult]:
-    """Judge every key's final read against the writes (``add`` or ``append``) to it."""
+def check_sets(
+    events: Sequence[Event],
+    write: str = "add",
+    elements: Callable[[Any], list[Any]] | None = None,
+) -> list[SetResult]:
+    """Judge every key's final read against the writes (``add`` or ``append``) to it.
+
+    ``elements`` turns a read value into its elements (default: the value is a list); for
+    appends to a string, split the string into the appended pieces."""
     operations = pair_operations(events)
     writes: dict[Any, list[Operation]] = {}
     final_reads: dict[Any, Operation] = {}
@@ -99,12 +106,17 @@ def check_sets(events: Sequence[Event], write: str = "add") -> list[SetResult]:
             if latest is None or (operation.ret or 0) > (latest.ret or 0):
                 final_reads[operation.key] = operation
     return [
-        _judge(key, writes.get(key, []), final_reads.get(key))
+        _judge(key, writes.get(key, []), final_reads.get(key), elements or _elements)
         for key in sorted(set(writes) | set(final_reads), key=repr)
     ]
 
 
-def _judge(key: Any, writes: Iterable[Operation], final: Operation | None) -> SetResult:
+def _judge(
+    key: Any,
+    writes: Iterable[Operation],
+    final: Operation | None,
+    elements: Callable[[Any], list[Any]],
+) -> SetResult:
     writes = list(writes)
     by_status: dict[str, set[Any]] = {"ok": set(), "fail": set(), "info": set()}
     for operation in writes:
@@ -114,7 +126,7 @@ def _judge(key: Any, writes: Iterable[Operation], final: Operation | None) -> Se
     if final is None:
         result.final_read_missing = bool(writes)
         return result
-    seen = Counter(_hashable(v) for v in _elements(final.output))
+    seen = Counter(_hashable(v) for v in elements(final.output))
     result.present = len(seen)
     result.lost = sorted((v for v in by_status["ok"] if v not in seen), key=repr)
     result.duplicated = {v: n for v, n in seen.items() if n > 1}
