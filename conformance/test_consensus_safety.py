@@ -6,16 +6,23 @@ directory loses no acknowledged write, and the restarted replica catches up.
 
 from __future__ import annotations
 
+import functools
 import random
+from pathlib import Path
 
 import pytest
 
 from pytest_consensus.cluster_ops import wait_for_leader, wait_for_same_applied_index
 from pytest_consensus.contract import Cluster, Node, ReadLevel
 from pytest_consensus.errors import ConsensusError
-from pytest_consensus.history import RecordingClient
+from pytest_consensus.faults import Nemesis, Schedule
+from pytest_consensus.fixtures import ClusterFactory
+from pytest_consensus.history import History, RecordingClient
+from pytest_consensus.retry import RetryingClient, RetryPolicy
+from pytest_consensus.search import schedules, search_schedules
 from pytest_consensus.settings import Settings
 from pytest_consensus.waiting import wait_for
+from pytest_consensus.workload import run_workload
 
 pytestmark = pytest.mark.consensus_rule("consensus-safety")
 
@@ -110,5 +117,100 @@ def test_acknowledged_writes_survive_kill_and_restart_of_one_node(
         pytest.fail(
             f"restarted {victim.name} has caught up to the cluster's applied index but its "
             f"replica lacks {len(missing)} acknowledged writes: {', '.join(sorted(missing))}",
+            pytrace=False,
+        )
+
+
+SEARCH_KINDS = (
+    "isolate-leader",
+    "kill-one",
+    "kill-minority",
+    "random-halves",
+    "pause-one",
+    "kill-all",
+    "rolling-restart",
+)
+SEARCH_POLICY = RetryPolicy(deadline=10.0, attempt_timeout=2.0)
+
+
+def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
+    """Puts of unique keys through the retry policy during ``schedule``; afterwards every
+    acknowledged put must be readable. Returns what went wrong, or None."""
+    with factory() as (cluster, allocation):
+        history = History()
+        nemesis = Nemesis(cluster, history, allocation.firewall)
+        clients = {node.name: cluster.client(node) for node in cluster.nodes}
+        names = sorted(clients)
+        writers = [
+            RetryingClient(
+                clients,
+                history,
+                SEARCH_POLICY,
+                random.Random(worker),
+                first_node=names[worker % len(names)],
+            )
+            for worker in range(3)
+        ]
+
+        def put(writer: RetryingClient, rng: random.Random, number: int) -> None:
+            writer.put(f"w{writers.index(writer)}-{number}", f"v{number}")
+
+        nemesis.start(schedule)
+        run_workload(
+            writers,
+            put,
+            seed=schedule.seed,
+            operations_per_client=1000,
+            time_limit=schedule.duration + 1.0,
+            pace=0.05,
+        )
+        nemesis.wait(schedule.duration + 120.0)
+        if nemesis.errors:
+            return f"faults could not be applied: {nemesis.errors}"
+        wait_for_leader(cluster)
+        reader = RetryingClient(clients, History(), RetryPolicy(deadline=30.0), random.Random(0))
+        acknowledged = {e.key: e.value for e in history.events if e.type == "ok"}
+        lost = [k for k, v in acknowledged.items() if reader.get(str(k)) != v]
+        if lost:
+            faults = ", ".join(f"{f.kind}@{f.at:.1f}s" for f in nemesis.applied)
+            return (
+                f"{len(lost)} of {len(acknowledged)} acknowledged writes lost under "
+                f"[{faults}]: {', '.join(sorted(str(k) for k in lost)[:10])}"
+            )
+        return None
+
+
+@pytest.mark.consensus_requires("kill", "restart", "leader", "network")
+def test_searched_fault_schedules_lose_no_acknowledged_write(
+    request: pytest.FixtureRequest,
+    consensus_cluster_factory: ClusterFactory,
+    consensus_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Hypothesis searches fault schedules (crashes of one, a minority, all, rolling restarts,
+    partitions, pauses) for one that loses an acknowledged write, and shrinks any it finds."""
+    nodes = [f"n{i + 1}" for i in range(consensus_settings.nodes)]
+    seed = consensus_settings.seed_for(request.node.nodeid)
+    scenario = functools.partial(writes_survive, consensus_cluster_factory)
+    if consensus_settings.replay:
+        failure = scenario(Schedule.read(Path(consensus_settings.replay)))
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        return
+    result = search_schedules(
+        scenario,
+        schedules(nodes, SEARCH_KINDS, max_faults=3, seed=seed),
+        examples=consensus_settings.search_examples,
+        budget=consensus_settings.search_shrink_budget,
+        save_to=tmp_path / "minimal-schedule.json",
+    )
+    if result.failure is not None:
+        adapter = request.node.callspec.params["consensus_adapter"]
+        shrunk = "minimal" if result.shrunk_fully else "partly shrunk (budget ran out)"
+        pytest.fail(
+            f"{result.failure}\n{shrunk} reproducer after {result.examples} runs: "
+            f"{result.path}\nreplay: pytest --consensus-adapter={adapter} "
+            f"--consensus-nodes={consensus_settings.nodes} --consensus-replay={result.path} "
+            f"'{request.node.nodeid}'",
             pytrace=False,
         )

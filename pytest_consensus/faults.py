@@ -119,13 +119,13 @@ def generate_schedule(
     for _ in range(faults):
         kind = rng.choice(list(kinds))
         duration = round(rng.uniform(*fault_duration), 3)
-        targets = _static_targets(kind, list(nodes), rng)
+        targets = static_targets(kind, list(nodes), rng)
         schedule.faults.append(Fault(kind, round(clock, 3), duration, targets))
         clock += duration + rng.uniform(*gap)
     return schedule
 
 
-def _static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tuple[str, ...], ...]:
+def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tuple[str, ...], ...]:
     """Targets that do not depend on the cluster's state, drawn now from the seed."""
     n = len(nodes)
     if kind == "random-halves":

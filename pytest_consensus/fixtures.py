@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,32 @@ def consensus_schedule(
         yield factory
     finally:
         Schedule(seed, nodes, list(consensus_nemesis.applied)).write(path)
+
+
+class ClusterFactory:
+    """Starts fresh clusters on demand (for searches that need one per example); each is
+    torn down, and its hosts released, when its ``with`` block ends."""
+
+    def __init__(self, adapter: Adapter, settings: Settings, hosts: HostProvider) -> None:
+        self.adapter = adapter
+        self.settings = settings
+        self.hosts = hosts
+
+    @contextmanager
+    def __call__(self) -> Iterator[tuple[Cluster, Allocation]]:
+        allocation = self.hosts.allocate(self.settings.nodes, getattr(self.adapter, "ports", ()))
+        try:
+            with self.adapter.start_cluster(allocation.hosts) as cluster:
+                if self.adapter.has(Capability.LEADER):
+                    wait_for_leader(cluster, timeout=self.settings.leader_timeout)
+                yield cluster, allocation
+        finally:
+            allocation.release()
+
+
+@pytest.fixture
+def consensus_cluster_factory(
+    consensus_adapter: Adapter, consensus_settings: Settings, consensus_hosts: HostProvider
+) -> ClusterFactory:
+    """Fresh clusters on demand: ``with consensus_cluster_factory() as (cluster, hosts):``."""
+    return ClusterFactory(consensus_adapter, consensus_settings, consensus_hosts)

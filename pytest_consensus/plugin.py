@@ -75,7 +75,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Replay this fault schedule (written as schedule.json next to each test's "
         "history) instead of generating one. Default: generate from the seed.",
     )
+    group.addoption(
+        "--consensus-search-examples",
+        default=None,
+        metavar="N",
+        help="Fault schedules each Hypothesis search tries (a failing one is shrunk). "
+        "Default: 2 (ini: consensus_search_examples).",
+    )
     parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
+    parser.addini("consensus_search_examples", "Schedules each search tries (default 2).")
     parser.addini("consensus_host", "auto, netns or loopback (default auto).")
     parser.addini("consensus_nodes", f"Nodes per cluster (default {DEFAULT_NODES}).")
     parser.addini("consensus_seed", "Seed for workloads and fault schedules.")
@@ -103,10 +111,14 @@ def build_settings(config: pytest.Config) -> Settings:
     seed_raw, seed_source = _option_or_ini(config, "consensus_seed", "consensus_seed")
     options_raw, _ = _option_or_ini(config, "consensus_adapter_option", "consensus_adapter_options")
     host_raw, _ = _option_or_ini(config, "consensus_host", "consensus_host")
+    examples_raw, _ = _option_or_ini(
+        config, "consensus_search_examples", "consensus_search_examples"
+    )
     try:
         nodes = parse_positive_int("--consensus-nodes", str(nodes_raw or DEFAULT_NODES))
         seed = random.SystemRandom().randrange(2**31) if seed_raw is None else int(str(seed_raw), 0)
         options = parse_adapter_options(list(options_raw or []))
+        search_examples = parse_positive_int("--consensus-search-examples", str(examples_raw or 2))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     from pytest_consensus.errors import HarnessError
@@ -131,6 +143,7 @@ def build_settings(config: pytest.Config) -> Settings:
         host=host,
         host_reason=host_reason,
         replay=None if replay is None else str(Path(replay).resolve()),
+        search_examples=search_examples,
     )
 
 

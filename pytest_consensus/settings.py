@@ -25,6 +25,10 @@ class Settings:
     host_reason: str | None = "not configured"
     #: A fault schedule file to replay instead of generating schedules.
     replay: str | None = None
+    #: Schedules a Hypothesis search tries before it gives up finding a failure.
+    search_examples: int = 2
+    #: Seconds a search may spend shrinking a failing schedule.
+    search_shrink_budget: float = 120.0
 
     def seed_for(self, test_id: str) -> int:
         """A per-test seed: stable for one run seed and test, different across tests."""

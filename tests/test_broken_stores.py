@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_consensus.faults import Fault, Schedule
@@ -88,3 +90,26 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
             *extra, "--consensus-adapter=pysyncobj", "-p", "no:cacheprovider", "-k", selection
         )
         assert result.ret == pytest.ExitCode.OK, selection
+
+
+def test_a_schedule_search_shrinks_a_failure_and_its_replay_fails_again(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    adapter = "--consensus-adapter=broken_stores.leader_acks_without_replicating:Adapter"
+    result = pytester.runpytest_subprocess(adapter, "-k", "searched", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*acknowledged writes lost under*",
+            "*reproducer after * runs: */minimal-schedule.json",
+            "replay: pytest --consensus-adapter=* --consensus-replay=*minimal-schedule.json*",
+        ]
+    )
+    replay = next(line for line in result.stdout.lines if line.startswith("replay: "))
+    schedule = next(a for a in replay.split() if a.startswith("--consensus-replay="))
+    assert len(Schedule.read(Path(schedule.split("=", 1)[1])).faults) == 1  # shrunk to one
+    replayed = pytester.runpytest_subprocess(
+        adapter, schedule, "-k", "searched", "-p", "no:cacheprovider"
+    )
+    assert replayed.ret == pytest.ExitCode.TESTS_FAILED
+    replayed.stdout.fnmatch_lines(["*acknowledged writes lost under*"])

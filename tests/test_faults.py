@@ -283,3 +283,75 @@ def test_a_partition_without_the_namespace_host_is_refused_not_weakened(tmp_path
     with pytest.raises(CapabilityMissing, match="needs the namespace host"):
         nemesis.apply(Fault("client-from-node", 0, 0, (("client", "n1"), ("n1", "client"))))
     assert nemesis.history.events == []
+
+
+def test_crash_of_every_node_and_a_rolling_restart_keep_acknowledged_data(
+    network: NamespaceNetwork,
+) -> None:
+    allocation = network.allocate(3)
+    history = History()
+    try:
+        with PySyncObjAdapter().start_cluster(allocation.hosts) as cluster:
+            wait_for_leader(cluster)
+            nemesis = Nemesis(cluster, history, Firewall(network, allocation))
+            cluster.client(cluster.nodes[0]).put("k", "before", timeout=5)
+            for kind in ("kill-all", "rolling-restart"):
+                fault = nemesis.apply(Fault(kind, 0, 0, (("n1", "n2", "n3"),)))
+                nemesis.heal(fault)
+                wait_for_leader(cluster)
+                read = wait_for(
+                    lambda: cluster.client(cluster.nodes[1]).get("k", timeout=5),
+                    timeout=30,
+                    what="a read after the restart",
+                    ignore=(ConsensusError,),
+                )
+                assert read == "before", kind
+    finally:
+        network.release(allocation)
+    assert [e.f for e in history.events if e.process == NEMESIS] == [
+        "start-kill-all",
+        "heal-kill-all",
+        "start-rolling-restart",
+        "heal-rolling-restart",
+    ]
+
+
+def test_a_failing_test_leaves_no_namespace_behind(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    pytester.makepyfile(
+        test_fails="""
+        import os
+        from pathlib import Path
+        from pytest_consensus.faults import Fault
+
+        def test_fails_mid_partition(consensus_cluster, consensus_nemesis):
+            consensus_nemesis.apply(Fault("isolate-leader", 0, 0))
+            Path("pid").write_text(str(os.getpid()))
+            assert False, "the store did something wrong"
+    """
+    )
+    result = pytester.runpytest_subprocess("--consensus-adapter=pysyncobj", "test_fails.py")
+    result.assert_outcomes(failed=1)
+    pid = int((pytester.path / "pid").read_text())
+    assert our_namespaces(pid) == [] and our_links(pid) == []
+    assert node_processes_of(pid) == []
+
+
+def test_a_bridge_that_cannot_be_made_stops_the_run_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_consensus.netns as netns
+
+    real = netns.ip_command
+
+    def refuse_bridges(*arguments: str, **options: object) -> str:
+        if arguments[:1] == ("link",) and "bridge" in arguments:
+            raise HarnessError("ip link add ... type bridge failed: Operation not permitted")
+        return real(*arguments, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(netns, "ip_command", refuse_bridges)
+    monkeypatch.setattr(netns, "network_faults_unavailable", lambda: None)
+    with pytest.raises(HarnessError, match=r"cannot create the run's bridge .*no traffic was sent"):
+        NamespaceNetwork(tmp_path)
+    assert our_links(os.getpid()) == []
