@@ -18,7 +18,7 @@ from pytest_consensus.errors import ConsensusError
 from pytest_consensus.faults import Nemesis, Schedule
 from pytest_consensus.fixtures import ClusterFactory
 from pytest_consensus.history import History, RecordingClient
-from pytest_consensus.retry import RetryingClient, RetryPolicy
+from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.search import schedules, search_schedules
 from pytest_consensus.settings import Settings
 from pytest_consensus.waiting import wait_for
@@ -140,17 +140,7 @@ def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
         history = History()
         nemesis = Nemesis(cluster, history, allocation.firewall)
         clients = {node.name: cluster.client(node) for node in cluster.nodes}
-        names = sorted(clients)
-        writers = [
-            RetryingClient(
-                clients,
-                history,
-                SEARCH_POLICY,
-                random.Random(worker),
-                first_node=names[worker % len(names)],
-            )
-            for worker in range(3)
-        ]
+        writers = spread_clients(clients, history, SEARCH_POLICY, 3, random.Random(schedule.seed))
 
         def put(writer: RetryingClient, rng: random.Random, number: int) -> None:
             writer.put(f"w{writers.index(writer)}-{number}", f"v{number}")

@@ -21,7 +21,7 @@ from pytest_consensus.contract import Cluster
 from pytest_consensus.faults import Nemesis
 from pytest_consensus.fixtures import ScheduleFactory
 from pytest_consensus.history import NEMESIS, History
-from pytest_consensus.retry import RetryingClient, RetryPolicy
+from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.settings import Settings
 from pytest_consensus.workload import run_workload
 
@@ -57,18 +57,7 @@ def test_appends_through_the_retry_policy_survive_a_fault_schedule(
     every attempt answers within its timeout."""
     schedule = consensus_schedule(KINDS, faults=3)
     clients = {node.name: consensus_cluster.client(node) for node in consensus_cluster.nodes}
-    names = sorted(clients)
-    # Workers start on different nodes, so every node, whatever it becomes, sees traffic.
-    retrying = [
-        RetryingClient(
-            clients,
-            consensus_history,
-            POLICY,
-            random.Random(consensus_rng.random()),
-            first_node=names[worker % len(names)],
-        )
-        for worker in range(WORKERS)
-    ]
+    retrying = spread_clients(clients, consensus_history, POLICY, WORKERS, consensus_rng)
 
     def append(client: RetryingClient, rng: random.Random, number: int) -> None:
         key = f"list-{rng.randrange(KEYS)}"

@@ -213,3 +213,25 @@ class RetryingClient:
         self, f: str, key: str, node: str, request_id: str | None, started: float, outcome: str
     ) -> None:
         self.attempts.append(Attempt(f, key, node, request_id, started, self.clock(), outcome))
+
+
+def spread_clients(
+    clients: Mapping[str, Client],
+    history: History,
+    policy: RetryPolicy,
+    count: int,
+    rng: random.Random,
+) -> list[RetryingClient]:
+    """``count`` retrying clients that start on different nodes, so every node, whatever it
+    becomes during a fault schedule, sees traffic."""
+    names = sorted(clients)
+    return [
+        RetryingClient(
+            clients,
+            history,
+            policy,
+            random.Random(rng.random()),
+            first_node=names[index % len(names)],
+        )
+        for index in range(count)
+    ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,31 @@ def needs_network_faults() -> None:
     reason = network_faults_unavailable()
     if reason is not None:
         pytest.skip(reason)
+
+
+def start_inner_run(
+    pytester: pytest.Pytester, test_source: str, what: str
+) -> subprocess.Popen[bytes]:
+    """Start ``pytest --consensus-adapter=pysyncobj`` on ``test_source`` in the background and
+    return once the test has written the file named by the ``{marker}`` in its source."""
+    marker = pytester.path / "inner-run-ready"
+    pytester.makepyfile(test_inner=test_source.format(marker=marker))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--consensus-adapter=pysyncobj",
+            "test_inner.py",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={pytester.path / 'basetemp'}",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    from pytest_consensus.waiting import wait_for
+
+    wait_for(marker.exists, timeout=60, what=what)
+    return process

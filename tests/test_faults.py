@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from pytest_consensus.netns import (
 )
 from pytest_consensus.waiting import wait_for
 
-from conftest import node_processes_of
+from conftest import node_processes_of, start_inner_run
 from fake_store import FakeAdapter
 
 NODES5 = ["n1", "n2", "n3", "n4", "n5"]
@@ -194,24 +193,7 @@ def test_partitioned(consensus_cluster, consensus_nemesis):
 
 
 def start_partitioned_run(pytester: pytest.Pytester) -> subprocess.Popen[bytes]:
-    marker = pytester.path / "partitioned"
-    pytester.makepyfile(test_partitioned=SLOW_PARTITIONED_TEST.format(marker=marker))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--consensus-adapter=pysyncobj",
-            "test_partitioned.py",
-            "-p",
-            "no:cacheprovider",
-            f"--basetemp={pytester.path / 'basetemp'}",
-        ],
-        cwd=pytester.path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for(marker.exists, timeout=60, what="the inner run to partition its cluster")
+    process = start_inner_run(pytester, SLOW_PARTITIONED_TEST, "the inner run's partition")
     assert our_namespaces(process.pid) and our_links(process.pid)
     return process
 

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from pytest_consensus.hosts import (
 )
 from pytest_consensus.waiting import wait_for
 
-from conftest import node_processes_of
+from conftest import node_processes_of, start_inner_run
 
 
 @pytest.fixture
@@ -136,27 +135,10 @@ def test_waits(consensus_cluster):
 """
 
 
-def start_pytest_with_a_cluster(pytester: pytest.Pytester) -> tuple[subprocess.Popen[bytes], Path]:
-    marker = pytester.path / "cluster-started"
-    pytester.makepyfile(test_slow=SLOW_TEST.format(marker=marker))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--consensus-adapter=pysyncobj",
-            "test_slow.py",
-            "-p",
-            "no:cacheprovider",
-            f"--basetemp={pytester.path / 'basetemp'}",
-        ],
-        cwd=pytester.path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for(marker.exists, timeout=60, what="the inner run's cluster to start")
+def start_pytest_with_a_cluster(pytester: pytest.Pytester) -> subprocess.Popen[bytes]:
+    process = start_inner_run(pytester, SLOW_TEST, "the inner run's cluster to start")
     assert len(node_processes_of(process.pid)) == 3
-    return process, marker
+    return process
 
 
 def run_dirs_of(pid: int) -> list[Path]:
@@ -164,7 +146,7 @@ def run_dirs_of(pid: int) -> list[Path]:
 
 
 def test_ctrl_c_tears_everything_down(pytester: pytest.Pytester) -> None:
-    process, _ = start_pytest_with_a_cluster(pytester)
+    process = start_pytest_with_a_cluster(pytester)
     assert run_dirs_of(process.pid)
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == pytest.ExitCode.INTERRUPTED
@@ -175,7 +157,7 @@ def test_ctrl_c_tears_everything_down(pytester: pytest.Pytester) -> None:
 def test_a_killed_run_leaves_no_nodes_and_the_next_run_sweeps_its_dir(
     pytester: pytest.Pytester,
 ) -> None:
-    process, _ = start_pytest_with_a_cluster(pytester)
+    process = start_pytest_with_a_cluster(pytester)
     process.kill()
     process.wait(10)
     wait_for(
