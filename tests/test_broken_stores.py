@@ -37,6 +37,13 @@ BROKEN_STORES = [
         id="minority-hangs",
     ),
     pytest.param(
+        "strong_reads_served_locally",
+        "read_levels",
+        "read-levels",
+        "*cut off from the majority, answered a strong read of k with 'v0' although*",
+        id="strong-reads-served-locally",
+    ),
+    pytest.param(
         "clock_in_state_machine",
         "fsm_determinism",
         "fsm-determinism",
@@ -63,7 +70,7 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
     message: str,
 ) -> None:
     extra = []
-    if selection in ("deposed", "retry"):
+    if selection in ("deposed", "retry", "read_levels"):
         request.getfixturevalue("needs_network_faults")
         extra = [f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}"]
     result = pytester.runpytest_subprocess(
@@ -83,7 +90,7 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
     the fixed schedule they are run with."""
     ISOLATE_LEADER.write(pytester.path / "schedule.json")
     for selection, extra in (
-        ("leader_gating or fsm_determinism or consensus_safety", []),
+        ("leader_gating or fsm_determinism or consensus_safety or read_levels", []),
         ("retry", [f"--consensus-replay={pytester.path / 'schedule.json'}"]),
     ):
         result = pytester.runpytest_subprocess(

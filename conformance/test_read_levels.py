@@ -1,0 +1,179 @@
+"""read-levels: strong and stale reads are distinct, advertised levels.
+
+A member cut off from the majority may serve stale reads (that lag, measured and reported,
+but never invent a value, and converge after the heal), and must never answer a strong read
+with a value the majority has overwritten: it fails or blocks instead.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pytest_consensus.checkers.linearizability import check_history
+from pytest_consensus.checkers.models import CasRegisterModel
+from pytest_consensus.checkers.stale import check_stale_reads
+from pytest_consensus.cluster_ops import wait_for_leader
+from pytest_consensus.contract import Cluster, ReadLevel
+from pytest_consensus.errors import ConsensusError
+from pytest_consensus.faults import Fault, Nemesis, cut
+from pytest_consensus.fixtures import ScheduleFactory
+from pytest_consensus.history import History, RecordingClient
+from pytest_consensus.settings import Settings
+from pytest_consensus.waiting import WaitTimeout, wait_for
+from pytest_consensus.workload import run_workload
+
+pytestmark = pytest.mark.consensus_rule("read-levels")
+
+#: A strong read on the cut-off member may take this long to fail; it must not succeed.
+ISOLATED_READ_TIMEOUT = 2.0
+CONVERGENCE_TIMEOUT = 30.0
+OVERWRITES = 3
+
+
+@pytest.mark.consensus_requires("strong", "stale", "leader", "network")
+@pytest.mark.parametrize("which", ["leader", "follower"])
+def test_a_member_cut_off_serves_stale_reads_but_no_overwritten_strong_ones(
+    request: pytest.FixtureRequest,
+    which: str,
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_history: History,
+    consensus_nemesis: Nemesis,
+    consensus_settings: Settings,
+) -> None:
+    """Cut off from the majority, a member's stale reads lag without inventing values and
+    converge after the heal; its strong reads never return an overwritten value."""
+    timeout = consensus_settings.operation_timeout
+    client_of = {client.node: client for client in consensus_clients}
+    leader, _ = wait_for_leader(consensus_cluster)
+    cut_off = (
+        leader if which == "leader" else next(n for n in consensus_cluster.nodes if n is not leader)
+    )
+    client_of[leader.name].put("k", "v0", timeout=timeout)
+    wait_for(
+        lambda: client_of[cut_off.name].get("k", level=ReadLevel.STALE, timeout=timeout) == "v0",
+        timeout=CONVERGENCE_TIMEOUT,
+        what=f"v0 on {cut_off.name}",
+        ignore=(ConsensusError,),
+    )
+
+    others = [n.name for n in consensus_cluster.nodes if n is not cut_off]
+    fault = consensus_nemesis.apply(Fault("random-halves", 0, 0, cut([cut_off.name], others)))
+    majority_side = [n for n in consensus_cluster.nodes if n is not cut_off]
+    new_leader, _ = wait_for_leader(consensus_cluster, among=majority_side)
+    for number in range(1, OVERWRITES + 1):
+        client_of[new_leader.name].put("k", f"v{number}", timeout=timeout)
+    final = f"v{OVERWRITES}"
+
+    stale = client_of[cut_off.name].get("k", level=ReadLevel.STALE, timeout=timeout)
+    strong_answer: str | None = None
+    try:
+        strong_answer = client_of[cut_off.name].get(
+            "k", level=ReadLevel.STRONG, timeout=ISOLATED_READ_TIMEOUT
+        )
+        answered = True
+    except ConsensusError:
+        answered = False
+    consensus_nemesis.heal(fault)
+    try:
+        wait_for(
+            lambda: (
+                client_of[cut_off.name].get("k", level=ReadLevel.STALE, timeout=timeout) == final
+            ),
+            timeout=CONVERGENCE_TIMEOUT,
+            what="convergence",
+            ignore=(ConsensusError,),
+        )
+        converged = True
+    except WaitTimeout:
+        converged = False
+
+    result = check_stale_reads(consensus_history.events)
+    summary = result.summary()
+    request.node.user_properties.append(("stale_reads", summary))
+    problems = []
+    if answered and strong_answer != final:
+        problems.append(
+            f"{cut_off.name} ({which}), cut off from the majority, answered a strong read of k "
+            f"with {strong_answer!r} although the majority had overwritten it with {final!r}"
+        )
+    problems += result.invented
+    if not converged:
+        problems.append(
+            f"stale reads on {cut_off.name} did not converge to {final!r} within "
+            f"{CONVERGENCE_TIMEOUT}s of the heal"
+        )
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+    print(
+        f"stale read on the cut-off {which}: {stale!r} "
+        f"({summary['versions_behind']['max']:.0f} versions behind at most)"
+    )
+
+
+LINEARIZABILITY_KINDS = (
+    "isolate-leader",
+    "random-halves",
+    "kill-one",
+    "pause-one",
+    "majority-ring",
+    "bridge",
+)
+KEYS = 3
+WORKERS = 4
+
+
+@pytest.mark.consensus_requires("strong", "cas", "leader", "network")
+def test_strong_reads_are_linearizable_under_faults(
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_history: History,
+    consensus_nemesis: Nemesis,
+    consensus_schedule: ScheduleFactory,
+    consensus_settings: Settings,
+    consensus_rng: random.Random,
+) -> None:
+    """Puts, cas and strong reads on a few keys during partitions, kills and pauses form a
+    linearizable history (checked per key against a cas register)."""
+    schedule = consensus_schedule(LINEARIZABILITY_KINDS, faults=3)
+    timeout = 1.0
+    workers = [consensus_clients[i % len(consensus_clients)] for i in range(WORKERS)]
+    workers = [RecordingClient(c.inner, consensus_history) for c in workers]
+
+    def operate(client: RecordingClient, rng: random.Random, number: int) -> None:
+        key = f"r{rng.randrange(KEYS)}"
+        choice = rng.random()
+        if choice < 0.4:
+            client.get(key, level=ReadLevel.STRONG, timeout=timeout)
+        elif choice < 0.75:
+            client.put(key, f"{client.process}-{number}", timeout=timeout)
+        else:
+            client.cas(
+                key, f"{client.process}-{number - 1}", f"{client.process}-{number}", timeout=timeout
+            )
+
+    consensus_nemesis.start(schedule)
+    result = run_workload(
+        workers,
+        operate,
+        seed=consensus_rng.randrange(2**32),
+        operations_per_client=1000,
+        time_limit=schedule.duration + 1.0,
+        pace=0.05,
+    )
+    consensus_nemesis.wait(schedule.duration + 120.0)
+    assert not consensus_nemesis.errors, f"faults failed: {consensus_nemesis.errors}"
+    assert not result.crashes, "workers crashed:\n" + "\n".join(result.crashes)
+    assert result.completed > 0, f"no operation succeeded: {result.errors}"
+    model = CasRegisterModel()
+    verdict = check_history(consensus_history.events, model, budget=120.0)
+    if verdict.linearizable is False:
+        example = verdict.counterexample
+        pytest.fail(example.describe(model) if example else "not linearizable", pytrace=False)
+    if verdict.linearizable is None:
+        pytest.fail(
+            f"the checker's budget ran out on keys {verdict.unknown_keys}; no verdict",
+            pytrace=False,
+        )
