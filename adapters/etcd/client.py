@@ -26,6 +26,15 @@ from pytest_consensus.errors import (
 )
 
 METADATA = (("hasleader", "true"),)
+#: gRPC shares subchannels (and their reconnect backoff, up to 2 minutes by default) across
+#: channels to the same address: after a member restarts, every new client would wait out
+#: the backoff. Each client gets its own pool and a short backoff instead.
+GRPC_OPTIONS = [
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 500),
+]
 NOT_SENT = ("failed to connect", "connection refused", "connect failed", "dns resolution")
 
 
@@ -60,7 +69,7 @@ class EtcdClient(Client):
     def __init__(self, node: str, host: str, port: int, names: dict[int, str]) -> None:
         self.node = node
         self.names = names
-        self._client = etcd3.client(host=host, port=port)
+        self._client = etcd3.client(host=host, port=port, grpc_options=GRPC_OPTIONS)
 
     def _call(self, stub_method: Any, request: Any, timeout: float) -> Any:
         try:
