@@ -79,7 +79,9 @@ class HostSpec:
 
     ``address`` is an IP the node binds to (ports are the adapter's choice, since every
     node has its own address); ``command_prefix`` must be put in front of the node's
-    command line (for example ``ip netns exec NS``) so it runs on that host.
+    command line (for example ``ip netns exec NS``) so it runs on that host. On the Docker
+    host, ``container`` names the container to create (on ``container_network``, with
+    ``address`` as its fixed IP) instead; adapters that cannot run in containers refuse it.
     """
 
     name: str
@@ -87,6 +89,8 @@ class HostSpec:
     data_dir: Path
     log_dir: Path
     command_prefix: tuple[str, ...] = ()
+    container: str | None = None
+    container_network: str | None = None
 
 
 class StateMachine(Protocol):

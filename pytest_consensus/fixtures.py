@@ -18,7 +18,7 @@ import pytest
 
 from pytest_consensus.cluster_ops import wait_for_leader
 from pytest_consensus.contract import Adapter, Capability, Cluster
-from pytest_consensus.errors import HarnessError
+from pytest_consensus.errors import CapabilityMissing, HarnessError
 from pytest_consensus.faults import ALL_FAULTS, Nemesis, Schedule, generate_schedule
 from pytest_consensus.history import History, RecordingClient
 from pytest_consensus.host_providers import Allocation, HostProvider, make_provider
@@ -56,7 +56,10 @@ def consensus_hosts(
     """Hands out hosts for each cluster: namespaces (with a firewall) or loopback addresses;
     the run's bridge and anything left of it is removed at the end of the session."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    provider = make_provider(consensus_settings.host, consensus_run_dir, worker)
+    try:
+        provider = make_provider(consensus_settings.host, consensus_run_dir, worker)
+    except CapabilityMissing as missing:
+        pytest.skip(f"n/a: the {consensus_settings.host} host is unavailable: {missing}")
     try:
         yield provider
     finally:

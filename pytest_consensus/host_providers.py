@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pytest_consensus.contract import HostSpec
 from pytest_consensus.errors import HarnessError
@@ -17,7 +18,7 @@ from pytest_consensus.faults import Firewall
 from pytest_consensus.hosts import LoopbackHosts
 from pytest_consensus.netns import NamespaceNetwork, network_faults_unavailable
 
-HOST_CHOICES = ("auto", "netns", "loopback")
+HOST_CHOICES = ("auto", "netns", "loopback", "docker")
 
 
 @dataclass
@@ -59,7 +60,7 @@ class NamespaceProvider:
         self.network.close()
 
 
-HostProvider = LoopbackProvider | NamespaceProvider
+HostProvider = Any  # LoopbackProvider | NamespaceProvider | DockerHosts: allocate, close
 
 
 def resolve_host_choice(choice: str) -> tuple[str, str | None]:
@@ -68,6 +69,10 @@ def resolve_host_choice(choice: str) -> tuple[str, str | None]:
         raise HarnessError(f"unknown host {choice!r}; valid: {', '.join(HOST_CHOICES)}")
     if choice == "loopback":
         return "loopback", "--consensus-host=loopback was chosen"
+    if choice == "docker":
+        from pytest_consensus.docker_host import NETWORK_FAULTS_REASON
+
+        return "docker", NETWORK_FAULTS_REASON
     reason = network_faults_unavailable()
     if reason is None:
         return "netns", None
@@ -77,6 +82,11 @@ def resolve_host_choice(choice: str) -> tuple[str, str | None]:
 
 
 def make_provider(host: str, run_dir: Path, worker: str) -> HostProvider:
+    """The provider for ``host``; raises CapabilityMissing when the Docker engine is absent."""
     if host == "netns":
         return NamespaceProvider(run_dir, worker)
+    if host == "docker":
+        from pytest_consensus.docker_host import DockerHosts
+
+        return DockerHosts(run_dir, worker)
     return LoopbackProvider(run_dir)

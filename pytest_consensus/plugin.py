@@ -63,9 +63,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--consensus-host",
         default=None,
-        metavar="auto|netns|loopback",
+        metavar="auto|netns|loopback|docker",
         help="Where nodes run: a network namespace per node (netns, needs root or "
-        "CAP_NET_ADMIN; required for network faults) or loopback addresses. Default: auto "
+        "CAP_NET_ADMIN; required for network faults), loopback addresses, or Docker "
+        "containers (etcd only; no partitions). Default: auto "
         "(netns when possible) (ini: consensus_host).",
     )
     group.addoption(
@@ -205,6 +206,10 @@ def pytest_configure(config: pytest.Config) -> None:
             from pytest_consensus.netns import sweep_stale_network
 
             sweep_stale_network()
+        elif settings.host == "docker":
+            from pytest_consensus.docker_host import sweep_stale_docker
+
+            sweep_stale_docker()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pytest_consensus.adapters.etcd.client import EtcdClient, member_names
 from pytest_consensus.contract import (
@@ -31,6 +31,7 @@ from pytest_consensus.errors import ConsensusError, HarnessError, NodeStartError
 from pytest_consensus.process import NodeProcess
 from pytest_consensus.waiting import WaitTimeout, wait_for
 
+ETCD_IN_IMAGE = "/usr/local/bin/etcd"
 CLIENT_PORT = 2379
 PEER_PORT = 2380
 STARTUP_TIMEOUT = 30.0
@@ -220,17 +221,25 @@ class EtcdAdapter(Adapter):
 
     def __init__(self, options: dict[str, str] | None = None) -> None:
         super().__init__(options)
-        self.binary, self.found_in = find_etcd_binary(self.options.get("etcd_binary"))
-        self._version = etcd_version(self.binary)
+        self.image = self.options.get("docker_image")
+        if self.image:  # members run in containers; no local binary is needed
+            self.binary, self.found_in = Path(ETCD_IN_IMAGE), f"image {self.image}"
+            self._version = self.image.rsplit(":", 1)[-1].lstrip("v")
+        else:
+            self.binary, self.found_in = find_etcd_binary(self.options.get("etcd_binary"))
+            self._version = etcd_version(self.binary)
 
     def version(self) -> str:
         return f"etcd {self._version} ({self.binary}, from {self.found_in})"
 
     def member_command(self, host: HostSpec, hosts: Sequence[HostSpec], token: str) -> list[str]:
+        binary = ETCD_IN_IMAGE if host.container else str(self.binary)
+        prefix = () if host.container else host.command_prefix
+        return [*prefix, binary, *self.member_flags(host, hosts, token)]
+
+    def member_flags(self, host: HostSpec, hosts: Sequence[HostSpec], token: str) -> list[str]:
         cluster = ",".join(f"{h.name}=http://{h.address}:{PEER_PORT}" for h in hosts)
         command = [
-            *host.command_prefix,
-            str(self.binary),
             f"--name={host.name}",
             f"--data-dir={host.data_dir}",
             f"--listen-peer-urls=http://{host.address}:{PEER_PORT}",
@@ -248,7 +257,9 @@ class EtcdAdapter(Adapter):
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
         names: dict[int, str] = {}
-        token = f"pytest-consensus-{os.getpid()}-{hosts[0].data_dir.parent.parent.name}"
+        token = f"pytest-consensus-{os.getpid()}-{hosts[0].log_dir.parent.name}"
+        if hosts[0].container:
+            return self._start_containers(hosts, names, token)
         nodes = []
         for host in hosts:
             host.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -261,3 +272,62 @@ class EtcdAdapter(Adapter):
             )
             nodes.append(EtcdNode(host, process, names))
         return EtcdCluster(nodes, names).start()
+
+    def _start_containers(
+        self, hosts: Sequence[HostSpec], names: dict[int, str], token: str
+    ) -> Cluster:
+        import docker
+
+        from pytest_consensus.adapters.etcd.containers import DEFAULT_IMAGE, ContainerEtcdNode
+
+        client = docker.from_env(timeout=60)
+        tag = (hosts[0].container_network or "").removeprefix("pcons-")
+        nodes = [
+            ContainerEtcdNode(
+                host,
+                client,
+                self.image or DEFAULT_IMAGE,
+                self.member_command(host, hosts, token),
+                names,
+                tag,
+                CLIENT_PORT,
+            )
+            for host in hosts
+        ]
+        return ContainerCluster(nodes, names).start()
+
+
+class ContainerCluster(Cluster):
+    """Members as containers; closing removes them."""
+
+    def __init__(self, nodes: Sequence[Any], names: dict[int, str]) -> None:
+        self.nodes = list(nodes)
+        self.names = names
+
+    def start(self) -> ContainerCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            probe = self.nodes[0].client()
+            try:
+                self.names.update(
+                    wait_for(
+                        lambda: member_names(probe),
+                        timeout=STARTUP_TIMEOUT,
+                        what="the member list",
+                        ignore=(ConsensusError,),
+                    )
+                )
+            finally:
+                probe.close()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def client(self, node: Node) -> Client:
+        return self.node(node.name).client()  # type: ignore[attr-defined, no-any-return]
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.remove()

@@ -1,0 +1,115 @@
+"""etcd members as Docker containers (the Docker host; see pytest_consensus.docker_host).
+
+Only the engine calls need Docker; the command each member runs is the same as for a local
+process (``member_flags``), which is what the project's unit tests check without an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_consensus.adapters.etcd.client import EtcdClient
+from pytest_consensus.contract import HostSpec, Node, NodeStatus
+from pytest_consensus.docker_host import LABEL
+from pytest_consensus.errors import ConsensusError, NodeStartError
+from pytest_consensus.waiting import WaitTimeout, wait_for
+
+DEFAULT_IMAGE = "quay.io/coreos/etcd:v3.5.17"
+ETCD_IN_IMAGE = "/usr/local/bin/etcd"
+
+
+class ContainerEtcdNode(Node):
+    """A member that is one container with a fixed address on the run's network."""
+
+    def __init__(
+        self,
+        host: HostSpec,
+        docker_client: Any,
+        image: str,
+        command: Sequence[str],
+        names: dict[int, str],
+        run_tag: str,
+        client_port: int,
+    ) -> None:
+        assert host.container is not None and host.container_network is not None
+        self.name = host.name
+        self.host = host
+        self.names = names
+        self.client_port = client_port
+        self._docker = docker_client
+        api = docker_client.api
+        networking = api.create_networking_config(
+            {host.container_network: api.create_endpoint_config(ipv4_address=host.address)}
+        )
+        self._id = api.create_container(
+            image,
+            command=list(command),
+            name=host.container,
+            labels={LABEL: run_tag},
+            networking_config=networking,
+            host_config=api.create_host_config(network_mode=host.container_network),
+        )["Id"]
+
+    def client(self) -> EtcdClient:
+        return EtcdClient(self.name, self.host.address, self.client_port, self.names)
+
+    def start(self) -> None:
+        self._docker.api.start(self._id)
+        self.wait_until_serving()
+
+    def wait_until_serving(self, timeout: float = 60.0) -> None:
+        client = self.client()
+
+        def serving() -> bool:
+            if not self.is_running():
+                raise NodeStartError(self.name, "the container exited", self.log_tail())
+            client.status(timeout=1.0)
+            return True
+
+        try:
+            wait_for(
+                serving,
+                timeout=timeout,
+                what=f"container {self.host.container}",
+                ignore=(ConsensusError,),
+            )
+        except WaitTimeout as error:
+            raise NodeStartError(self.name, str(error), self.log_tail()) from error
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self._docker.api.stop(self._id, timeout=5)
+
+    def kill(self) -> None:
+        if self.is_running():
+            self._docker.api.kill(self._id, signal="SIGKILL")
+
+    def pause(self) -> None:
+        self._docker.api.pause(self._id)
+
+    def resume(self) -> None:
+        self._docker.api.unpause(self._id)
+
+    def is_running(self) -> bool:
+        return bool(self._docker.api.inspect_container(self._id)["State"]["Running"])
+
+    def status(self, timeout: float) -> NodeStatus:
+        client = self.client()
+        try:
+            return client.status(timeout)
+        finally:
+            client.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return str(self._docker.api.logs(self._id, tail=lines).decode(errors="replace"))
+        except Exception as error:
+            return f"(no logs: {error})"
+
+    def remove(self) -> None:
+        try:
+            self._docker.api.remove_container(self._id, force=True)
+        except Exception:
+            pass
