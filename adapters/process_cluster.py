@@ -33,14 +33,15 @@ class ProcessNode(Node):
         self.wait_until_serving()
 
     def wait_until_serving(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        probe = HttpStoreClient(self.name, self.host.address, self.api_port)
+        """Poll :meth:`status` until the node answers (subclasses for other APIs override
+        ``status`` only)."""
         deadline = time.monotonic() + timeout
         while True:
             if not self.process.is_running():
                 code = self.process.exit_code()
                 raise NodeStartError(self.name, f"process exited with {code}", self.log_tail())
             try:
-                probe.status(timeout=1.0)
+                self.status(timeout=1.0)
                 return
             except ConsensusError:
                 pass

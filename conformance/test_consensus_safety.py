@@ -54,7 +54,7 @@ def pick_victim(cluster: Cluster, which: str, leader: Node, rng_choice: int) -> 
     return followers[rng_choice % len(followers)]
 
 
-@pytest.mark.consensus_requires("kill", "restart", "leader", "stale")
+@pytest.mark.consensus_requires("kill", "restart", "leader", "strong", "stale")
 @pytest.mark.parametrize("which", ["leader", "follower"])
 def test_acknowledged_writes_survive_kill_and_restart_of_one_node(
     which: str,
@@ -170,7 +170,7 @@ def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
         return None
 
 
-@pytest.mark.consensus_requires("kill", "restart", "leader", "network")
+@pytest.mark.consensus_requires("kill", "restart", "leader", "strong", "network")
 def test_searched_fault_schedules_lose_no_acknowledged_write(
     request: pytest.FixtureRequest,
     consensus_cluster_factory: ClusterFactory,

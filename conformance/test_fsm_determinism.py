@@ -42,7 +42,7 @@ def mixed_operation(timeout: float) -> object:
     return operate
 
 
-@pytest.mark.consensus_requires("digest", "cas", "delete")
+@pytest.mark.consensus_requires("digest", "cas", "delete", "strong")
 def test_replica_digests_agree_after_concurrent_workload(
     consensus_cluster: Cluster,
     consensus_clients: list[RecordingClient],

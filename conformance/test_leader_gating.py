@@ -37,7 +37,7 @@ def nodes_holding(
     return holding
 
 
-@pytest.mark.consensus_requires("leader", "stale")
+@pytest.mark.consensus_requires("leader", "strong", "stale")
 def test_writes_to_followers_are_committed_or_refused(
     consensus_cluster: Cluster,
     consensus_clients: list[RecordingClient],
@@ -123,7 +123,7 @@ WRITES_TO_DEPOSED_LEADER = 3
 DEPOSED_WRITE_TIMEOUT = 1.5
 
 
-@pytest.mark.consensus_requires("leader", "network")
+@pytest.mark.consensus_requires("leader", "strong", "network")
 def test_a_deposed_leader_in_a_minority_acknowledges_no_write(
     consensus_cluster: Cluster,
     consensus_clients: list[RecordingClient],

@@ -1,0 +1,1 @@
+"""tinystore: a replicated key-value store (an example for pytest-consensus adapters)."""

@@ -1,0 +1,88 @@
+"""Custom stores: the out-of-tree example installed by entry point, and the consistency of
+every built-in adapter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tinystore_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example package installed (with its entry point) into a directory of its own."""
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(ROOT / "examples" / "tinystore"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return site
+
+
+def test_an_out_of_tree_store_is_certified_by_name_next_to_a_users_adapters_package(
+    pytester: pytest.Pytester, tinystore_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(tinystore_site))
+    pytester.mkpydir("adapters").joinpath("__init__.py").write_text("OWNER = 'user'\n")
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=tinystore", "-k", "not searched", "-p", "no:cacheprovider", "-rs"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "consensus: adapters=tinystore (tinystore 0.1.0)*",
+            "consensus-safety*pass*",
+            "leader-gating*pass*",
+            "*fsm-determinism on tinystore: n/a because adapter tinystore lacks capability cas*",
+        ]
+    )
+
+
+def test_an_unknown_name_lists_the_out_of_tree_adapter_too(
+    pytester: pytest.Pytester, tinystore_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(tinystore_site))
+    result = pytester.runpytest_subprocess("--consensus-adapter=nosuch")
+    result.stderr.fnmatch_lines(["*installed adapters: etcd, http, pysyncobj, tinystore*"])
+
+
+def test_every_builtin_adapter_has_module_docs_tests_extra_and_entry_point() -> None:
+    """A built-in adapter is complete: importable module, entry point, docs page, extra and a
+    test module, so none is added half-way."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    packages = pyproject["tool"]["setuptools"]["packages"]
+    registered = {
+        e.name: e.value
+        for e in entry_points(group="pytest_consensus.adapters")
+        if e.value.startswith("pytest_consensus.adapters.")
+    }
+    on_disk = {
+        p.name for p in (ROOT / "adapters").iterdir() if p.is_dir() and (p / "__init__.py").exists()
+    }
+    assert set(registered) == on_disk == set(project["entry-points"]["pytest_consensus.adapters"])
+    for name, value in registered.items():
+        module = value.split(":")[0]
+        __import__(module)
+        assert (ROOT / "docs" / "adapters" / f"{name}.md").exists(), f"docs for {name}"
+        assert name in project["optional-dependencies"], f"extra for {name}"
+        assert list((ROOT / "tests").glob(f"test_{name}*.py")), f"tests for {name}"
+        assert f"pytest_consensus.adapters.{name}" in packages, f"{name} is packaged"
