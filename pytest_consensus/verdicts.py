@@ -21,6 +21,7 @@ class RuleOutcome:
     passed: int = 0
     failed: int = 0
     skipped: int = 0
+    known: int = 0
     skip_reasons: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -28,6 +29,8 @@ class RuleOutcome:
     def verdict(self) -> str:
         if self.failed:
             return "fail"
+        if self.known:
+            return "known failure"
         if self.passed:
             return "pass"
         if self.skipped:
@@ -38,6 +41,8 @@ class RuleOutcome:
         """A short cell for the matrix: pass/FAIL/n/a with counts."""
         if self.verdict == "fail":
             return f"FAIL ({self.failed} of {self.passed + self.failed + self.skipped} failed)"
+        if self.verdict == "known failure":
+            return f"known failure ({self.known} xfail, {self.passed} passed)"
         if self.verdict == "pass":
             extra = f", {self.skipped} n/a" if self.skipped else ""
             return f"pass ({self.passed} passed{extra})"
@@ -67,6 +72,8 @@ class VerdictTable:
         previous = tests.get(report.nodeid, ("", ""))[0]
         if report.failed:
             tests[report.nodeid] = ("failed", "")  # a failure in any phase wins
+        elif getattr(report, "wasxfail", None) is not None and report.skipped:
+            tests[report.nodeid] = ("xfailed", str(report.wasxfail))
         elif report.skipped and previous != "failed":
             longrepr = report.longrepr
             reason = str(longrepr[2]) if isinstance(longrepr, tuple) else "skipped"
@@ -80,6 +87,8 @@ class VerdictTable:
             if status == "failed":
                 outcome.failed += 1
                 outcome.failures.append(test_id)
+            elif status == "xfailed":
+                outcome.known += 1
             elif status == "skipped":
                 outcome.skipped += 1
                 outcome.skip_reasons.append(reason)

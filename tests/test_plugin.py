@@ -229,3 +229,26 @@ def test_users_own_adapters_and_conformance_packages_are_never_shadowed(
         "no:cacheprovider",
     )
     result.assert_outcomes(passed=2)
+
+
+def test_a_known_failure_marked_xfail_is_reported_as_such_not_as_pass(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest("""
+        import pytest
+
+        KNOWN = {"test_suite.py::test_writes_are_recorded": "issue #12: lost ack on restart"}
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                for prefix, reason in KNOWN.items():
+                    if item.nodeid.startswith(prefix):
+                        item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+    """)
+    pytester.makepyfile(test_suite=FAKE_SUITE.replace(
+        'consensus_clients[0].get("k", timeout=1) == "v"', 'False'))
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=fake_store:FakeAdapter", "test_suite.py"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["leader-gating*known failure (1 xfail, 0 passed)*"])
