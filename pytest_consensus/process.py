@@ -7,6 +7,9 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from pytest_consensus.errors import NodeStartError
 
 
 class NodeProcess:
@@ -40,16 +43,24 @@ class NodeProcess:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-                close_fds=True,
-            )
+            try:
+                self._process = self._spawn(log)
+            except OSError as error:
+                raise NodeStartError(
+                    self.name, f"cannot run {self.argv[0]!r}: {error}", ""
+                ) from error
+
+    def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
 
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None

@@ -86,3 +86,23 @@ def test_every_builtin_adapter_has_module_docs_tests_extra_and_entry_point() -> 
         assert name in project["optional-dependencies"], f"extra for {name}"
         assert list((ROOT / "tests").glob(f"test_{name}*.py")), f"tests for {name}"
         assert f"pytest_consensus.adapters.{name}" in packages, f"{name} is packaged"
+
+
+def test_the_guides_minimal_adapter_is_complete_and_under_60_lines(tmp_path: Path) -> None:
+    guide = (ROOT / "docs" / "writing-an-adapter.md").read_text()
+    section = guide.split("## A complete minimal adapter", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.splitlines()) < 60
+    namespace: dict[str, object] = {}
+    exec(compile(code, "writing-an-adapter.md", "exec"), namespace)
+    adapter_class = namespace["MyStoreAdapter"]
+    adapter = adapter_class({})  # type: ignore[operator]
+    assert adapter.version() == "mystore 1.0" and adapter.name == "mystore"
+    from pytest_consensus.contract import HostSpec
+    from pytest_consensus.errors import NodeStartError
+
+    hosts = [
+        HostSpec(f"n{i}", f"127.0.0.{i}", tmp_path / f"d{i}", tmp_path / f"l{i}") for i in (1, 2)
+    ]
+    with pytest.raises(NodeStartError, match="cannot run .mystore."):  # no such binary here
+        adapter.start_cluster(hosts)  # naming what it tried to run

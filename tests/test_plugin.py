@@ -245,8 +245,9 @@ def test_a_known_failure_marked_xfail_is_reported_as_such_not_as_pass(
                     if item.nodeid.startswith(prefix):
                         item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
     """)
-    pytester.makepyfile(test_suite=FAKE_SUITE.replace(
-        'consensus_clients[0].get("k", timeout=1) == "v"', 'False'))
+    pytester.makepyfile(
+        test_suite=FAKE_SUITE.replace('consensus_clients[0].get("k", timeout=1) == "v"', "False")
+    )
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=fake_store:FakeAdapter", "test_suite.py"
     )
