@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from pytest import TestReport
 
 
+#: Figures tests report through ``user_properties`` that the summary prints per adapter.
+MEASUREMENTS = ("recovery_seconds", "stale_reads")
+
+
 @dataclass
 class RuleOutcome:
     passed: int = 0
@@ -62,12 +66,17 @@ class VerdictTable:
         self.adapters = list(adapters)
         #: (rule, adapter) -> test id -> ("passed" | "failed" | "skipped", skip reason)
         self.results: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
+        #: (adapter, measurement) -> values reported by tests through user_properties
+        self.measurements: dict[tuple[str, str], list[Any]] = {}
 
     def add(self, report: TestReport) -> None:
         properties = dict(report.user_properties)
         rule, adapter = properties.get("consensus_rule"), properties.get("consensus_adapter")
         if rule is None or adapter is None:
             return
+        for name, value in properties.items():
+            if name in MEASUREMENTS and value is not None and report.when == "call":
+                self.measurements.setdefault((str(adapter), name), []).append(value)
         tests = self.results.setdefault((str(rule), str(adapter)), {})
         previous = tests.get(report.nodeid, ("", ""))[0]
         if report.failed:
@@ -117,7 +126,25 @@ class VerdictTable:
                 if outcome.verdict == "n/a":
                     reasons.append(f"  {rule} on {adapter}: n/a because {outcome.reason}")
             lines.append(rule.ljust(width) + "".join(cells))
-        return [line.rstrip() for line in lines + reasons]
+        return [line.rstrip() for line in lines + reasons + self._render_measurements()]
+
+    def _render_measurements(self) -> list[str]:
+        lines = []
+        for adapter in self.adapters:
+            recovery = self.measurements.get((adapter, "recovery_seconds"), [])
+            if recovery:
+                lines.append(
+                    f"  {adapter}: time from the last heal to the first acknowledged "
+                    f"write: {', '.join(f'{v:.2f} s' for v in recovery)}"
+                )
+            for summary in self.measurements.get((adapter, "stale_reads"), []):
+                versions, seconds = summary["versions_behind"], summary["seconds_behind"]
+                lines.append(
+                    f"  {adapter}: stale reads around a member cut off from the majority: "
+                    f"{summary['stale_reads']} of {summary['reads']} stale, up to "
+                    f"{versions['max']:.0f} versions and {seconds['max']:.2f} s behind"
+                )
+        return lines
 
 
 class VerdictReporter:
