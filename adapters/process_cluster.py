@@ -19,6 +19,25 @@ from pytest_consensus.process import NodeProcess
 STARTUP_TIMEOUT = 30.0
 
 
+def wait_until_serving(node: Node, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Poll ``node.status`` until it answers; a node that dies or stays silent is killed and
+    reported with its log. Shared by every node kind (process or container)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not node.is_running():
+            raise NodeStartError(node.name, "it exited", node.log_tail())
+        try:
+            node.status(timeout=1.0)
+            return
+        except ConsensusError:
+            pass
+        if time.monotonic() > deadline:
+            node.kill()
+            reason = f"not serving on {node.host.address} after {timeout}s"
+            raise NodeStartError(node.name, reason, node.log_tail())
+        time.sleep(0.05)
+
+
 class ProcessNode(Node):
     """A node that is one local process, reachable at ``api_address:api_port``."""
 
@@ -33,23 +52,7 @@ class ProcessNode(Node):
         self.wait_until_serving()
 
     def wait_until_serving(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        """Poll :meth:`status` until the node answers (subclasses for other APIs override
-        ``status`` only)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.process.is_running():
-                code = self.process.exit_code()
-                raise NodeStartError(self.name, f"process exited with {code}", self.log_tail())
-            try:
-                self.status(timeout=1.0)
-                return
-            except ConsensusError:
-                pass
-            if time.monotonic() > deadline:
-                self.process.kill()
-                reason = f"not serving on {self.host.address}:{self.api_port} after {timeout}s"
-                raise NodeStartError(self.name, reason, self.log_tail())
-            time.sleep(0.05)
+        wait_until_serving(self, timeout)
 
     def stop(self) -> None:
         self.process.stop()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pytest_consensus.adapters.etcd.client import EtcdClient, member_names
+from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
 from pytest_consensus.contract import (
     Adapter,
     Capability,
@@ -27,9 +28,9 @@ from pytest_consensus.contract import (
     Node,
     NodeStatus,
 )
-from pytest_consensus.errors import ConsensusError, HarnessError, NodeStartError
+from pytest_consensus.errors import ConsensusError, HarnessError
 from pytest_consensus.process import NodeProcess
-from pytest_consensus.waiting import WaitTimeout, wait_for
+from pytest_consensus.waiting import wait_for
 
 ETCD_IN_IMAGE = "/usr/local/bin/etcd"
 CLIENT_PORT = 2379
@@ -99,57 +100,15 @@ def supports_pre_vote(version: str) -> bool:
     return (major, minor) >= (3, 4)
 
 
-class EtcdNode(Node):
+class EtcdNode(ProcessNode):
+    """A member as a local process; status and clients through etcd3."""
+
     def __init__(self, host: HostSpec, process: NodeProcess, names: dict[int, str]) -> None:
-        self.name = host.name
-        self.host = host
-        self.process = process
+        super().__init__(host, process, CLIENT_PORT)
         self.names = names  # member id -> name, shared with the cluster
 
     def client(self) -> EtcdClient:
         return EtcdClient(self.name, self.host.address, CLIENT_PORT, self.names)
-
-    def start(self) -> None:
-        self.process.start()
-        self.wait_until_serving()
-
-    def wait_until_serving(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        client = self.client()
-
-        def serving() -> bool:
-            if not self.process.is_running():
-                code = self.process.exit_code()
-                raise NodeStartError(self.name, f"etcd exited with {code}", self.log_tail())
-            client.status(timeout=1.0)
-            return True
-
-        try:
-            wait_for(
-                serving,
-                timeout=timeout,
-                what=f"etcd member {self.name} to answer",
-                ignore=(ConsensusError,),
-            )
-        except WaitTimeout as error:
-            self.process.kill()
-            raise NodeStartError(self.name, str(error), self.log_tail()) from error
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def pause(self) -> None:
-        self.process.pause()
-
-    def resume(self) -> None:
-        self.process.resume()
-
-    def is_running(self) -> bool:
-        return self.process.is_running()
 
     def status(self, timeout: float) -> NodeStatus:
         client = self.client()
@@ -158,33 +117,32 @@ class EtcdNode(Node):
         finally:
             client.close()
 
-    def log_tail(self, lines: int = 40) -> str:
-        return self.process.log_tail(lines)
+
+def load_member_names(nodes: Sequence[Any], names: dict[int, str]) -> None:
+    """Fill ``names`` (member id to name) once every member has joined."""
+    probe = nodes[0].client()
+    try:
+        names.update(
+            wait_for(
+                lambda: member_names(probe),
+                timeout=STARTUP_TIMEOUT,
+                what="the member list",
+                ignore=(ConsensusError,),
+            )
+        )
+    finally:
+        probe.close()
 
 
-class EtcdCluster(Cluster):
+class EtcdCluster(ProcessCluster):
     def __init__(self, nodes: Sequence[EtcdNode], names: dict[int, str]) -> None:
-        self.nodes: Sequence[EtcdNode] = list(nodes)
+        super().__init__(nodes)
         self.names = names
 
     def start(self) -> EtcdCluster:
+        super().start()
         try:
-            for node in self.nodes:
-                node.process.start()
-            for node in self.nodes:
-                node.wait_until_serving()
-            probe = self.nodes[0].client()
-            try:
-                self.names.update(
-                    wait_for(
-                        lambda: member_names(probe),
-                        timeout=STARTUP_TIMEOUT,
-                        what="the member list",
-                        ignore=(ConsensusError,),
-                    )
-                )
-            finally:
-                probe.close()
+            load_member_names(self.nodes, self.names)
         except BaseException:
             self.close()
             raise
@@ -194,10 +152,6 @@ class EtcdCluster(Cluster):
         found = self.node(node.name)
         assert isinstance(found, EtcdNode)
         return found.client()
-
-    def close(self) -> None:
-        for node in self.nodes:
-            node.process.kill()
 
 
 class EtcdAdapter(Adapter):
@@ -308,18 +262,7 @@ class ContainerCluster(Cluster):
         try:
             for node in self.nodes:
                 node.start()
-            probe = self.nodes[0].client()
-            try:
-                self.names.update(
-                    wait_for(
-                        lambda: member_names(probe),
-                        timeout=STARTUP_TIMEOUT,
-                        what="the member list",
-                        ignore=(ConsensusError,),
-                    )
-                )
-            finally:
-                probe.close()
+            load_member_names(self.nodes, self.names)
         except BaseException:
             self.close()
             raise

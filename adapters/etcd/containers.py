@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_consensus.adapters.etcd.client import EtcdClient
+from pytest_consensus.adapters.process_cluster import wait_until_serving
 from pytest_consensus.contract import HostSpec, Node, NodeStatus
 from pytest_consensus.docker_host import LABEL
-from pytest_consensus.errors import ConsensusError, NodeStartError
-from pytest_consensus.waiting import WaitTimeout, wait_for
 
 DEFAULT_IMAGE = "quay.io/coreos/etcd:v3.5.17"
 ETCD_IN_IMAGE = "/usr/local/bin/etcd"
@@ -59,25 +58,7 @@ class ContainerEtcdNode(Node):
         self.wait_until_serving()
 
     def wait_until_serving(self, timeout: float = 60.0) -> None:
-        client = self.client()
-
-        def serving() -> bool:
-            if not self.is_running():
-                raise NodeStartError(self.name, "the container exited", self.log_tail())
-            client.status(timeout=1.0)
-            return True
-
-        try:
-            wait_for(
-                serving,
-                timeout=timeout,
-                what=f"container {self.host.container}",
-                ignore=(ConsensusError,),
-            )
-        except WaitTimeout as error:
-            raise NodeStartError(self.name, str(error), self.log_tail()) from error
-        finally:
-            client.close()
+        wait_until_serving(self, timeout)
 
     def stop(self) -> None:
         self._docker.api.stop(self._id, timeout=5)
