@@ -316,8 +316,7 @@ class Nemesis:
         if kind in PARTITION_SHAPES:
             self._require_firewall(kind).heal()
         elif kind in ("kill-one", "kill-minority", "kill-all"):
-            for name in fault.targets[0]:
-                self.cluster.node(name).start()
+            start_together([self.cluster.node(name) for name in fault.targets[0]])
         elif kind == "pause-one":
             self.cluster.node(fault.targets[0][0]).resume()
         elif kind == "rolling-restart":
@@ -346,6 +345,26 @@ class Nemesis:
         if self.firewall is None:
             raise CapabilityMissing(f"{kind} needs the namespace host (network faults)")
         return self.firewall
+
+
+def start_together(nodes: Sequence[Node]) -> None:
+    """Start nodes at the same time: a store may not serve a single member until a quorum
+    is back (etcd does not), so starting them one by one could wait forever."""
+    errors: list[BaseException] = []
+
+    def start(node: Node) -> None:
+        try:
+            node.start()
+        except BaseException as error:  # reported below, from the caller's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(node,)) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _describe_targets(fault: Fault) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import Flaky, NoSuchExample
 
 from pytest_consensus.faults import (
     LEADER_DEPENDENT,
@@ -62,6 +62,9 @@ class SearchResult:
     minimal: Schedule | None = None
     path: Path | None = None
     shrunk_fully: bool = True
+    #: The first schedule that failed, and whether a re-run of it failed again.
+    first_failing: Schedule | None = None
+    reproduced: bool = True
 
 
 def search_schedules(
@@ -90,6 +93,8 @@ def search_schedules(
         if message is not None:
             messages[id(schedule)] = message
             result.failure = message
+            if result.first_failing is None:
+                result.first_failing = schedule
         return message is not None
 
     try:
@@ -105,6 +110,14 @@ def search_schedules(
             ),
         )
     except NoSuchExample:
+        return result
+    except Flaky:
+        # It failed once and passed when Hypothesis ran it again: still a failure to report
+        # (a correct store never fails), with the schedule that failed, not a shrunk one.
+        result.reproduced = False
+        assert result.first_failing is not None
+        result.minimal = result.first_failing
+        result.path = result.first_failing.write(save_to)
         return result
     result.minimal = minimal
     result.failure = messages.get(id(minimal), result.failure)

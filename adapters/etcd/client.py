@@ -71,9 +71,11 @@ class EtcdClient(Client):
         self.names = names
         self._client = etcd3.client(host=host, port=port, grpc_options=GRPC_OPTIONS)
 
-    def _call(self, stub_method: Any, request: Any, timeout: float) -> Any:
+    def _call(
+        self, stub_method: Any, request: Any, timeout: float, *, need_leader: bool = True
+    ) -> Any:
         try:
-            return stub_method(request, timeout, metadata=METADATA)
+            return stub_method(request, timeout, metadata=METADATA if need_leader else None)
         except grpc.RpcError as error:
             raise map_grpc_error(error, self.node) from error
 
@@ -118,7 +120,13 @@ class EtcdClient(Client):
         return bool(self._call(self._client.kvstub.Txn, request, timeout).succeeded)
 
     def status(self, timeout: float) -> NodeStatus:
-        response = self._call(self._client.maintenancestub.Status, etcdrpc.StatusRequest(), timeout)
+        # Status must answer without a leader too: it is how a missing leader is seen.
+        response = self._call(
+            self._client.maintenancestub.Status,
+            etcdrpc.StatusRequest(),
+            timeout,
+            need_leader=False,
+        )
         me, leader = response.header.member_id, response.leader
         role = (
             Role.LEADER
@@ -126,7 +134,10 @@ class EtcdClient(Client):
             else (Role.FOLLOWER if leader else Role.CANDIDATE)
         )
         digest = self._call(
-            self._client.maintenancestub.HashKV, etcdrpc.HashKVRequest(revision=0), timeout
+            self._client.maintenancestub.HashKV,
+            etcdrpc.HashKVRequest(revision=0),
+            timeout,
+            need_leader=False,
         )
         return NodeStatus(
             node=self.node,
