@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -255,6 +256,17 @@ class Adapter(abc.ABC):
     def fsm_factory(self) -> Callable[[], StateMachine]:
         """Fresh state machines for white-box FSM tests (capability ``fsm``)."""
         raise CapabilityMissing("fsm")
+
+    def fsm_encode(self, f: str, key: str, value: Any) -> bytes:
+        """The log entry the store writes for an operation, for white-box FSM tests.
+
+        The default is the JSON the project's own state machine reads:
+        ``{"f": "put", "key": "k", "value": "v"}`` (a cas puts ``expected`` beside
+        ``value``). Override it for your store's entry format."""
+        command: dict[str, Any] = {"f": f, "key": key, "value": value}
+        if f == "cas":
+            command["expected"], command["value"] = value
+        return json.dumps(command, sort_keys=True).encode()
 
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -44,6 +44,34 @@ BROKEN_STORES = [
         id="strong-reads-served-locally",
     ),
     pytest.param(
+        "fsm_bugs:IteratesASetAdapter",
+        "white_box",
+        "fsm-determinism",
+        "*different snapshots with PYTHONHASHSEED=*iterating a set*",
+        id="state-machine-iterates-a-set",
+    ),
+    pytest.param(
+        "fsm_bugs:RestoreMergesAdapter",
+        "white_box",
+        "fsm-determinism",
+        "*restore must replace the whole state*",
+        id="restore-merges-instead-of-replacing",
+    ),
+    pytest.param(
+        "fsm_bugs:SnapshotSharesLiveStateAdapter",
+        "white_box",
+        "fsm-determinism",
+        "*a snapshot changed after later applies: it shares the live state*",
+        id="snapshot-shares-live-state",
+    ),
+    pytest.param(
+        "fsm_bugs:CrashesOnMalformedEntriesAdapter",
+        "white_box",
+        "fsm-determinism",
+        "*crashed the state machine with JSONDecodeError*",
+        id="malformed-entry-crashes-a-replica",
+    ),
+    pytest.param(
         "clock_in_state_machine",
         "fsm_determinism",
         "fsm-determinism",
@@ -75,7 +103,7 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
         extra = [f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}"]
     result = pytester.runpytest_subprocess(
         *extra,
-        f"--consensus-adapter=broken_stores.{store}:Adapter",
+        f"--consensus-adapter=broken_stores.{store if ':' in store else store + ':Adapter'}",
         "-k",
         selection,
         "-p",
@@ -90,7 +118,7 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
     the fixed schedule they are run with."""
     ISOLATE_LEADER.write(pytester.path / "schedule.json")
     for selection, extra in (
-        ("leader_gating or fsm_determinism or consensus_safety or read_levels", []),
+        ("leader_gating or fsm_determinism or consensus_safety or read_levels or white_box", []),
         ("retry", [f"--consensus-replay={pytester.path / 'schedule.json'}"]),
     ):
         result = pytester.runpytest_subprocess(
