@@ -138,4 +138,5 @@ class HttpStoreClient(Client):
             commit_index=body.get("commit_index"),
             applied_index=body.get("applied_index"),
             digest=body.get("digest"),
+            led_terms=None if body.get("led_terms") is None else tuple(body["led_terms"]),
         )

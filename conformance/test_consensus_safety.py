@@ -12,11 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_consensus.cluster_ops import wait_for_leader, wait_for_same_applied_index
+from pytest_consensus.cluster_ops import (
+    LeaderObserver,
+    wait_for_leader,
+    wait_for_same_applied_index,
+)
 from pytest_consensus.contract import Cluster, Node, ReadLevel
 from pytest_consensus.errors import ConsensusError
 from pytest_consensus.faults import Nemesis, Schedule
-from pytest_consensus.fixtures import ClusterFactory
+from pytest_consensus.fixtures import ClusterFactory, ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
 from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.search import schedules, search_schedules
@@ -204,5 +208,39 @@ def test_searched_fault_schedules_lose_no_acknowledged_write(
             f"{result.path}\nreplay: pytest --consensus-adapter={adapter} "
             f"--consensus-nodes={consensus_settings.nodes} --consensus-replay={result.path} "
             f"'{request.node.nodeid}'",
+            pytrace=False,
+        )
+
+
+ELECTION_KINDS = (
+    "isolate-leader",
+    "kill-one",
+    "random-halves",
+    "pause-one",
+    "one-way-to-leader",
+    "rolling-restart",
+)
+
+
+@pytest.mark.consensus_requires("leader", "network")
+def test_at_most_one_leader_per_term(
+    consensus_cluster: Cluster,
+    consensus_nemesis: Nemesis,
+    consensus_schedule: ScheduleFactory,
+) -> None:
+    """While faults force elections, no two nodes ever lead the same term (as the nodes record
+    it where they keep a history, else as observed every 100 ms)."""
+    schedule = consensus_schedule(ELECTION_KINDS, faults=3)
+    with LeaderObserver(consensus_cluster) as observer:
+        consensus_nemesis.run(schedule)
+        wait_for_leader(consensus_cluster)
+    assert not consensus_nemesis.errors, f"faults failed: {consensus_nemesis.errors}"
+    assert observer.leaders, "no leader was ever observed"
+    doubled = observer.terms_with_two_leaders()
+    if doubled:
+        pytest.fail(
+            "two leaders in one term: "
+            + "; ".join(f"term {t}: {', '.join(sorted(n))}" for t, n in sorted(doubled.items()))
+            + f" (terms led: {sorted(observer.leaders)})",
             pytrace=False,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -92,3 +93,42 @@ def wait_for_same_applied_index(
     except WaitTimeout as error:
         seen = Convergence(tuple(previous)).describe()
         raise WaitTimeout(f"{error}; last seen: {seen or 'no node answered'}") from None
+
+
+class LeaderObserver:
+    """Collects who led which term while faults run. Nodes that keep their own leadership
+    history (``NodeStatus.led_terms``) are taken at their word, history included; for the
+    others, each status poll that says "leader of term T" is recorded."""
+
+    def __init__(self, cluster: Cluster, interval: float = 0.1) -> None:
+        self.cluster = cluster
+        self.interval = interval
+        self.leaders: dict[int, set[str]] = {}
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leader-observer", daemon=True)
+
+    def __enter__(self) -> LeaderObserver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.poll()  # the histories of nodes that restarted meanwhile
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def poll(self) -> None:
+        for status in running_statuses(self.cluster.nodes):
+            if status.led_terms is not None:
+                for term in status.led_terms:
+                    self.leaders.setdefault(term, set()).add(status.node)
+            elif status.role is Role.LEADER and status.term is not None:
+                self.leaders.setdefault(status.term, set()).add(status.node)
+        self.polls += 1
+
+    def terms_with_two_leaders(self) -> dict[int, set[str]]:
+        return {term: nodes for term, nodes in self.leaders.items() if len(nodes) > 1}

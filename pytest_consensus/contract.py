@@ -72,6 +72,9 @@ class NodeStatus:
     commit_index: int | None = None
     applied_index: int | None = None
     digest: str | None = None
+    #: Every term this node has led, as the node itself recorded when it became leader
+    #: (kept across restarts); None where the store does not keep such a history.
+    led_terms: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

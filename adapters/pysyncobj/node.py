@@ -50,6 +50,7 @@ RAFT_SETTINGS: dict[str, Any] = {
 }
 
 ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+LEADER_STATE = 2
 DEFINITE_FAILURES = {
     FAIL_REASON.QUEUE_FULL: ("unavailable", "command queue full"),
     FAIL_REASON.MISSING_LEADER: ("unavailable", "no leader known"),
@@ -98,15 +99,37 @@ class KVNode:
         self.names_by_address[raft] = name
         data_dir.mkdir(parents=True, exist_ok=True)
         self.consumer = KVConsumer(self.make_state_machine())
+        self.leadership_file = data_dir / "leadership.jsonl"
+        self.led_terms = (
+            [
+                json.loads(line)["term"]
+                for line in self.leadership_file.read_text().splitlines()
+                if line.strip()
+            ]
+            if self.leadership_file.exists()
+            else []
+        )
         conf = SyncObjConf(
             journalFile=str(data_dir / "raft.journal"),
             fullDumpFile=str(data_dir / "raft.dump"),
+            onStateChanged=self.on_state_changed,
             **RAFT_SETTINGS,
         )
         self.raft = SyncObj(raft, list(peers.values()), conf, consumers=[self.consumer])
 
     def make_state_machine(self) -> KVStateMachine:
         return KVStateMachine()
+
+    def on_state_changed(self, old: int, new: int) -> None:
+        """Record each term this node becomes leader of, at that moment, in PySyncObj's own
+        thread: getStatus() read from another thread can pair a stale role with a new term
+        (PySyncObj raises the term before stepping down), so it cannot tell who led when."""
+        if new != LEADER_STATE:
+            return
+        term = self.consumer._syncObj.raftCurrentTerm
+        self.led_terms.append(term)
+        with open(self.leadership_file, "a") as handle:
+            handle.write(json.dumps({"term": term}) + "\n")
 
     # -- operations -------------------------------------------------------------------
     def execute(self, command: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -163,6 +186,7 @@ class KVNode:
             "applied_index": raw["last_applied"],
             "digest": digest,
             "keys": keys,
+            "led_terms": list(self.led_terms),
         }
 
     def close(self) -> None:
