@@ -337,3 +337,34 @@ def test_a_bridge_that_cannot_be_made_stops_the_run_with_the_reason(
     with pytest.raises(HarnessError, match=r"cannot create the run's bridge .*no traffic was sent"):
         NamespaceNetwork(tmp_path)
     assert our_links(os.getpid()) == []
+
+
+class ReportingNode:
+    """A node stand-in that reports a fixed status (for the observer's own logic)."""
+
+    def __init__(self, status: object) -> None:
+        self.name = status.node  # type: ignore[attr-defined]
+        self._status = status
+
+    def is_running(self) -> bool:
+        return True
+
+    def status(self, timeout: float) -> object:
+        return self._status
+
+
+def test_the_leader_observer_trusts_histories_and_flags_a_term_led_twice() -> None:
+    from pytest_consensus.cluster_ops import LeaderObserver
+    from pytest_consensus.contract import NodeStatus, Role
+
+    class Nodes:
+        nodes = [
+            ReportingNode(NodeStatus("n1", Role.FOLLOWER, 4, "n2", led_terms=(1, 3))),
+            ReportingNode(NodeStatus("n2", Role.LEADER, 4, "n2", led_terms=(2, 4))),
+            ReportingNode(NodeStatus("n3", Role.LEADER, 3, None)),  # no history: as observed
+        ]
+
+    observer = LeaderObserver(Nodes())  # type: ignore[arg-type]
+    observer.poll()
+    assert observer.leaders == {1: {"n1"}, 2: {"n2"}, 3: {"n1", "n3"}, 4: {"n2"}}
+    assert observer.terms_with_two_leaders() == {3: {"n1", "n3"}}
