@@ -174,7 +174,7 @@ def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
         return None
 
 
-@pytest.mark.consensus_requires("kill", "restart", "leader", "strong", "network")
+@pytest.mark.consensus_requires("kill", "restart", "pause", "leader", "strong", "network")
 def test_searched_fault_schedules_lose_no_acknowledged_write(
     request: pytest.FixtureRequest,
     consensus_cluster_factory: ClusterFactory,
@@ -222,7 +222,7 @@ ELECTION_KINDS = (
 )
 
 
-@pytest.mark.consensus_requires("leader", "network")
+@pytest.mark.consensus_requires("leader", "kill", "restart", "pause", "network")
 def test_at_most_one_leader_per_term(
     consensus_cluster: Cluster,
     consensus_nemesis: Nemesis,

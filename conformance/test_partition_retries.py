@@ -43,7 +43,7 @@ def tokens(value: str | None) -> list[str]:
     return re.findall(r"[^,]+,", value or "")
 
 
-@pytest.mark.consensus_requires("append", "strong", "leader", "network")
+@pytest.mark.consensus_requires("append", "strong", "leader", "kill", "restart", "pause", "network")
 def test_appends_through_the_retry_policy_survive_a_fault_schedule(
     request: pytest.FixtureRequest,
     consensus_cluster: Cluster,

@@ -125,7 +125,7 @@ KEYS = 3
 WORKERS = 4
 
 
-@pytest.mark.consensus_requires("strong", "cas", "leader", "network")
+@pytest.mark.consensus_requires("strong", "cas", "leader", "kill", "restart", "pause", "network")
 def test_strong_reads_are_linearizable_under_faults(
     consensus_cluster: Cluster,
     consensus_clients: list[RecordingClient],
