@@ -76,7 +76,7 @@ class LinearizabilityResult:
 class _Search:
     ok: bool
     longest: list[int]
-    longest_states: list[Any]
+    longest_states: list[Any]  # filled only when the search failed
     blocked: int | None
 
 
@@ -252,7 +252,7 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
             remaining += 1
         unlift(call_entry[index])
     order = [frame[3] for frame in frames]
-    return _Search(True, order, _replay_states(ops, order, model), None)
+    return _Search(True, order, [], None)  # states are only needed for counterexamples
 
 
 def _first_return(
