@@ -12,8 +12,7 @@ from __future__ import annotations
 import abc
 import enum
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -276,13 +275,3 @@ class Adapter(abc.ABC):
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(self.name, self.version(), frozenset(self.capabilities))
-
-
-@contextmanager
-def running_cluster(adapter: Adapter, hosts: Sequence[HostSpec]) -> Iterator[Cluster]:
-    """Start a cluster and always close it, whatever happens inside the block."""
-    cluster = adapter.start_cluster(hosts)
-    try:
-        yield cluster
-    finally:
-        cluster.close()

@@ -371,14 +371,3 @@ def _describe_targets(fault: Fault) -> str:
     if fault.kind in PARTITION_SHAPES:
         return ", ".join(f"{a}->{b}" for a, b in fault.targets) or "nothing"
     return ", ".join(",".join(t) for t in fault.targets)
-
-
-def nodes_in_majority_with(node: Node, fault: Fault, cluster: Cluster) -> list[Node]:
-    """The nodes reachable from ``node`` (both ways) while a partition fault is active."""
-    blocked = {tuple(t) for t in fault.targets}
-    return [
-        other
-        for other in cluster.nodes
-        if other is node
-        or ((node.name, other.name) not in blocked and (other.name, node.name) not in blocked)
-    ]

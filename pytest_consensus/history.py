@@ -99,9 +99,7 @@ class History:
 
     def write_jsonl(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w") as handle:
-            for event in self.events:
-                handle.write(event.to_json() + "\n")
+        write_events(self.events, path)
         return path
 
 
