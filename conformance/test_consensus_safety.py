@@ -19,7 +19,7 @@ from pytest_consensus.cluster_ops import (
 )
 from pytest_consensus.contract import Cluster, Node, ReadLevel
 from pytest_consensus.errors import ConsensusError
-from pytest_consensus.faults import Nemesis, Schedule
+from pytest_consensus.faults import Fault, Nemesis, Schedule, static_targets
 from pytest_consensus.fixtures import ClusterFactory, ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
 from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
@@ -172,6 +172,31 @@ def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
                 f"[{faults}]: {', '.join(sorted(str(k) for k in lost)[:10])}"
             )
         return None
+
+
+#: The crashes the rule names, each run every time (the search may not draw them).
+CRASHES = ("kill-minority", "kill-all", "rolling-restart")
+
+
+@pytest.mark.consensus_requires("kill", "restart", "leader", "strong")
+@pytest.mark.parametrize("crash", CRASHES)
+def test_acknowledged_writes_survive_every_kind_of_crash(
+    crash: str,
+    consensus_cluster_factory: ClusterFactory,
+    consensus_settings: Settings,
+    consensus_rng: random.Random,
+) -> None:
+    """Writes acknowledged while a minority, every node at once, or each node in turn is
+    killed and restarted are all readable afterwards."""
+    nodes = [f"n{i + 1}" for i in range(consensus_settings.nodes)]
+    schedule = Schedule(
+        consensus_rng.randrange(2**32),
+        nodes,
+        [Fault(crash, 1.0, 3.0, static_targets(crash, nodes, consensus_rng))],
+    )
+    failure = writes_survive(consensus_cluster_factory, schedule)
+    if failure:
+        pytest.fail(failure, pytrace=False)
 
 
 @pytest.mark.consensus_requires("kill", "restart", "pause", "leader", "strong", "network")

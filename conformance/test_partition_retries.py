@@ -83,9 +83,13 @@ def test_appends_through_the_retry_policy_survive_a_fault_schedule(
     for number in range(KEYS):
         reader.get(f"list-{number}")
 
-    problems = [
-        r.describe() for r in check_sets(consensus_history.events, "append", tokens) if not r.ok
-    ]
+    results = check_sets(consensus_history.events, "append", tokens)
+    problems = [r.describe() for r in results if not r.ok]
+    if any(r.duplicated for r in results):
+        problems.append(
+            "appends took effect more than once: a retry carries the request id of its first "
+            "attempt, and the store must apply each request id once"
+        )
     slow = [
         f"{a.operation} {a.key} on {a.node} took {a.seconds:.1f}s ({a.outcome})"
         for client in retrying

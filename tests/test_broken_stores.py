@@ -37,6 +37,20 @@ BROKEN_STORES = [
         id="minority-hangs",
     ),
     pytest.param(
+        "retries_without_request_ids",
+        "retry",
+        "partition-retries",
+        "*duplicated*must apply each request id once*",
+        id="retries-without-request-ids",
+    ),
+    pytest.param(
+        "two_leaders_in_a_term",
+        "one_leader",
+        "consensus-safety",
+        "*two leaders in one term: term *",
+        id="two-leaders-in-a-term",
+    ),
+    pytest.param(
         "strong_reads_served_locally",
         "read_levels",
         "read-levels",
@@ -98,7 +112,7 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
     message: str,
 ) -> None:
     extra = []
-    if selection in ("deposed", "retry", "read_levels"):
+    if selection in ("deposed", "retry", "read_levels", "one_leader"):
         request.getfixturevalue("needs_network_faults")
         extra = [f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}"]
     result = pytester.runpytest_subprocess(
@@ -148,3 +162,20 @@ def test_a_schedule_search_shrinks_a_failure_and_its_replay_fails_again(
     )
     assert replayed.ret == pytest.ExitCode.TESTS_FAILED
     replayed.stdout.fnmatch_lines(["*acknowledged writes lost under*"])
+
+
+def test_lost_answers_alone_do_not_fail_partition_retries(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    """The control of retries-without-request-ids: a store that loses the same answers but
+    applies each request id once passes, so that store fails for the missing dedupe."""
+    schedule = ISOLATE_LEADER.write(pytester.path / "schedule.json")
+    result = pytester.runpytest_subprocess(
+        f"--consensus-replay={schedule}",
+        "--consensus-adapter=broken_stores.retries_without_request_ids:ControlAdapter",
+        "-k",
+        "retry",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
