@@ -22,6 +22,7 @@ from pytest_consensus.errors import ConsensusError
 from pytest_consensus.faults import Fault, Nemesis, Schedule, static_targets
 from pytest_consensus.fixtures import ClusterFactory, ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
+from pytest_consensus.profiles import active_profile
 from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.search import schedules, search_schedules
 from pytest_consensus.settings import Settings
@@ -174,12 +175,8 @@ def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
         return None
 
 
-#: The crashes the rule names, each run every time (the search may not draw them).
-CRASHES = ("kill-minority", "kill-all", "rolling-restart")
-
-
 @pytest.mark.consensus_requires("kill", "restart", "leader", "strong")
-@pytest.mark.parametrize("crash", CRASHES)
+@pytest.mark.parametrize("crash", active_profile().crashes)
 def test_acknowledged_writes_survive_every_kind_of_crash(
     crash: str,
     consensus_cluster_factory: ClusterFactory,
@@ -189,10 +186,11 @@ def test_acknowledged_writes_survive_every_kind_of_crash(
     """Writes acknowledged while a minority, every node at once, or each node in turn is
     killed and restarted are all readable afterwards."""
     nodes = [f"n{i + 1}" for i in range(consensus_settings.nodes)]
+    seconds = consensus_settings.profile.fault_seconds[1]
     schedule = Schedule(
         consensus_rng.randrange(2**32),
         nodes,
-        [Fault(crash, 1.0, 3.0, static_targets(crash, nodes, consensus_rng))],
+        [Fault(crash, 1.0, seconds, static_targets(crash, nodes, consensus_rng))],
     )
     failure = writes_survive(consensus_cluster_factory, schedule)
     if failure:
@@ -218,7 +216,7 @@ def test_searched_fault_schedules_lose_no_acknowledged_write(
         return
     result = search_schedules(
         scenario,
-        schedules(nodes, SEARCH_KINDS, max_faults=3, seed=seed),
+        schedules(nodes, SEARCH_KINDS, max_faults=consensus_settings.profile.faults, seed=seed),
         examples=consensus_settings.search_examples,
         budget=consensus_settings.search_shrink_budget,
         save_to=tmp_path / "minimal-schedule.json",
@@ -255,7 +253,7 @@ def test_at_most_one_leader_per_term(
 ) -> None:
     """While faults force elections, no two nodes ever lead the same term (as the nodes record
     it where they keep a history, else as observed every 100 ms)."""
-    schedule = consensus_schedule(ELECTION_KINDS, faults=3)
+    schedule = consensus_schedule(ELECTION_KINDS)
     with LeaderObserver(consensus_cluster) as observer:
         consensus_nemesis.run(schedule)
         wait_for_leader(consensus_cluster)

@@ -23,13 +23,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_consensus.contract import Adapter, StateMachine
+from pytest_consensus.profiles import active_profile
 
 pytestmark = [pytest.mark.consensus_rule("fsm-determinism"), pytest.mark.consensus_requires("fsm")]
 
 KEYS = ["a", "b", "c", "k1", "k2", "key-with-a-longer-name"]
 VALUES = ["", "x", "y", "zz", "αβ", "0"]
+#: As many logs as the run's profile asks for (read when the module is imported).
 EXAMPLES = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=active_profile().fsm_examples,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 

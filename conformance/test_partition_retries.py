@@ -55,7 +55,7 @@ def test_appends_through_the_retry_policy_survive_a_fault_schedule(
 ) -> None:
     """Appends retried through partitions, kills and pauses are never lost or doubled, and
     every attempt answers within its timeout."""
-    schedule = consensus_schedule(KINDS, faults=3)
+    schedule = consensus_schedule(KINDS)
     clients = {node.name: consensus_cluster.client(node) for node in consensus_cluster.nodes}
     retrying = spread_clients(clients, consensus_history, POLICY, WORKERS, consensus_rng)
 

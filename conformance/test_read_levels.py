@@ -137,7 +137,7 @@ def test_strong_reads_are_linearizable_under_faults(
 ) -> None:
     """Puts, cas and strong reads on a few keys during partitions, kills and pauses form a
     linearizable history (checked per key against a cas register)."""
-    schedule = consensus_schedule(LINEARIZABILITY_KINDS, faults=3)
+    schedule = consensus_schedule(LINEARIZABILITY_KINDS)
     timeout = 1.0
     workers = [consensus_clients[i % len(consensus_clients)] for i in range(WORKERS)]
     workers = [RecordingClient(c.inner, consensus_history) for c in workers]

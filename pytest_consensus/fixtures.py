@@ -186,7 +186,10 @@ class ScheduleFactory:
         self.seed = seed
         self.nodes = nodes
 
-    def __call__(self, kinds: tuple[str, ...] = ALL_FAULTS, **options: object) -> Schedule:
+    def __call__(
+        self, kinds: tuple[str, ...] = ALL_FAULTS, faults: int | None = None, **options: object
+    ) -> Schedule:
+        """A schedule of ``faults`` faults (default: the profile's) drawn from ``kinds``."""
         if self.settings.replay is not None:
             schedule = Schedule.read(Path(self.settings.replay))
             if schedule.nodes != self.nodes:
@@ -195,12 +198,23 @@ class ScheduleFactory:
                     f"cluster has {self.nodes}; pass --consensus-nodes={len(schedule.nodes)}"
                 )
             return schedule
-        return generate_schedule(self.seed, self.nodes, kinds, **options)  # type: ignore[arg-type]
+        profile = self.settings.profile
+        options.setdefault("fault_duration", profile.fault_seconds)
+        count = profile.faults if faults is None else faults
+        return generate_schedule(self.seed, self.nodes, kinds, faults=count, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def consensus_round(request: pytest.FixtureRequest) -> int:
+    """Which round of a fault-schedule test this is (the thorough profile runs several, each
+    with its own schedule: the round is part of the test id, and so of its seed)."""
+    return int(getattr(request, "param", 0))
 
 
 @pytest.fixture
 def consensus_schedule(
     request: pytest.FixtureRequest,
+    consensus_round: int,
     consensus_settings: Settings,
     consensus_cluster: Cluster,
     consensus_nemesis: Nemesis,

@@ -12,6 +12,8 @@ import itertools
 import json
 import threading
 import time
+import weakref
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,11 +45,32 @@ class Event:
 class History:
     """A thread-safe, append-only list of events with process ids handed out in order."""
 
+    _latest: weakref.ref[History] | None = None
+
     def __init__(self) -> None:
         self._events: list[Event] = []
         self._lock = threading.Lock()
         self._origin = time.monotonic()
         self._processes = itertools.count()
+        self._completed: Counter[str] = Counter()
+        self._last_nemesis: Event | None = None
+        History._latest = weakref.ref(self)
+
+    @classmethod
+    def latest(cls) -> History | None:
+        """The history created last, if still alive: the one a test is recording now (for
+        live progress, which has no other way to find histories tests make themselves)."""
+        return cls._latest() if cls._latest is not None else None
+
+    def last_nemesis(self) -> Event | None:
+        """The latest fault or heal recorded, if any."""
+        with self._lock:
+            return self._last_nemesis
+
+    def completed(self) -> dict[str, int]:
+        """Client operations completed so far, by outcome (ok, fail, info)."""
+        with self._lock:
+            return dict(self._completed)
 
     @property
     def origin(self) -> float:
@@ -70,6 +93,10 @@ class History:
                 **fields,
             )
             self._events.append(event)
+            if process == NEMESIS:
+                self._last_nemesis = event
+            elif type_ != "invoke":
+                self._completed[type_] += 1
             return event
 
     def nemesis(self, f: str, value: Any = None) -> Event:

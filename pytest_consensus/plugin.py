@@ -88,10 +88,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="N",
         help="Fault schedules each Hypothesis search tries (a failing one is shrunk). "
-        "Default: 2 (ini: consensus_search_examples).",
+        "Default: the profile's (2 in default) (ini: consensus_search_examples).",
+    )
+    group.addoption(
+        "--consensus-profile",
+        default=None,
+        metavar="quick|default|thorough",
+        help="How hard to push: quick (about a minute per backend, for development), "
+        "default (a few minutes), thorough (longer schedules, three rounds of each, more "
+        "searched schedules). Default: default (ini: consensus_profile).",
+    )
+    group.addoption(
+        "--consensus-progress",
+        default=None,
+        metavar="SECONDS",
+        help="Print a progress line (rule, active fault, operations done) every SECONDS "
+        "while a test runs; 0 turns it off. Default: 5 (ini: consensus_progress).",
     )
     parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
     parser.addini("consensus_search_examples", "Schedules each search tries (default 2).")
+    parser.addini("consensus_profile", "quick, default or thorough (default: default).")
+    parser.addini("consensus_progress", "Seconds between progress lines; 0 = off (default 5).")
     parser.addini("consensus_host", "auto, netns or loopback (default auto).")
     parser.addini("consensus_nodes", f"Nodes per cluster (default {DEFAULT_NODES}).")
     parser.addini("consensus_seed", "Seed for workloads and fault schedules.")
@@ -112,7 +129,13 @@ def _option_or_ini(config: pytest.Config, option: str, ini: str) -> tuple[Any, s
 
 
 def build_settings(config: pytest.Config) -> Settings:
-    from pytest_consensus.settings import Settings, parse_adapter_options, parse_positive_int
+    from pytest_consensus.profiles import DEFAULT_PROFILE, get_profile
+    from pytest_consensus.settings import (
+        Settings,
+        parse_adapter_options,
+        parse_non_negative_float,
+        parse_positive_int,
+    )
 
     adapters, _ = _option_or_ini(config, "consensus_adapter", "consensus_adapter")
     nodes_raw, _ = _option_or_ini(config, "consensus_nodes", "consensus_nodes")
@@ -122,13 +145,21 @@ def build_settings(config: pytest.Config) -> Settings:
     examples_raw, _ = _option_or_ini(
         config, "consensus_search_examples", "consensus_search_examples"
     )
+    profile_raw, _ = _option_or_ini(config, "consensus_profile", "consensus_profile")
+    progress_raw, _ = _option_or_ini(config, "consensus_progress", "consensus_progress")
     try:
         nodes = parse_positive_int("--consensus-nodes", str(nodes_raw or DEFAULT_NODES))
         seed = random.SystemRandom().randrange(2**31) if seed_raw is None else int(str(seed_raw), 0)
         options = parse_adapter_options(list(options_raw or []))
         if config.getoption("consensus_etcd_binary"):
             options["etcd_binary"] = config.getoption("consensus_etcd_binary")
-        search_examples = parse_positive_int("--consensus-search-examples", str(examples_raw or 2))
+        profile = get_profile(str(profile_raw or DEFAULT_PROFILE))
+        search_examples = (
+            profile.search_examples
+            if examples_raw is None
+            else parse_positive_int("--consensus-search-examples", str(examples_raw))
+        )
+        progress = parse_non_negative_float("--consensus-progress", str(progress_raw or 5))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     from pytest_consensus.errors import HarnessError
@@ -153,7 +184,9 @@ def build_settings(config: pytest.Config) -> Settings:
         host=host,
         host_reason=host_reason,
         replay=None if replay is None else str(Path(replay).resolve()),
+        profile=profile,
         search_examples=search_examples,
+        progress_interval=progress,
     )
 
 
@@ -181,6 +214,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "consensus-fixtures")
     settings = build_settings(config)
     config.stash[settings_key] = settings
+    from pytest_consensus.profiles import activate
+
+    activate(settings.profile)
     if not settings.adapters:
         return
     from pytest_consensus.errors import HarnessError
@@ -195,6 +231,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     config.stash[verdicts_key] = VerdictTable(settings.adapters)
     config.pluginmanager.register(VerdictReporter(config.stash[verdicts_key]), "consensus-verdicts")
+    if settings.progress_interval > 0:
+        from pytest_consensus.progress import ProgressReporter
+
+        config.pluginmanager.register(
+            ProgressReporter(config, settings.progress_interval), "consensus-progress"
+        )
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         # `pytest --consensus-adapter=X` with no paths certifies X with the installed suite.
         config.args = [str(conformance_dir())]
@@ -228,11 +270,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     )
     lines = [
         f"consensus: adapters={described}, nodes={settings.nodes}, seed={seed_note}",
+        f"consensus profile: {settings.profile.name} ({describe_profile(settings)})",
         f"consensus host: {host}",
     ]
     if settings.replay:
         lines.append(f"consensus replay: {settings.replay}")
     return lines
+
+
+def describe_profile(settings: Settings) -> str:
+    profile = settings.profile
+    rounds = "" if profile.rounds == 1 else f", {profile.rounds} rounds of each"
+    return (
+        f"{profile.faults} faults per schedule{rounds}, {settings.search_examples} searched "
+        f"schedules, {profile.fsm_examples} state-machine logs"
+    )
 
 
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -263,9 +315,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             ids=settings.adapters,
             scope="session",
         )
+    rounds = settings.profile.rounds
+    if "consensus_round" in metafunc.fixturenames and rounds > 1:
+        metafunc.parametrize(
+            "consensus_round",
+            range(rounds),
+            indirect=True,
+            ids=[f"round{n + 1}" for n in range(rounds)],
+        )
 
 
-def _rule_and_adapter(item: pytest.Item) -> tuple[str | None, str | None]:
+def rule_and_adapter(item: pytest.Item) -> tuple[str | None, str | None]:
     marker = item.get_closest_marker("consensus_rule")
     rule = str(marker.args[0]) if marker and marker.args else None
     callspec = getattr(item, "callspec", None)
@@ -277,7 +337,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     from pytest_consensus.rules import check_rule
 
     for item in items:
-        rule, adapter = _rule_and_adapter(item)
+        rule, adapter = rule_and_adapter(item)
         if rule is not None:
             try:
                 check_rule(rule)
@@ -290,7 +350,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Report a test whose capabilities the adapter lacks as n/a, before any cluster starts."""
-    _, adapter_name = _rule_and_adapter(item)
+    _, adapter_name = rule_and_adapter(item)
     marker = item.get_closest_marker("consensus_requires")
     if adapter_name is None or marker is None:
         return
@@ -344,7 +404,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         schedule = item.stash.get(schedule_path_key, None)
         if schedule is not None:
             settings = item.config.stash[settings_key]
-            adapter = _rule_and_adapter(item)[1]
+            adapter = rule_and_adapter(item)[1]
             evidence += (
                 f"\nfault schedule: {schedule}\nreplay: pytest --consensus-adapter={adapter} "
                 f"--consensus-nodes={settings.nodes} --consensus-seed={settings.seed} "

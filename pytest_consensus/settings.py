@@ -5,6 +5,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
+from pytest_consensus.profiles import DEFAULT_PROFILE, PROFILES, Profile
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -25,8 +27,13 @@ class Settings:
     host_reason: str | None = "not configured"
     #: A fault schedule file to replay instead of generating schedules.
     replay: str | None = None
-    #: Schedules a Hypothesis search tries before it gives up finding a failure.
-    search_examples: int = 2
+    #: How hard the run pushes: schedule length, rounds, searched examples.
+    profile: Profile = PROFILES[DEFAULT_PROFILE]
+    #: Schedules a Hypothesis search tries before it gives up finding a failure (the
+    #: profile's figure unless --consensus-search-examples overrides it).
+    search_examples: int = PROFILES[DEFAULT_PROFILE].search_examples
+    #: Seconds between live progress lines during a long test; 0 turns them off.
+    progress_interval: float = 5.0
     #: Seconds a search may spend shrinking a failing schedule.
     search_shrink_budget: float = 120.0
 
@@ -53,4 +60,14 @@ def parse_positive_int(name: str, raw: str) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def parse_non_negative_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be 0 (off) or more, got {value}")
     return value

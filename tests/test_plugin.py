@@ -253,3 +253,71 @@ def test_a_known_failure_marked_xfail_is_reported_as_such_not_as_pass(
     )
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["leader-gating*known failure (1 xfail, 0 passed)*"])
+
+
+def test_profiles_change_how_hard_the_suite_pushes(pytester: pytest.Pytester) -> None:
+    """quick runs one crash kind and one round; thorough runs every crash kind and three
+    rounds of each fault-schedule test, each round its own test (and seed)."""
+    quick = pytester.runpytest_subprocess(
+        "--consensus-adapter=pysyncobj", "--consensus-profile=quick", "--co", "-q"
+    )
+    quick.stdout.fnmatch_lines(["*every_kind_of_crash[[]pysyncobj-kill-all[]]"])
+    assert "rolling-restart" not in quick.stdout.str()
+    assert "round" not in quick.stdout.str()
+    thorough = pytester.runpytest_subprocess(
+        "--consensus-adapter=pysyncobj", "--consensus-profile=thorough", "--co"
+    )
+    thorough.stdout.fnmatch_lines(
+        [
+            "consensus profile: thorough (6 faults per schedule, 3 rounds of each, "
+            "10 searched schedules, 300 state-machine logs)",
+            "*every_kind_of_crash[[]pysyncobj-rolling-restart[]]*",
+            "*test_appends_through_the_retry_policy*[[]pysyncobj-round3[]]*",
+        ]
+    )
+    rounds = [line for line in thorough.stdout.lines if "at_most_one_leader" in line]
+    assert len(rounds) == 3, rounds
+
+
+def test_an_unknown_profile_is_a_usage_error_naming_the_profiles(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=pysyncobj", "--consensus-profile=fast"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*unknown profile 'fast': choose one of quick, default, thorough*"]
+    )
+
+
+PROGRESS_SUITE = """
+import time
+import pytest
+
+pytestmark = pytest.mark.consensus_rule("partition-retries")
+
+def test_long(consensus_cluster, consensus_clients, consensus_history):
+    consensus_history.nemesis("start-isolate-leader", [["n1", "n2"]])
+    for number in range(30):
+        consensus_clients[0].put(f"k{number}", "v", timeout=1)
+        time.sleep(0.05)
+    consensus_history.nemesis("heal-isolate-leader")
+"""
+
+
+def test_long_tests_print_live_progress_lines(pytester: pytest.Pytester) -> None:
+    """Rule, adapter, the active fault and operations done, while the test runs; none with
+    the interval at 0."""
+    pytester.makepyfile(test_suite=PROGRESS_SUITE)
+    args = ("--consensus-adapter=fake_store:FakeAdapter", "test_suite.py", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*args, "--consensus-progress=0.5")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "  consensus progress: partition-retries [[]fake_store:FakeAdapter[]] *s · "
+            "fault: isolate-leader n1->n2 (for *s) · operations: * ok, 0 failed, 0 unknown"
+        ]
+    )
+    quiet = pytester.runpytest_subprocess(*args, "--consensus-progress=0")
+    assert "consensus progress" not in quiet.stdout.str()

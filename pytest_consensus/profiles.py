@@ -1,0 +1,86 @@
+"""Run profiles: how hard the suite pushes, traded against how long it takes.
+
+``quick`` is for development (one backend in under a minute), ``default`` certifies one
+backend in a few minutes on a 2-core machine, ``thorough`` runs longer schedules, more
+schedules per test and more searched examples, for nightly CI. The figures are measured
+in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a profile changes; everything else (timeouts, checks) is the same in all."""
+
+    name: str
+    #: Faults in each generated schedule (and at most this many in a searched one).
+    faults: int
+    #: The shortest and longest a generated fault lasts, in seconds.
+    fault_seconds: tuple[float, float]
+    #: Schedules each Hypothesis search of fault schedules tries.
+    search_examples: int
+    #: Generated command logs per white-box state-machine test.
+    fsm_examples: int
+    #: Times each fault-schedule test runs, each round with its own schedule and seed.
+    rounds: int
+    #: The crashes the fixed crash tests run: a few in quick, all otherwise.
+    crashes: tuple[str, ...]
+
+
+ALL_CRASHES = ("kill-minority", "kill-all", "rolling-restart")
+
+PROFILES = {
+    "quick": Profile(
+        "quick",
+        faults=1,
+        fault_seconds=(1.0, 2.0),
+        search_examples=1,
+        fsm_examples=20,
+        rounds=1,
+        crashes=("kill-all",),
+    ),
+    "default": Profile(
+        "default",
+        faults=3,
+        fault_seconds=(1.5, 3.0),
+        search_examples=2,
+        fsm_examples=60,
+        rounds=1,
+        crashes=ALL_CRASHES,
+    ),
+    "thorough": Profile(
+        "thorough",
+        faults=6,
+        fault_seconds=(1.5, 5.0),
+        search_examples=10,
+        fsm_examples=300,
+        rounds=3,
+        crashes=ALL_CRASHES,
+    ),
+}
+DEFAULT_PROFILE = "default"
+
+_active = PROFILES[DEFAULT_PROFILE]
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; an unknown name is an error listing the known ones."""
+    try:
+        return PROFILES[name.strip()]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}") from None
+
+
+def activate(profile: Profile) -> None:
+    """Make ``profile`` the run's profile. The white-box tests read it when their module is
+    imported (Hypothesis settings are fixed when a test is decorated), which is after the
+    plugin has configured the run."""
+    global _active
+    _active = profile
+
+
+def active_profile() -> Profile:
+    return _active
