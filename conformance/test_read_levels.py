@@ -8,18 +8,22 @@ with a value the majority has overwritten: it fails or blocks instead.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
 from pytest_consensus.checkers.linearizability import check_history
 from pytest_consensus.checkers.models import CasRegisterModel
+from pytest_consensus.checkers.operations import pair_operations
 from pytest_consensus.checkers.stale import check_stale_reads
+from pytest_consensus.checkers.timeline import render_timeline
 from pytest_consensus.cluster_ops import wait_for_leader
 from pytest_consensus.contract import Cluster, ReadLevel
 from pytest_consensus.errors import ConsensusError
 from pytest_consensus.faults import Fault, Nemesis, cut
 from pytest_consensus.fixtures import ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
+from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY
 from pytest_consensus.settings import Settings
 from pytest_consensus.waiting import WaitTimeout, wait_for
 from pytest_consensus.workload import run_workload
@@ -134,6 +138,8 @@ def test_strong_reads_are_linearizable_under_faults(
     consensus_schedule: ScheduleFactory,
     consensus_settings: Settings,
     consensus_rng: random.Random,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     """Puts, cas and strong reads on a few keys during partitions, kills and pauses form a
     linearizable history (checked per key against a cas register)."""
@@ -171,6 +177,10 @@ def test_strong_reads_are_linearizable_under_faults(
     verdict = check_history(consensus_history.events, model, budget=120.0)
     if verdict.linearizable is False:
         example = verdict.counterexample
+        page = tmp_path / "counterexample.html"
+        operations = pair_operations(consensus_history.events)
+        page.write_text(render_timeline(operations, model, verdict, request.node.name))
+        request.node.user_properties.append((COUNTEREXAMPLE_PROPERTY, str(page)))
         pytest.fail(example.describe(model) if example else "not linearizable", pytrace=False)
     if verdict.linearizable is None:
         pytest.fail(

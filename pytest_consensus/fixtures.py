@@ -29,6 +29,7 @@ from pytest_consensus.plugin import (
     schedule_path_key,
     settings_key,
 )
+from pytest_consensus.records import HISTORY_PROPERTY, SCHEDULE_PROPERTY
 from pytest_consensus.settings import Settings
 
 
@@ -101,6 +102,7 @@ def consensus_history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
     history = History()
     path = tmp_path / "history.jsonl"
     request.node.stash[history_path_key] = path
+    request.node.user_properties.append((HISTORY_PROPERTY, str(path)))
     try:
         yield history
     finally:
@@ -226,6 +228,7 @@ def consensus_schedule(
     factory = ScheduleFactory(consensus_settings, seed, nodes)
     path = tmp_path / "schedule.json"
     request.node.stash[schedule_path_key] = path
+    request.node.user_properties.append((SCHEDULE_PROPERTY, str(path)))
     try:
         yield factory
     finally:

@@ -105,6 +105,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Print a progress line (rule, active fault, operations done) every SECONDS "
         "while a test runs; 0 turns it off. Default: 5 (ini: consensus_progress).",
     )
+    group.addoption(
+        "--consensus-report",
+        default=None,
+        metavar="DIR",
+        help="Write a certificate per adapter into DIR/<adapter>/: certificate.json "
+        "(versioned schema), certificate.md and a self-contained certificate.html with "
+        "plots, plus each test's history and schedule. Needs matplotlib (extra 'report'). "
+        "Default: none (ini: consensus_report).",
+    )
+    group.addoption(
+        "--consensus-compare",
+        action="append",
+        default=[],
+        metavar="OLD.json",
+        help="Compare this run with an earlier certificate of the same adapter and fail the "
+        "run if a rule went from pass to fail; prints every change. Repeatable (one per "
+        "adapter). Default: none.",
+    )
+    parser.addini("consensus_report", "Directory for certificates (default: none).")
     parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
     parser.addini("consensus_search_examples", "Schedules each search tries (default 2).")
     parser.addini("consensus_profile", "quick, default or thorough (default: default).")
@@ -230,6 +249,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except HarnessError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[verdicts_key] = VerdictTable(settings.adapters)
+    config.pluginmanager.register(_report_plugin(config, settings), "consensus-report")
     config.pluginmanager.register(VerdictReporter(config.stash[verdicts_key]), "consensus-verdicts")
     if settings.progress_interval > 0:
         from pytest_consensus.progress import ProgressReporter
@@ -252,6 +272,29 @@ def pytest_configure(config: pytest.Config) -> None:
             from pytest_consensus.docker_host import sweep_stale_docker
 
             sweep_stale_docker()
+
+
+def _report_plugin(config: pytest.Config, settings: Settings) -> Any:
+    """The plugin that prints per-backend figures and writes and compares certificates;
+    bad report options are usage errors, found before any cluster starts."""
+    from pytest_consensus.certificate import CertificateError, read_certificate
+    from pytest_consensus.plots import matplotlib_missing
+    from pytest_consensus.reporting import ReportPlugin
+
+    report_raw, _ = _option_or_ini(config, "consensus_report", "consensus_report")
+    report_dir = None
+    if report_raw:
+        missing = matplotlib_missing()
+        if missing:
+            raise pytest.UsageError(f"--consensus-report: {missing}")
+        report_dir = Path(str(report_raw)).resolve()
+        if report_dir.exists() and not report_dir.is_dir():
+            raise pytest.UsageError(f"--consensus-report: {report_dir} exists and is not a folder")
+    try:
+        baselines = [read_certificate(Path(p)) for p in config.getoption("consensus_compare")]
+    except CertificateError as error:
+        raise pytest.UsageError(f"--consensus-compare: {error}") from None
+    return ReportPlugin(settings, config.stash[adapters_key], report_dir, baselines)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

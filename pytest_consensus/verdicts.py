@@ -20,6 +20,20 @@ if TYPE_CHECKING:
 MEASUREMENTS = ("recovery_seconds", "stale_reads")
 
 
+def describe_measurement(name: str, value: Any) -> str:
+    """A figure a test reported, in words."""
+    if name == "recovery_seconds":
+        return f"time from the last heal to the first acknowledged write: {value:.2f} s"
+    if name == "stale_reads":
+        versions, seconds = value["versions_behind"], value["seconds_behind"]
+        return (
+            "stale reads around a member cut off from the majority: "
+            f"{value['stale_reads']} of {value['reads']} stale, up to "
+            f"{versions['max']:.0f} versions and {seconds['max']:.2f} s behind"
+        )
+    return f"{name}: {value}"
+
+
 @dataclass
 class RuleOutcome:
     passed: int = 0
@@ -131,19 +145,9 @@ class VerdictTable:
     def _render_measurements(self) -> list[str]:
         lines = []
         for adapter in self.adapters:
-            recovery = self.measurements.get((adapter, "recovery_seconds"), [])
-            if recovery:
-                lines.append(
-                    f"  {adapter}: time from the last heal to the first acknowledged "
-                    f"write: {', '.join(f'{v:.2f} s' for v in recovery)}"
-                )
-            for summary in self.measurements.get((adapter, "stale_reads"), []):
-                versions, seconds = summary["versions_behind"], summary["seconds_behind"]
-                lines.append(
-                    f"  {adapter}: stale reads around a member cut off from the majority: "
-                    f"{summary['stale_reads']} of {summary['reads']} stale, up to "
-                    f"{versions['max']:.0f} versions and {seconds['max']:.2f} s behind"
-                )
+            for name in MEASUREMENTS:
+                for value in self.measurements.get((adapter, name), []):
+                    lines.append(f"  {adapter}: {describe_measurement(name, value)}")
         return lines
 
 

@@ -1,0 +1,79 @@
+"""What each conformance test did, gathered from pytest's reports for the certificate: its
+outcome, why, and where its evidence is (history, fault schedule, counterexample)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest import TestReport
+
+#: user_properties through which fixtures and tests point at their evidence files.
+HISTORY_PROPERTY = "consensus_history"
+SCHEDULE_PROPERTY = "consensus_schedule"
+COUNTEREXAMPLE_PROPERTY = "consensus_counterexample"
+#: How much of a failure's text a certificate keeps.
+MESSAGE_LIMIT = 4000
+
+
+@dataclass
+class TestRecord:
+    nodeid: str
+    rule: str
+    adapter: str
+    outcome: str = "not run"  # passed, failed, skipped (n/a), xfailed (known failure)
+    message: str = ""
+    seconds: float = 0.0
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, name: str) -> Path | None:
+        value = self.properties.get(name)
+        return Path(value) if value else None
+
+
+class RunRecords:
+    """Test records by node id, fed with every report (setup, call, teardown)."""
+
+    def __init__(self) -> None:
+        self.tests: dict[str, TestRecord] = {}
+
+    def add(self, report: TestReport) -> None:
+        properties = dict(report.user_properties)
+        rule, adapter = properties.get("consensus_rule"), properties.get("consensus_adapter")
+        if rule is None or adapter is None:
+            return
+        record = self.tests.setdefault(
+            report.nodeid, TestRecord(report.nodeid, str(rule), str(adapter))
+        )
+        record.properties.update(properties)
+        record.seconds += report.duration
+        if record.outcome == "failed":
+            return  # a failure in any phase wins
+        if report.failed:
+            record.outcome = "failed"
+            record.message = _failure_text(report)
+        elif report.skipped and getattr(report, "wasxfail", None) is not None:
+            record.outcome, record.message = "xfailed", str(report.wasxfail)
+        elif report.skipped:
+            longrepr = report.longrepr
+            reason = str(longrepr[2]) if isinstance(longrepr, tuple) else "skipped"
+            record.outcome = "skipped"
+            record.message = reason.removeprefix("Skipped: ").removeprefix("n/a: ")
+        elif report.passed and report.when == "call":
+            record.outcome = "passed"
+
+    def for_adapter(self, adapter: str) -> list[TestRecord]:
+        return [record for record in self.tests.values() if record.adapter == adapter]
+
+
+def _failure_text(report: TestReport) -> str:
+    """The failure's own message: for ``pytest.fail(..., pytrace=False)`` the whole text, for
+    an assertion the ``E`` lines of the traceback."""
+    text = report.longreprtext
+    lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    message = "\n".join(lines) if lines else text
+    if report.when != "call":
+        message = f"in {report.when}: {message}"
+    return message[:MESSAGE_LIMIT]
