@@ -1,0 +1,225 @@
+"""Certificates, the figures in the summary, and comparison with an earlier certificate, as a
+user meets them: through pytest runs of small suites on the fake store, and the HTML page
+opened in a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("tests_on_path")
+
+SUITE = """
+import os
+import pytest
+from pytest_consensus.checkers.linearizability import check_history
+from pytest_consensus.checkers.models import CasRegisterModel
+from pytest_consensus.checkers.operations import pair_operations
+from pytest_consensus.checkers.timeline import render_timeline
+from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY
+
+
+@pytest.mark.consensus_rule("leader-gating")
+def test_gating(consensus_clients, consensus_history):
+    consensus_history.nemesis("start-isolate-leader", [["n1", "n2"], ["n2", "n1"]])
+    for number in range(20):
+        consensus_clients[number % 3].put(f"k{number}", "v", timeout=1)
+    consensus_history.nemesis("heal-isolate-leader", [["n1", "n2"], ["n2", "n1"]])
+    consensus_clients[0].put("after", "v", timeout=1)
+
+
+@pytest.mark.consensus_rule("read-levels")
+def test_reads(consensus_clients, consensus_history, request, tmp_path):
+    consensus_clients[0].put("k", "1", timeout=1)
+    assert consensus_clients[1].get("k", timeout=1) == "1"
+    if os.environ.get("BREAK_READS"):  # a strong read of a value nobody wrote
+        process = consensus_history.new_process()
+        consensus_history.record(process, "invoke", "get", key="k")
+        consensus_history.record(process, "ok", "get", key="k", value="9")
+    model = CasRegisterModel()
+    verdict = check_history(consensus_history.events, model)
+    if verdict.linearizable is False:
+        page = tmp_path / "counterexample.html"
+        operations = pair_operations(consensus_history.events)
+        page.write_text(render_timeline(operations, model, verdict, request.node.name))
+        request.node.user_properties.append((COUNTEREXAMPLE_PROPERTY, str(page)))
+        pytest.fail(verdict.counterexample.describe(model), pytrace=False)
+
+
+@pytest.mark.consensus_rule("consensus-safety")
+@pytest.mark.consensus_requires("kill")
+def test_needs_kill(consensus_cluster):
+    raise AssertionError("the fake store cannot be killed; this must be n/a")
+"""
+
+ADAPTER = "--consensus-adapter=fake_store:FakeAdapter"
+
+
+def run_with_report(pytester: pytest.Pytester, report: Path, *extra: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        ADAPTER,
+        "--consensus-seed=5",
+        f"--consensus-report={report}",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+        "test_suite.py",
+    )
+
+
+@pytest.fixture
+def certified(pytester: pytest.Pytester) -> tuple[pytest.RunResult, Path]:
+    pytester.makepyfile(test_suite=SUITE)
+    report = pytester.path / "report"
+    return run_with_report(pytester, report), report / "fake_store_FakeAdapter"
+
+
+def test_the_certificate_json_says_what_a_user_needs(
+    certified: tuple[pytest.RunResult, Path],
+) -> None:
+    result, folder = certified
+    assert result.ret == pytest.ExitCode.OK
+    certificate = json.loads((folder / "certificate.json").read_text())
+    assert certificate["schema"] == "pytest-consensus/certificate"
+    assert certificate["schema_version"] == 1
+    assert certificate["verdict"] == "pass"
+    assert certificate["adapter"]["name"] == "fake_store:FakeAdapter"
+    assert certificate["adapter"]["version"] == "fake 1.0"
+    assert set(certificate["suite"]) >= {"pytest_consensus", "pytest", "python"}
+    assert certificate["run"]["seed"] == 5 and certificate["run"]["nodes"] == 3
+    assert certificate["run"]["profile"] == "default"
+    rules = {rule["id"]: rule for rule in certificate["rules"]}
+    assert list(rules) == [
+        "consensus-safety",
+        "fsm-determinism",
+        "leader-gating",
+        "read-levels",
+        "partition-retries",
+    ]
+    assert rules["leader-gating"]["verdict"] == "pass"
+    assert rules["consensus-safety"]["verdict"] == "n/a"
+    assert "lacks capability kill" in rules["consensus-safety"]["reason"]
+    assert rules["fsm-determinism"]["verdict"] == "not run"
+    gating = rules["leader-gating"]["tests"][0]
+    assert (folder / gating["history"]).read_text().count('"invoke"') == 21
+    measurements = certificate["measurements"]
+    assert measurements["acknowledged"] == 23  # 21 puts + put and get of test_reads
+    assert measurements["latency_p50_ms"] is not None
+    assert measurements["operations_during_partitions"] == 20
+    assert measurements["availability_during_partitions"] == 1.0
+
+
+def test_markdown_and_html_show_every_rule(certified: tuple[pytest.RunResult, Path]) -> None:
+    _, folder = certified
+    markdown = (folder / "certificate.md").read_text()
+    assert "| `leader-gating` | pass |" in markdown
+    assert (
+        "| `consensus-safety` | n/a | adapter fake_store:FakeAdapter lacks capability kill |"
+        in (markdown)
+    )
+    page = (folder / "certificate.html").read_text()
+    for rule in ("consensus-safety", "fsm-determinism", "leader-gating", "read-levels"):
+        assert f'id="rule-{rule}"' in page
+    assert page.count("<svg") >= 2  # the gating test's timeline and the latency distribution
+    for fetch in ('src="http', 'href="http', "<script", "<link", "@import"):
+        assert fetch not in page  # self-contained: nothing to fetch, nothing to run
+
+
+def test_the_summary_prints_figures_by_backend(certified: tuple[pytest.RunResult, Path]) -> None:
+    result, folder = certified
+    result.stdout.fnmatch_lines(
+        [
+            "figure*fake_store:FakeAdapter",
+            "latency p50 / p99*ms",
+            "throughput*acknowledged/s",
+            "availability in partitions*100.0 % of 20",
+            "recovery after heal*s median*s max",
+            f"consensus certificate: {folder / 'certificate.json'} (.md, .html beside it)",
+        ]
+    )
+
+
+def test_the_html_page_opens_in_a_headless_browser_and_shows_every_rule(
+    certified: tuple[pytest.RunResult, Path], tmp_path: Path
+) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    _, folder = certified
+    command = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        (folder / "certificate.html").as_uri(),
+    ]
+    shown = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    page_errors = [
+        line
+        for line in shown.stderr.splitlines()
+        if "CONSOLE" in line or "Uncaught" in line or "Failed to load resource" in line
+    ]
+    assert not page_errors, page_errors
+    dom = shown.stdout
+    assert "Certificate: fake_store:FakeAdapter (fake 1.0)" in dom
+    for rule in ("consensus-safety", "fsm-determinism", "leader-gating", "read-levels"):
+        assert f'id="rule-{rule}"' in dom, rule
+    assert dom.count("<svg") >= 2
+
+
+def test_compare_fails_the_run_when_a_rule_goes_from_pass_to_fail(
+    certified: tuple[pytest.RunResult, Path],
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, folder = certified
+    old = pytester.path / "old.json"
+    shutil.copyfile(folder / "certificate.json", old)
+    same = run_with_report(pytester, pytester.path / "again", f"--consensus-compare={old}")
+    assert same.ret == pytest.ExitCode.OK
+    same.stdout.fnmatch_lines(["*consensus compare*", "no rule changed its verdict"])
+
+    monkeypatch.setenv("BREAK_READS", "1")
+    broken = run_with_report(pytester, pytester.path / "broken", f"--consensus-compare={old}")
+    assert broken.ret == pytest.ExitCode.TESTS_FAILED
+    broken.stdout.fnmatch_lines(
+        [
+            "*consensus compare*",
+            "fake_store:FakeAdapter: REGRESSION: read-levels pass -> fail: test_reads*",
+            "1 rule(s) went from pass to fail: the run fails",
+        ]
+    )
+    page = (pytester.path / "broken" / "fake_store_FakeAdapter" / "certificate.html").read_text()
+    assert 'class="counterexample"' in page
+
+
+def test_compare_rejects_what_is_not_a_certificate(pytester: pytest.Pytester) -> None:
+    (pytester.path / "junk.json").write_text('{"hello": 1}')
+    (pytester.path / "future.json").write_text(
+        json.dumps(
+            {
+                "schema": "pytest-consensus/certificate",
+                "schema_version": 99,
+                "adapter": {"name": "x"},
+            }
+        )
+    )
+    for name, message in (
+        ("missing.json", "*cannot read certificate*missing.json*"),
+        ("junk.json", "*junk.json is not a pytest-consensus certificate*"),
+        ("future.json", "*schema version 99*upgrade pytest-consensus*"),
+    ):
+        result = pytester.runpytest_subprocess(
+            ADAPTER, f"--consensus-compare={pytester.path / name}"
+        )
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, name
+        result.stderr.fnmatch_lines([message])
