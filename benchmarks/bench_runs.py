@@ -1,0 +1,150 @@
+"""Runs of the conformance suite, repeated with different seeds: how long each profile takes
+per backend, and whether every run gives the same verdicts (a correct store must pass every
+time; a broken one must fail its rule every time).
+
+Run from the repository root:
+
+    python benchmarks/bench_runs.py --adapter pysyncobj --profile default --runs 10
+    python benchmarks/bench_runs.py --adapter etcd --profile quick --runs 3
+    python benchmarks/bench_runs.py --broken --runs 10       # every broken store, 10 times
+
+Each run is a separate ``pytest`` process, as a user would start it, with its certificate
+written to a scratch folder; verdicts are read from the certificate, not from the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Broken stores, the selection that exposes each, the rule it breaks, and whether it needs
+#: the fixed isolate-leader schedule (as in tests/test_broken_stores.py).
+BROKEN = [
+    ("follower_applies_locally:Adapter", "leader_gating", "leader-gating", False),
+    ("acks_before_commit:Adapter", "deposed", "leader-gating", True),
+    ("minority_hangs:Adapter", "retry", "partition-retries", True),
+    ("retries_without_request_ids:Adapter", "retry", "partition-retries", True),
+    ("two_leaders_in_a_term:Adapter", "one_leader", "consensus-safety", True),
+    ("strong_reads_served_locally:Adapter", "read_levels", "read-levels", True),
+    ("fsm_bugs:IteratesASetAdapter", "white_box", "fsm-determinism", False),
+    ("fsm_bugs:RestoreMergesAdapter", "white_box", "fsm-determinism", False),
+    ("fsm_bugs:SnapshotSharesLiveStateAdapter", "white_box", "fsm-determinism", False),
+    ("fsm_bugs:CrashesOnMalformedEntriesAdapter", "white_box", "fsm-determinism", False),
+    ("clock_in_state_machine:Adapter", "fsm_determinism", "fsm-determinism", False),
+    (
+        "leader_acks_without_replicating:Adapter",
+        "consensus_safety and leader",
+        "consensus-safety",
+        False,
+    ),
+]
+ISOLATE_LEADER = {
+    "version": 1,
+    "seed": 0,
+    "nodes": ["n1", "n2", "n3"],
+    "faults": [{"kind": "isolate-leader", "at": 1.0, "duration": 4.0, "targets": []}],
+}
+
+
+def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[float, dict[str, str]]:
+    """One pytest process; its seconds and the verdict of each rule from its certificate."""
+    report = scratch / f"report-{seed}"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--consensus-adapter={adapter}",
+        f"--consensus-seed={seed}",
+        f"--consensus-report={report}",
+        "--consensus-progress=0",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    started = time.monotonic()
+    done = subprocess.run(
+        command, cwd=scratch, env=env, capture_output=True, text=True, check=False, timeout=3600
+    )
+    seconds = time.monotonic() - started
+    certificates = list(report.glob("*/certificate.json"))
+    if not certificates:
+        tail = "\n".join(done.stdout.splitlines()[-20:])
+        raise SystemExit(
+            f"run with seed {seed} wrote no certificate (exit {done.returncode}):\n"
+            f"{tail}\n{done.stderr[-2000:]}"
+        )
+    certificate = json.loads(certificates[0].read_text())
+    return seconds, {rule["id"]: rule["verdict"] for rule in certificate["rules"]}
+
+
+def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
+    print(f"{arguments.adapter}, profile {arguments.profile}, {arguments.runs} runs")
+    times, passing = [], 0
+    for number in range(arguments.runs):
+        seed = arguments.seed_base + number
+        seconds, verdicts = run_suite(
+            arguments.adapter, seed, scratch, f"--consensus-profile={arguments.profile}"
+        )
+        times.append(seconds)
+        failed = [rule for rule, verdict in verdicts.items() if verdict == "fail"]
+        passing += not failed
+        shown = " ".join(f"{rule}={verdict}" for rule, verdict in verdicts.items())
+        print(f"  seed {seed}: {seconds:6.1f} s  {shown}", flush=True)
+    print(
+        f"runs without a failed rule: {passing} of {arguments.runs}; time median "
+        f"{statistics.median(times):.1f} s, max {max(times):.1f} s"
+    )
+
+
+def broken_stores(arguments: argparse.Namespace, scratch: Path) -> None:
+    schedule = scratch / "isolate-leader.json"
+    schedule.write_text(json.dumps(ISOLATE_LEADER))
+    for store, selection, rule, needs_schedule in BROKEN:
+        if arguments.only and arguments.only not in store:
+            continue
+        extra = ["-k", selection] + ([f"--consensus-replay={schedule}"] if needs_schedule else [])
+        caught, times = 0, []
+        for number in range(arguments.runs):
+            seconds, verdicts = run_suite(
+                f"broken_stores.{store}", arguments.seed_base + number, scratch, *extra
+            )
+            times.append(seconds)
+            caught += verdicts[rule] == "fail"
+        print(
+            f"  {store:45} {rule:18} failed {caught} of {arguments.runs} runs "
+            f"({statistics.median(times):.1f} s each)",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--adapter", default="pysyncobj")
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--seed-base", type=int, default=1000)
+    parser.add_argument("--broken", action="store_true", help="run the broken stores instead")
+    parser.add_argument("--only", default="", help="with --broken: stores whose name has this")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pytest-consensus-bench-") as scratch:
+        if arguments.broken:
+            broken_stores(arguments, Path(scratch))
+        else:
+            correct_store(arguments, Path(scratch))
+
+
+if __name__ == "__main__":
+    main()
