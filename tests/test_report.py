@@ -223,3 +223,22 @@ def test_compare_rejects_what_is_not_a_certificate(pytester: pytest.Pytester) ->
         )
         assert result.ret == pytest.ExitCode.USAGE_ERROR, name
         result.stderr.fnmatch_lines([message])
+
+
+def test_junit_xml_carries_rule_ids_and_evidence_as_properties(pytester: pytest.Pytester) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(
+        ADAPTER, "--junitxml=junit.xml", "-p", "no:cacheprovider", "test_suite.py"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    cases = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ElementTree.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    }
+    gating = cases["test_gating[fake_store:FakeAdapter]"]
+    assert gating["consensus_rule"] == "leader-gating"
+    assert gating["consensus_adapter"] == "fake_store:FakeAdapter"
+    assert Path(gating["consensus_history"]).name == "history.jsonl"
+    assert cases["test_needs_kill[fake_store:FakeAdapter]"]["consensus_rule"] == "consensus-safety"
