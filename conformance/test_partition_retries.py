@@ -1,9 +1,11 @@
 """partition-retries: clients time out and retry through partitions.
 
-Appends go through the library's retry policy (backoff with jitter, leader hints, one
+Writes go through the library's retry policy (backoff with jitter, leader hints, one
 deadline, one request id per logical write) while a generated schedule partitions, kills
-and pauses nodes. Afterwards no acknowledged append is lost, none took effect twice, and
-no attempt hung past its timeout. The time from the last heal to the first success is
+and pauses nodes: appends to a few keys (capability ``append``; a retry applied twice shows
+as a duplicate) and a set workload of puts of unique keys (any store). Afterwards no
+acknowledged write is lost, none took effect twice or despite a definite failure, and no
+attempt hung past its timeout. The time from the last heal to the first success is
 reported.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -20,9 +24,8 @@ from pytest_consensus.cluster_ops import wait_for_leader
 from pytest_consensus.contract import Cluster
 from pytest_consensus.faults import Nemesis
 from pytest_consensus.fixtures import ScheduleFactory
-from pytest_consensus.history import NEMESIS, History
+from pytest_consensus.history import NEMESIS, Event, History
 from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
-from pytest_consensus.settings import Settings
 from pytest_consensus.workload import run_workload
 
 pytestmark = pytest.mark.consensus_rule("partition-retries")
@@ -43,43 +46,80 @@ def tokens(value: str | None) -> list[str]:
     return re.findall(r"[^,]+,", value or "")
 
 
-@pytest.mark.consensus_requires("append", "strong", "leader", "kill", "restart", "pause", "network")
-def test_appends_through_the_retry_policy_survive_a_fault_schedule(
-    request: pytest.FixtureRequest,
+class FaultedWorkload:
+    """Writes from WORKERS retrying clients, spread over the nodes, during a generated
+    schedule of partitions, kills and pauses; everything lands in the test's history."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        history: History,
+        nemesis: Nemesis,
+        schedule: ScheduleFactory,
+        rng: random.Random,
+    ) -> None:
+        self.cluster, self.history, self.nemesis, self.rng = cluster, history, nemesis, rng
+        self.schedule = schedule(KINDS)
+        self.clients = {node.name: cluster.client(node) for node in cluster.nodes}
+        self.retrying = spread_clients(self.clients, history, POLICY, WORKERS, rng)
+
+    def run(self, write: Callable[[RetryingClient, random.Random, int], None]) -> None:
+        self.nemesis.start(self.schedule)
+        result = run_workload(
+            self.retrying,
+            write,
+            seed=self.rng.randrange(2**32),
+            operations_per_client=MAX_APPENDS_PER_WORKER,
+            time_limit=self.schedule.duration + 1.0,
+            pace=PACE,
+        )
+        self.nemesis.wait(self.schedule.duration + 120.0)
+        assert not self.nemesis.errors, f"faults failed: {self.nemesis.errors}"
+        assert not result.crashes, "workers crashed:\n" + "\n".join(result.crashes)
+        wait_for_leader(self.cluster)
+
+    def reader(self) -> RetryingClient:
+        return RetryingClient(
+            self.clients, self.history, RetryPolicy(deadline=30.0), random.Random(0)
+        )
+
+    def timing_problems(self) -> list[str]:
+        """Attempts slower than their timeout allows, or unanswered by a reachable node."""
+        return [
+            f"{a.operation} {a.key} on {a.node} took {a.seconds:.1f}s ({a.outcome})"
+            for client in self.retrying
+            for a in client.attempts
+            if a.seconds > POLICY.attempt_timeout + TRANSPORT_GRACE + HANG_SLACK
+        ] + _hung_attempts(self.retrying, self.history)
+
+
+@pytest.fixture
+def faulted_workload(
     consensus_cluster: Cluster,
     consensus_history: History,
     consensus_nemesis: Nemesis,
     consensus_schedule: ScheduleFactory,
-    consensus_settings: Settings,
     consensus_rng: random.Random,
+) -> FaultedWorkload:
+    return FaultedWorkload(
+        consensus_cluster, consensus_history, consensus_nemesis, consensus_schedule, consensus_rng
+    )
+
+
+@pytest.mark.consensus_requires("append", "strong", "leader", "kill", "restart", "pause", "network")
+def test_appends_through_the_retry_policy_survive_a_fault_schedule(
+    request: pytest.FixtureRequest, faulted_workload: FaultedWorkload, consensus_history: History
 ) -> None:
     """Appends retried through partitions, kills and pauses are never lost or doubled, and
     every attempt answers within its timeout."""
-    schedule = consensus_schedule(KINDS)
-    clients = {node.name: consensus_cluster.client(node) for node in consensus_cluster.nodes}
-    retrying = spread_clients(clients, consensus_history, POLICY, WORKERS, consensus_rng)
+    retrying = faulted_workload.retrying
 
     def append(client: RetryingClient, rng: random.Random, number: int) -> None:
         key = f"list-{rng.randrange(KEYS)}"
         client.append(key, f"w{retrying.index(client)}-{number},")
 
-    consensus_nemesis.start(schedule)
-    result = run_workload(
-        retrying,
-        append,
-        seed=consensus_rng.randrange(2**32),
-        operations_per_client=MAX_APPENDS_PER_WORKER,
-        time_limit=schedule.duration + 1.0,
-        pace=PACE,
-    )
-    consensus_nemesis.wait(schedule.duration + 120.0)
-    assert not consensus_nemesis.errors, f"faults failed: {consensus_nemesis.errors}"
-    assert not result.crashes, "workers crashed:\n" + "\n".join(result.crashes)
-
-    wait_for_leader(consensus_cluster)
-    reader = RetryingClient(
-        clients, consensus_history, RetryPolicy(deadline=30.0), random.Random(0)
-    )
+    faulted_workload.run(append)
+    reader = faulted_workload.reader()
     for number in range(KEYS):
         reader.get(f"list-{number}")
 
@@ -90,16 +130,56 @@ def test_appends_through_the_retry_policy_survive_a_fault_schedule(
             "appends took effect more than once: a retry carries the request id of its first "
             "attempt, and the store must apply each request id once"
         )
-    slow = [
-        f"{a.operation} {a.key} on {a.node} took {a.seconds:.1f}s ({a.outcome})"
-        for client in retrying
-        for a in client.attempts
-        if a.seconds > POLICY.attempt_timeout + TRANSPORT_GRACE + HANG_SLACK
-    ] + _hung_attempts(retrying, consensus_history)
-    recovery = _recovery_seconds(consensus_history)
-    request.node.user_properties.append(("recovery_seconds", recovery))
-    if problems or slow:
-        pytest.fail("; ".join(problems + slow), pytrace=False)
+    problems += faulted_workload.timing_problems()
+    request.node.user_properties.append(
+        ("recovery_seconds", _recovery_seconds(consensus_history, "append"))
+    )
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+@pytest.mark.consensus_requires("strong", "leader", "kill", "restart", "pause", "network")
+def test_a_set_of_unique_puts_through_the_retry_policy_survives_a_fault_schedule(
+    request: pytest.FixtureRequest, faulted_workload: FaultedWorkload, consensus_history: History
+) -> None:
+    """A set workload (each put adds a unique key) retried through partitions, kills and
+    pauses loses no acknowledged key, shows no key whose put failed definitely, and every
+    attempt answers within its timeout."""
+    retrying = faulted_workload.retrying
+
+    def add(client: RetryingClient, rng: random.Random, number: int) -> None:
+        client.put(f"set-w{retrying.index(client)}-{number}", "member")
+
+    faulted_workload.run(add)
+    attempted = sorted(
+        {str(e.key) for e in consensus_history.events if e.f == "put" and e.type == "invoke"}
+    )
+    reader = faulted_workload.reader()
+    present = [key for key in attempted if reader.get(key) is not None]
+    results = check_sets(as_set_events(consensus_history.events, present), "add")
+    problems = [r.describe() for r in results if not r.ok]
+    problems += faulted_workload.timing_problems()
+    request.node.user_properties.append(
+        ("recovery_seconds", _recovery_seconds(consensus_history, "put"))
+    )
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+def as_set_events(events: list[Event], present: list[str]) -> list[Event]:
+    """The puts of unique keys as adds of those keys to one set, then a final read of the set
+    (the keys found present), which is the shape the set checker judges."""
+    adds = [
+        replace(e, f="add", key="set", value=e.key)
+        for e in events
+        if e.process != NEMESIS and e.f == "put" and str(e.key).startswith("set-")
+    ]
+    end = events[-1].time if events else 0.0
+    final = [
+        Event(0, end, "final-read", "invoke", "read", key="set"),
+        Event(0, end, "final-read", "ok", "read", key="set", value=present),
+    ]
+    return [replace(e, index=n) for n, e in enumerate(adds + final)]
 
 
 def _hung_attempts(clients: list[RetryingClient], history: History) -> list[str]:
@@ -145,11 +225,11 @@ def _windows_unable_to_answer(history: History) -> dict[str, list[tuple[float, f
     return windows
 
 
-def _recovery_seconds(history: History) -> float | None:
-    """From the last heal to the first successful append after it."""
+def _recovery_seconds(history: History, write: str) -> float | None:
+    """From the last heal to the first successful write after it."""
     events = history.events
     heals = [e.time for e in events if e.process == NEMESIS and e.f.startswith("heal-")]
     if not heals:
         return None
-    after = [e.time for e in events if e.type == "ok" and e.f == "append" and e.time > heals[-1]]
+    after = [e.time for e in events if e.type == "ok" and e.f == write and e.time > heals[-1]]
     return round(after[0] - heals[-1], 3) if after else None
