@@ -242,3 +242,20 @@ def test_junit_xml_carries_rule_ids_and_evidence_as_properties(pytester: pytest.
     assert gating["consensus_adapter"] == "fake_store:FakeAdapter"
     assert Path(gating["consensus_history"]).name == "history.jsonl"
     assert cases["test_needs_kill[fake_store:FakeAdapter]"]["consensus_rule"] == "consensus-safety"
+
+
+def test_compare_with_a_certificate_of_another_name_when_one_adapter_runs(
+    certified: tuple[pytest.RunResult, Path], pytester: pytest.Pytester
+) -> None:
+    _, folder = certified
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=fake_store:SecondFakeAdapter",
+        f"--consensus-compare={folder / 'certificate.json'}",
+        "-p",
+        "no:cacheprovider",
+        "test_suite.py",
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["comparing fake_store:SecondFakeAdapter with the certificate of fake_store:FakeAdapter"]
+    )
