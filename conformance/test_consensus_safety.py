@@ -220,6 +220,7 @@ def test_searched_fault_schedules_lose_no_acknowledged_write(
         examples=consensus_settings.search_examples,
         budget=consensus_settings.search_shrink_budget,
         save_to=tmp_path / "minimal-schedule.json",
+        seed=seed,
     )
     if result.failure is not None:
         adapter = request.node.callspec.params["consensus_adapter"]

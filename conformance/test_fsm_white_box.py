@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from pytest_consensus.contract import Adapter, StateMachine
-from pytest_consensus.profiles import active_profile
+from pytest_consensus.profiles import active_profile, active_seed
 
 pytestmark = [pytest.mark.consensus_rule("fsm-determinism"), pytest.mark.consensus_requires("fsm")]
 
@@ -93,6 +94,7 @@ def fresh(consensus_adapter: Adapter) -> Callable[[], StateMachine]:
 
 
 @EXAMPLES
+@hypothesis_seed(active_seed())
 @given(log=st.lists(operations(), max_size=40))
 def test_the_same_log_gives_the_same_results_and_snapshot(
     consensus_adapter: Adapter, fresh: Callable[[], StateMachine], log: list[Any]
@@ -105,6 +107,7 @@ def test_the_same_log_gives_the_same_results_and_snapshot(
 
 
 @EXAMPLES
+@hypothesis_seed(active_seed())
 @given(
     log=st.lists(operations(), min_size=1, max_size=40),
     split=st.integers(0, 40),
@@ -141,6 +144,7 @@ def test_snapshot_restore_and_replay_equal_straight_replay(
 
 
 @EXAMPLES
+@hypothesis_seed(active_seed())
 @given(
     log=st.lists(operations(), min_size=1, max_size=30),
     more=st.lists(operations(), min_size=1, max_size=10),

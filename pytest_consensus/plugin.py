@@ -235,7 +235,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[settings_key] = settings
     from pytest_consensus.profiles import activate
 
-    activate(settings.profile)
+    activate(settings.profile, settings.seed)
     if not settings.adapters:
         return
     from pytest_consensus.errors import HarnessError

@@ -64,6 +64,7 @@ PROFILES = {
 DEFAULT_PROFILE = "default"
 
 _active = PROFILES[DEFAULT_PROFILE]
+_seed = 0
 
 
 def get_profile(name: str) -> Profile:
@@ -74,13 +75,18 @@ def get_profile(name: str) -> Profile:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}") from None
 
 
-def activate(profile: Profile) -> None:
-    """Make ``profile`` the run's profile. The white-box tests read it when their module is
-    imported (Hypothesis settings are fixed when a test is decorated), which is after the
-    plugin has configured the run."""
-    global _active
-    _active = profile
+def activate(profile: Profile, seed: int = 0) -> None:
+    """Make ``profile`` and ``seed`` the run's. The white-box tests read them when their
+    module is imported (Hypothesis settings and seeds are fixed when a test is decorated),
+    which is after the plugin has configured the run."""
+    global _active, _seed
+    _active, _seed = profile, seed
 
 
 def active_profile() -> Profile:
     return _active
+
+
+def active_seed() -> int:
+    """The run's seed, for Hypothesis tests: the same seed draws the same examples."""
+    return _seed

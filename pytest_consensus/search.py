@@ -74,11 +74,13 @@ def search_schedules(
     examples: int,
     budget: float,
     save_to: Path,
+    seed: int | None = None,
 ) -> SearchResult:
     """Run ``scenario`` (a failure message, or None) on drawn schedules.
 
     Stops at the first failing schedule and shrinks it while it still fails, until
     ``budget`` seconds have passed; the smallest failing schedule is saved to ``save_to``.
+    With a ``seed``, the same schedules are drawn every time.
     """
     deadline = time.monotonic() + budget
     result = SearchResult(examples=0)
@@ -101,6 +103,7 @@ def search_schedules(
         minimal = find(
             strategy,
             fails,
+            random=None if seed is None else random.Random(seed),
             settings=settings(
                 max_examples=examples,
                 deadline=None,
