@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,9 +43,13 @@ if TYPE_CHECKING:
 MAX_TIMELINES = 40
 
 
-def slug(text: str) -> str:
-    """A file name for an adapter or test id."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:120] or "test"
+def slug(text: str, limit: int = 100) -> str:
+    """A file name for an adapter or test id; a long one is cut and given a hash of the whole,
+    so that two ids sharing a long prefix never share a folder."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "test"
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 9]}-{zlib.crc32(text.encode()):08x}"
 
 
 class ReportPlugin:

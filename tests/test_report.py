@@ -259,3 +259,13 @@ def test_compare_with_a_certificate_of_another_name_when_one_adapter_runs(
     result.stdout.fnmatch_lines(
         ["comparing fake_store:SecondFakeAdapter with the certificate of fake_store:FakeAdapter"]
     )
+
+
+def test_evidence_folders_of_long_test_ids_never_collide() -> None:
+    from pytest_consensus.reporting import slug
+
+    prefix = "conformance/test_read_levels.py::" + "a_long_test_name_" * 8
+    leader, follower = slug(prefix + "[x-leader]"), slug(prefix + "[x-follower]")
+    assert leader != follower and len(leader) <= 100 and len(follower) <= 100
+    assert slug("pysyncobj") == "pysyncobj"
+    assert slug("broken_stores.x:Adapter") == "broken_stores.x_Adapter"
