@@ -32,7 +32,7 @@ BROKEN = [
     ("follower_applies_locally:Adapter", "leader_gating", "leader-gating", False),
     ("acks_before_commit:Adapter", "deposed", "leader-gating", True),
     ("minority_hangs:Adapter", "retry", "partition-retries", True),
-    ("retries_without_request_ids:Adapter", "retry", "partition-retries", True),
+    ("retries_without_request_ids:Adapter", "appends_through", "partition-retries", False),
     ("two_leaders_in_a_term:Adapter", "one_leader", "consensus-safety", True),
     ("strong_reads_served_locally:Adapter", "read_levels", "read-levels", True),
     ("fsm_bugs:IteratesASetAdapter", "white_box", "fsm-determinism", False),

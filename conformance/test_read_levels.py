@@ -124,6 +124,7 @@ LINEARIZABILITY_KINDS = (
     "pause-one",
     "majority-ring",
     "bridge",
+    "lost-replies",
 )
 KEYS = 3
 WORKERS = 4

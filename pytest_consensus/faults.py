@@ -25,6 +25,8 @@ from pytest_consensus.history import History
 from pytest_consensus.netns import CHAIN, NamespaceCluster, NamespaceNetwork, in_namespace
 
 CLIENT = "client"  # the test process, on the bridge
+#: The largest TCP packet without data we let through: IPv4 (20) + TCP with options (40).
+BARE_TCP_PACKET = 60
 SCHEDULE_VERSION = 1
 
 PARTITION_SHAPES = (
@@ -37,7 +39,11 @@ PARTITION_SHAPES = (
 )
 PROCESS_FAULTS = ("kill-one", "kill-minority", "kill-all", "pause-one", "rolling-restart")
 NETWORK_FAULTS = ("delay", "loss")
-ALL_FAULTS = (*PARTITION_SHAPES, *PROCESS_FAULTS, *NETWORK_FAULTS)
+#: Nodes (every node, as generated) get the client's requests and act on them, but their
+#: replies are dropped: the outcome is unknown to the client, so whichever node a retry
+#: reaches, it must not apply the write again.
+REPLY_FAULTS = ("lost-replies",)
+ALL_FAULTS = (*PARTITION_SHAPES, *PROCESS_FAULTS, *NETWORK_FAULTS, *REPLY_FAULTS)
 #: Shapes whose targets depend on who leads when the fault starts.
 LEADER_DEPENDENT = ("isolate-leader", "one-way-to-leader")
 
@@ -111,13 +117,20 @@ def generate_schedule(
     faults: int = 3,
     fault_duration: tuple[float, float] = (1.5, 3.0),
     gap: tuple[float, float] = (0.5, 1.5),
+    required: Sequence[str] = (),
 ) -> Schedule:
-    """A sequence of non-overlapping faults drawn from ``kinds`` with the given seed."""
+    """A sequence of non-overlapping faults drawn from ``kinds`` with the given seed; each
+    kind in ``required`` is in it at least once (at a position drawn from the seed)."""
     rng = random.Random(seed)
     schedule = Schedule(seed, list(nodes))
+    drawn = [rng.choice(list(kinds)) for _ in range(faults)]
+    missing = [kind for kind in required if kind not in drawn]
+    if len(missing) > faults:
+        raise ValueError(f"{faults} faults cannot hold every required kind {list(required)}")
+    for position, kind in zip(rng.sample(range(faults), len(missing)), missing, strict=True):
+        drawn[position] = kind
     clock = rng.uniform(*gap)
-    for _ in range(faults):
-        kind = rng.choice(list(kinds))
+    for kind in drawn:
         duration = round(rng.uniform(*fault_duration), 3)
         targets = static_targets(kind, list(nodes), rng)
         schedule.faults.append(Fault(kind, round(clock, 3), duration, targets))
@@ -151,7 +164,7 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
         return ((rng.choice(nodes),),)
     if kind == "kill-minority":
         return (tuple(sorted(rng.sample(nodes, (n - 1) // 2 or 1))),)
-    if kind in ("kill-all", "rolling-restart"):
+    if kind in ("kill-all", "rolling-restart", "lost-replies"):
         return (tuple(nodes),)
     if kind in NETWORK_FAULTS:
         return ((rng.choice(nodes),),)
@@ -199,6 +212,27 @@ class Firewall:
                     "-j",
                     "DROP",
                 )
+
+    def drop_replies(self, node: str) -> None:
+        """Drop the node's TCP packets to the client that carry data: handshakes and bare
+        acknowledgements (at most 60 bytes) still pass, so requests arrive and are acted on,
+        but no answer gets back."""
+        in_namespace(
+            self.cluster.namespaces[node],
+            "iptables",
+            "-A",
+            CHAIN,
+            "-d",
+            self.network.gateway,
+            "-p",
+            "tcp",
+            "-m",
+            "length",
+            "--length",
+            f"{BARE_TCP_PACKET + 1}:65535",
+            "-j",
+            "DROP",
+        )
 
     def heal(self) -> None:
         for namespace in self.cluster.namespaces.values():
@@ -299,6 +333,9 @@ class Nemesis:
                 self.cluster.node(name).kill()
         elif kind == "pause-one":
             self.cluster.node(fault.targets[0][0]).pause()
+        elif kind == "lost-replies":
+            for name in fault.targets[0]:
+                self._require_firewall(kind).drop_replies(name)
         elif kind == "rolling-restart":
             pass  # done at heal time, node by node
         elif kind == "delay":
@@ -313,7 +350,7 @@ class Nemesis:
 
     def heal(self, fault: Fault) -> None:
         kind = fault.kind
-        if kind in PARTITION_SHAPES:
+        if kind in PARTITION_SHAPES or kind in REPLY_FAULTS:
             self._require_firewall(kind).heal()
         elif kind in ("kill-one", "kill-minority", "kill-all"):
             start_together([self.cluster.node(name) for name in fault.targets[0]])

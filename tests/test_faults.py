@@ -14,7 +14,13 @@ import pytest
 from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
 from pytest_consensus.cluster_ops import majority, wait_for_leader
 from pytest_consensus.contract import HostSpec
-from pytest_consensus.errors import CapabilityMissing, ConsensusError, HarnessError
+from pytest_consensus.errors import (
+    CapabilityMissing,
+    ConsensusError,
+    HarnessError,
+    NoAnswer,
+    Timeout,
+)
 from pytest_consensus.faults import (
     CLIENT,
     Fault,
@@ -368,3 +374,38 @@ def test_the_leader_observer_trusts_histories_and_flags_a_term_led_twice() -> No
     observer.poll()
     assert observer.leaders == {1: {"n1"}, 2: {"n2"}, 3: {"n1", "n3"}, 4: {"n2"}}
     assert observer.terms_with_two_leaders() == {3: {"n1", "n3"}}
+
+
+@pytest.mark.parametrize("backend", ["pysyncobj", "etcd"])
+def test_lost_replies_let_a_write_apply_while_its_answer_never_arrives(
+    network: NamespaceNetwork, backend: str
+) -> None:
+    """The node acts on the request (the write is readable elsewhere), but the client hears
+    nothing: an outcome it cannot know, which is what retries must survive."""
+    from pytest_consensus.registry import load_adapter
+
+    adapter = load_adapter(backend)
+    allocation = network.allocate(3)
+    history = History()
+    try:
+        with adapter.start_cluster(allocation.hosts) as cluster:
+            leader, _ = wait_for_leader(cluster)
+            other = next(node for node in cluster.nodes if node is not leader)
+            nemesis = Nemesis(cluster, history, Firewall(network, allocation))
+            client = cluster.client(leader)
+            client.get("k", timeout=5)  # connected before the fault, as a client mid-run is
+            fault = nemesis.apply(Fault("lost-replies", 0, 0, ((leader.name,),)))
+            with pytest.raises((Timeout, NoAnswer)):
+                client.put("k", "applied-unanswered", timeout=2)
+            read = wait_for(
+                lambda: cluster.client(other).get("k", timeout=5),
+                timeout=30,
+                what="the unanswered write to be readable on another node",
+                ignore=(ConsensusError,),
+            )
+            assert read == "applied-unanswered"
+            nemesis.heal(fault)
+            assert cluster.client(leader).get("k", timeout=5) == "applied-unanswered"
+    finally:
+        network.release(allocation)
+    assert not host_rules_mention_us()
