@@ -17,7 +17,7 @@ def test_the_http_adapter_certifies_pysyncobj_from_its_toml(pytester: pytest.Pyt
         "--consensus-adapter=http",
         f"--consensus-adapter-option=config={PYSYNCOBJ_TOML}",
         "-k",
-        "writes_to_followers or digests or kill_and_restart",
+        "writes_to_followers or concurrent_workload or kill_and_restart",
         "-p",
         "no:cacheprovider",
     )
