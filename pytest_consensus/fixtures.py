@@ -202,6 +202,7 @@ class ScheduleFactory:
             return schedule
         profile = self.settings.profile
         options.setdefault("fault_duration", profile.fault_seconds)
+        options.setdefault("gap", profile.gap_seconds)
         count = profile.faults if faults is None else faults
         return generate_schedule(self.seed, self.nodes, kinds, faults=count, **options)  # type: ignore[arg-type]
 

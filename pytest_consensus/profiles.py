@@ -20,6 +20,8 @@ class Profile:
     faults: int
     #: The shortest and longest a generated fault lasts, in seconds.
     fault_seconds: tuple[float, float]
+    #: The shortest and longest quiet time before each fault, in seconds.
+    gap_seconds: tuple[float, float]
     #: Schedules each Hypothesis search of fault schedules tries.
     search_examples: int
     #: Generated command logs per white-box state-machine test.
@@ -36,7 +38,8 @@ PROFILES = {
     "quick": Profile(
         "quick",
         faults=1,
-        fault_seconds=(1.0, 2.0),
+        fault_seconds=(0.8, 1.5),
+        gap_seconds=(0.2, 0.5),
         search_examples=1,
         fsm_examples=20,
         rounds=1,
@@ -46,6 +49,7 @@ PROFILES = {
         "default",
         faults=3,
         fault_seconds=(1.5, 3.0),
+        gap_seconds=(0.5, 1.5),
         search_examples=2,
         fsm_examples=60,
         rounds=1,
@@ -55,6 +59,7 @@ PROFILES = {
         "thorough",
         faults=6,
         fault_seconds=(1.5, 5.0),
+        gap_seconds=(0.5, 1.5),
         search_examples=10,
         fsm_examples=300,
         rounds=3,
