@@ -57,7 +57,7 @@ ISOLATE_LEADER = {
 
 def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[float, dict[str, str]]:
     """One pytest process; its seconds and the verdict of each rule from its certificate."""
-    report = scratch / f"report-{seed}"
+    report = Path(tempfile.mkdtemp(prefix=f"report-{seed}-", dir=scratch))  # one per run
     command = [
         sys.executable,
         "-m",
