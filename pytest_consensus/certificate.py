@@ -14,6 +14,7 @@ from typing import Any
 
 from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY, TestRecord
 from pytest_consensus.rules import RULES
+from pytest_consensus.verdicts import RuleOutcome
 
 SCHEMA = "pytest-consensus/certificate"
 SCHEMA_VERSION = 1
@@ -33,24 +34,23 @@ class CertificateError(ValueError):
 
 
 def rule_verdict(tests: Sequence[TestRecord]) -> tuple[str, str]:
-    """The rule's verdict from its tests, and why: pass needs a passing test and no failure;
-    n/a when every test was n/a (the reasons joined)."""
-    outcomes = [t.outcome for t in tests]
-    if "failed" in outcomes:
-        failed = [t for t in tests if t.outcome == "failed"]
-        return "fail", "\n".join(
+    """The rule's verdict from its tests (as the terminal matrix has it), and why."""
+    outcome = RuleOutcome.of(tests)
+    verdict = outcome.verdict
+    if verdict == "fail":
+        return verdict, "\n".join(
             f"{t.nodeid.split('::')[-1]}: {(t.message.splitlines() or ['failed'])[0]}"
-            for t in failed
+            for t in tests
+            if t.outcome == "failed"
         )
-    if "xfailed" in outcomes:
-        return "known failure", "; ".join(t.message for t in tests if t.outcome == "xfailed")
-    if "passed" in outcomes:
-        passed = outcomes.count("passed")
-        na = outcomes.count("skipped")
-        return "pass", f"{passed} tests passed" + (f", {na} n/a" if na else "")
-    if "skipped" in outcomes:
-        return "n/a", "; ".join(dict.fromkeys(t.message for t in tests))
-    return "not run", "no test of this rule was selected"
+    if verdict == "known failure":
+        return verdict, "; ".join(t.message for t in tests if t.outcome == "xfailed")
+    if verdict == "pass":
+        na = f", {outcome.skipped} n/a" if outcome.skipped else ""
+        return verdict, f"{outcome.passed} tests passed{na}"
+    if verdict == "n/a":
+        return verdict, outcome.reason
+    return verdict, "no test of this rule was selected"
 
 
 def build_certificate(

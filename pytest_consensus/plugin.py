@@ -294,7 +294,8 @@ def _report_plugin(config: pytest.Config, settings: Settings) -> Any:
         baselines = [read_certificate(Path(p)) for p in config.getoption("consensus_compare")]
     except CertificateError as error:
         raise pytest.UsageError(f"--consensus-compare: {error}") from None
-    return ReportPlugin(settings, config.stash[adapters_key], report_dir, baselines)
+    records = config.stash[verdicts_key].records
+    return ReportPlugin(settings, config.stash[adapters_key], records, report_dir, baselines)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -53,29 +53,28 @@ def slug(text: str, limit: int = 100) -> str:
 
 
 class ReportPlugin:
-    """Collects every conformance test's record; at the end of the session computes each
-    backend's figures from the histories and writes and compares certificates."""
+    """At the end of the session, from every conformance test's record: computes each
+    backend's figures from the histories, and writes and compares certificates."""
 
     def __init__(
         self,
         settings: Settings,
         adapters: dict[str, Adapter],
+        records: RunRecords,
         report_dir: Path | None,
         baselines: list[dict[str, Any]],
     ) -> None:
         self.settings = settings
         self.adapters = adapters
+        #: The verdict table's records: one collection of reports serves both.
+        self.records = records
         self.report_dir = report_dir
         self.baselines = baselines
-        self.records = RunRecords()
         self.started = time.time()
         self.summaries: dict[str, Summary] = {}
         self.written: list[Path] = []
         self.changes: list[str] = []
         self.regressions = 0
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.records.add(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

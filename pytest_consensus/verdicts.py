@@ -6,10 +6,11 @@ n/a when every test was skipped (the reason is the first skip's); never "pass" b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_consensus.records import RunRecords, TestRecord
 from pytest_consensus.rules import RULES
 
 if TYPE_CHECKING:
@@ -43,6 +44,23 @@ class RuleOutcome:
     skip_reasons: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, tests: Iterable[TestRecord]) -> RuleOutcome:
+        """The outcome of a rule from the records of its tests."""
+        outcome = cls()
+        for test in tests:
+            if test.outcome == "failed":
+                outcome.failed += 1
+                outcome.failures.append(test.nodeid)
+            elif test.outcome == "xfailed":
+                outcome.known += 1
+            elif test.outcome == "skipped":
+                outcome.skipped += 1
+                outcome.skip_reasons.append(test.message)
+            elif test.outcome == "passed":
+                outcome.passed += 1
+        return outcome
+
     @property
     def verdict(self) -> str:
         if self.failed:
@@ -74,53 +92,29 @@ class RuleOutcome:
 
 
 class VerdictTable:
-    """Outcomes by (rule, adapter), fed with every test report of the run."""
+    """Outcomes by (rule, adapter), from the records of every test of the run (which the
+    certificates are built from too)."""
 
     def __init__(self, adapters: Sequence[str]) -> None:
         self.adapters = list(adapters)
-        #: (rule, adapter) -> test id -> ("passed" | "failed" | "skipped", skip reason)
-        self.results: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
-        #: (adapter, measurement) -> values reported by tests through user_properties
-        self.measurements: dict[tuple[str, str], list[Any]] = {}
+        self.records = RunRecords()
 
     def add(self, report: TestReport) -> None:
-        properties = dict(report.user_properties)
-        rule, adapter = properties.get("consensus_rule"), properties.get("consensus_adapter")
-        if rule is None or adapter is None:
-            return
-        for name, value in properties.items():
-            if name in MEASUREMENTS and value is not None and report.when == "call":
-                self.measurements.setdefault((str(adapter), name), []).append(value)
-        tests = self.results.setdefault((str(rule), str(adapter)), {})
-        previous = tests.get(report.nodeid, ("", ""))[0]
-        if report.failed:
-            tests[report.nodeid] = ("failed", "")  # a failure in any phase wins
-        elif getattr(report, "wasxfail", None) is not None and report.skipped:
-            tests[report.nodeid] = ("xfailed", str(report.wasxfail))
-        elif report.skipped and previous != "failed":
-            longrepr = report.longrepr
-            reason = str(longrepr[2]) if isinstance(longrepr, tuple) else "skipped"
-            tests[report.nodeid] = ("skipped", reason.removeprefix("Skipped: "))
-        elif report.passed and report.when == "call" and not previous:
-            tests[report.nodeid] = ("passed", "")
+        self.records.add(report)
 
     def outcome(self, rule: str, adapter: str) -> RuleOutcome:
-        outcome = RuleOutcome()
-        for test_id, (status, reason) in self.results.get((rule, adapter), {}).items():
-            if status == "failed":
-                outcome.failed += 1
-                outcome.failures.append(test_id)
-            elif status == "xfailed":
-                outcome.known += 1
-            elif status == "skipped":
-                outcome.skipped += 1
-                outcome.skip_reasons.append(reason)
-            else:
-                outcome.passed += 1
-        return outcome
+        return RuleOutcome.of(t for t in self.records.for_adapter(adapter) if t.rule == rule)
+
+    def measured(self, adapter: str, name: str) -> list[Any]:
+        """Values of one figure the adapter's tests reported through ``user_properties``."""
+        return [
+            t.properties[name]
+            for t in self.records.for_adapter(adapter)
+            if t.properties.get(name) is not None
+        ]
 
     def empty(self) -> bool:
-        return not self.results
+        return not self.records.tests
 
     def verdict(self, rule: str, adapter: str) -> str:
         return self.outcome(rule, adapter).verdict
@@ -146,7 +140,7 @@ class VerdictTable:
         lines = []
         for adapter in self.adapters:
             for name in MEASUREMENTS:
-                for value in self.measurements.get((adapter, name), []):
+                for value in self.measured(adapter, name):
                     lines.append(f"  {adapter}: {describe_measurement(name, value)}")
         return lines
 
