@@ -27,7 +27,7 @@ from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.search import schedules, search_schedules
 from pytest_consensus.settings import Settings
 from pytest_consensus.waiting import wait_for
-from pytest_consensus.workload import run_workload
+from pytest_consensus.workload import run_through_schedule
 
 pytestmark = pytest.mark.consensus_rule("consensus-safety")
 
@@ -150,16 +150,7 @@ def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
         def put(writer: RetryingClient, rng: random.Random, number: int) -> None:
             writer.put(f"w{writers.index(writer)}-{number}", f"v{number}")
 
-        nemesis.start(schedule)
-        run_workload(
-            writers,
-            put,
-            seed=schedule.seed,
-            operations_per_client=1000,
-            time_limit=schedule.duration + 1.0,
-            pace=0.05,
-        )
-        nemesis.wait(schedule.duration + 120.0)
+        run_through_schedule(nemesis, schedule, writers, put, seed=schedule.seed)
         if nemesis.errors:
             return f"faults could not be applied: {nemesis.errors}"
         wait_for_leader(cluster)

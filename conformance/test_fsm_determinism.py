@@ -18,7 +18,7 @@ from pytest_consensus.faults import Fault, Nemesis, Schedule
 from pytest_consensus.fixtures import ScheduleFactory
 from pytest_consensus.history import RecordingClient
 from pytest_consensus.settings import Settings
-from pytest_consensus.workload import run_workload
+from pytest_consensus.workload import run_through_schedule, run_workload
 
 pytestmark = pytest.mark.consensus_rule("fsm-determinism")
 
@@ -98,16 +98,13 @@ def test_replica_digests_agree_after_each_heal(
         alone = Schedule(
             schedule.seed, schedule.nodes, [Fault(fault.kind, 0.5, fault.duration, fault.targets)]
         )
-        consensus_nemesis.start(alone)
-        run_workload(
+        run_through_schedule(
+            consensus_nemesis,
+            alone,
             consensus_clients,
             operate,  # type: ignore[arg-type]
             seed=consensus_rng.randrange(2**32),
-            operations_per_client=1000,
-            time_limit=alone.duration + 1.0,
-            pace=0.05,
         )
-        consensus_nemesis.wait(alone.duration + 120.0)
         assert not consensus_nemesis.errors, f"faults failed: {consensus_nemesis.errors}"
         wait_for_leader(consensus_cluster)
         fail_unless_digests_agree(consensus_cluster, f"after {fault.kind} healed")

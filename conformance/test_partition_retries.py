@@ -26,7 +26,7 @@ from pytest_consensus.faults import Nemesis
 from pytest_consensus.fixtures import ScheduleFactory
 from pytest_consensus.history import NEMESIS, Event, History
 from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
-from pytest_consensus.workload import run_workload
+from pytest_consensus.workload import run_through_schedule
 
 pytestmark = pytest.mark.consensus_rule("partition-retries")
 
@@ -66,16 +66,15 @@ class FaultedWorkload:
         self.retrying = spread_clients(self.clients, history, POLICY, WORKERS, rng)
 
     def run(self, write: Callable[[RetryingClient, random.Random, int], None]) -> None:
-        self.nemesis.start(self.schedule)
-        result = run_workload(
+        result = run_through_schedule(
+            self.nemesis,
+            self.schedule,
             self.retrying,
             write,
             seed=self.rng.randrange(2**32),
             operations_per_client=MAX_APPENDS_PER_WORKER,
-            time_limit=self.schedule.duration + 1.0,
             pace=PACE,
         )
-        self.nemesis.wait(self.schedule.duration + 120.0)
         assert not self.nemesis.errors, f"faults failed: {self.nemesis.errors}"
         assert not result.crashes, "workers crashed:\n" + "\n".join(result.crashes)
         wait_for_leader(self.cluster)

@@ -26,7 +26,7 @@ from pytest_consensus.history import History, RecordingClient
 from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY
 from pytest_consensus.settings import Settings
 from pytest_consensus.waiting import WaitTimeout, wait_for
-from pytest_consensus.workload import run_workload
+from pytest_consensus.workload import run_through_schedule
 
 pytestmark = pytest.mark.consensus_rule("read-levels")
 
@@ -166,16 +166,9 @@ def test_strong_reads_are_linearizable_under_faults(
                 key, f"{client.process}-{number - 1}", f"{client.process}-{number}", timeout=timeout
             )
 
-    consensus_nemesis.start(schedule)
-    result = run_workload(
-        workers,
-        operate,
-        seed=consensus_rng.randrange(2**32),
-        operations_per_client=1000,
-        time_limit=schedule.duration + 1.0,
-        pace=0.05,
+    result = run_through_schedule(
+        consensus_nemesis, schedule, workers, operate, seed=consensus_rng.randrange(2**32)
     )
-    consensus_nemesis.wait(schedule.duration + 120.0)
     assert not consensus_nemesis.errors, f"faults failed: {consensus_nemesis.errors}"
     assert not result.crashes, "workers crashed:\n" + "\n".join(result.crashes)
     assert result.completed > 0, f"no operation succeeded: {result.errors}"

@@ -11,10 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_consensus.contract import Client
 from pytest_consensus.errors import ConsensusError
+
+if TYPE_CHECKING:
+    from pytest_consensus.faults import Nemesis, Schedule
 
 Operation = Callable[[Any, random.Random, int], None]
 
@@ -79,4 +82,33 @@ def run_workload(
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()) + 30.0)
     result.seconds = time.monotonic() - started
+    return result
+
+
+#: Seconds the nemesis may take, after the schedule's last fault ends, to heal everything.
+HEAL_TIMEOUT = 120.0
+
+
+def run_through_schedule(
+    nemesis: Nemesis,
+    schedule: Schedule,
+    clients: Sequence[Client] | Sequence[Any],
+    operation: Operation,
+    *,
+    seed: int,
+    operations_per_client: int = 1000,
+    pace: float = 0.05,
+) -> WorkloadResult:
+    """Apply ``schedule`` while the workload runs (until a second after its last fault), then
+    wait until every fault has healed. Fault errors are left in ``nemesis.errors``."""
+    nemesis.start(schedule)
+    result = run_workload(
+        clients,
+        operation,
+        seed=seed,
+        operations_per_client=operations_per_client,
+        time_limit=schedule.duration + 1.0,
+        pace=pace,
+    )
+    nemesis.wait(schedule.duration + HEAL_TIMEOUT)
     return result
