@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_consensus.contract import Cluster, Node, NodeStatus, Role
-from pytest_consensus.errors import ConsensusError
+from pytest_consensus.errors import CapabilityMissing, ConsensusError
 from pytest_consensus.waiting import WaitTimeout, wait_for
 
 STATUS_TIMEOUT = 2.0
@@ -58,6 +58,14 @@ class Convergence:
 
     @property
     def digests_agree(self) -> bool:
+        """Whether every replica reports one digest. A replica that reports none cannot be
+        compared: two missing digests are not evidence of equal states."""
+        silent = [s.node for s in self.statuses if s.digest is None]
+        if silent:
+            raise CapabilityMissing(
+                f"{', '.join(silent)} reported no state digest, so replicas cannot be "
+                "compared; an adapter that declares `digest` must report one in every status"
+            )
         return len({s.digest for s in self.statuses}) == 1
 
     def describe(self) -> str:

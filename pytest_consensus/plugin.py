@@ -395,13 +395,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Report a test whose capabilities the adapter lacks as n/a, before any cluster starts."""
     _, adapter_name = rule_and_adapter(item)
-    marker = item.get_closest_marker("consensus_requires")
-    if adapter_name is None or marker is None:
+    names = required_names(item)
+    if adapter_name is None or not names:
         return
     from pytest_consensus.contract import Capability
 
     adapter = item.config.stash[adapters_key][adapter_name]
-    names = [str(name) for name in marker.args]
     host_needs = [name for name in names if name in HOST_FEATURES]
     try:
         needed = [Capability.parse(name) for name in names if name not in HOST_FEATURES]
@@ -416,6 +415,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         reason = _host_feature_unavailable(item.config, feature)
         if reason is not None:
             pytest.skip(f"n/a: {feature} faults unavailable: {reason}")
+
+
+def required_names(item: pytest.Item) -> list[str]:
+    """Every capability and host feature named by any ``consensus_requires`` marker on the
+    test, its class and its module: a test may carry several, and each one counts."""
+    names = (str(name) for marker in item.iter_markers("consensus_requires") for name in marker.args)
+    return list(dict.fromkeys(names))
 
 
 #: Features of the host (not the adapter) a test may require in consensus_requires.

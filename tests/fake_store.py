@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pytest_consensus.contract import (
     Adapter,
@@ -130,3 +131,28 @@ class SecondFakeAdapter(FakeAdapter):
 
     name = "fake-two"
     capabilities = frozenset({*FakeAdapter.capabilities, Capability.PAUSE})
+
+
+class DigestlessNode(FakeNode):
+    """Reports no state digest, although its adapter declares the capability."""
+
+    def status(self, timeout: float) -> NodeStatus:
+        return replace(super().status(timeout), digest=None)
+
+
+class DigestlessCluster(FakeCluster):
+    def __init__(self, hosts: Sequence[HostSpec]) -> None:
+        super().__init__(hosts)
+        self.nodes = [DigestlessNode(host, self) for host in hosts]
+        for node in self.nodes:
+            node.start()
+
+
+class DigestlessAdapter(FakeAdapter):
+    """Declares ``digest`` but every node reports None: digests cannot be compared."""
+
+    name = "fake-digestless"
+    capabilities = frozenset({*FakeAdapter.capabilities, Capability.DIGEST})
+
+    def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
+        return DigestlessCluster(hosts)

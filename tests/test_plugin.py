@@ -118,6 +118,54 @@ def test_missing_capability_is_reported_na_never_passed(pytester: pytest.Pyteste
     )
 
 
+def test_every_requires_marker_counts_not_only_the_closest(pytester: pytest.Pytester) -> None:
+    """A test with two consensus_requires markers needs what both name: the adapter has
+    `strong` (the closest marker) but lacks `pause` (the outer one), so the test is n/a."""
+    pytester.makepyfile(
+        test_suite="""
+import pytest
+
+pytestmark = [pytest.mark.consensus_rule("leader-gating"), pytest.mark.consensus_requires("leader")]
+
+@pytest.mark.consensus_requires("pause")
+@pytest.mark.consensus_requires("strong")
+def test_needs_pause_and_strong(consensus_cluster):
+    raise AssertionError("must not run without the pause capability")
+
+@pytest.mark.consensus_requires("strong")
+def test_needs_strong(consensus_cluster):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=fake_store:FakeAdapter", "-rs", "test_suite.py"
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["SKIPPED*n/a: adapter fake_store:FakeAdapter lacks capability pause"]
+    )
+
+
+def test_replicas_without_digests_are_na_not_equal(pytester: pytest.Pytester) -> None:
+    """An adapter that declares `digest` but reports None: comparing None with None must not
+    pass fsm-determinism; the digest tests are n/a with the reason."""
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=fake_store:DigestlessAdapter",
+        "-k",
+        "odd_input",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "fsm-determinism*n/a",
+            "*n1, n2, n3 reported no state digest, so replicas cannot be compared*",
+        ]
+    )
+
+
 def test_a_rule_with_only_missing_capabilities_is_na_with_the_reason(
     pytester: pytest.Pytester,
 ) -> None:
