@@ -14,6 +14,7 @@ import pytest
 
 from pytest_consensus.cluster_ops import (
     LeaderObserver,
+    strong_read_anywhere,
     wait_for_leader,
     wait_for_same_applied_index,
 )
@@ -87,15 +88,11 @@ def test_acknowledged_writes_survive_kill_and_restart_of_one_node(
     wait_for_leader(consensus_cluster)
 
     def strong_read(key: str) -> str | None:
-        def attempt() -> tuple[str | None] | None:
-            for client in consensus_clients:
-                try:
-                    return (client.get(key, level=ReadLevel.STRONG, timeout=timeout),)
-                except ConsensusError:
-                    continue
-            return None
-
-        return wait_for(attempt, timeout=CATCH_UP_TIMEOUT, what=f"a strong read of {key}")[0]
+        return wait_for(
+            lambda: strong_read_anywhere(consensus_clients, key, timeout),
+            timeout=CATCH_UP_TIMEOUT,
+            what=f"a strong read of {key}",
+        )[0]
 
     lost = {
         key: (value, read)

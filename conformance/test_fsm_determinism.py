@@ -11,8 +11,12 @@ import random
 
 import pytest
 
-from pytest_consensus.cluster_ops import wait_for_leader, wait_for_same_applied_index
-from pytest_consensus.contract import Client, Cluster, ReadLevel
+from pytest_consensus.cluster_ops import (
+    strong_read_anywhere,
+    wait_for_leader,
+    wait_for_same_applied_index,
+)
+from pytest_consensus.contract import Client, Cluster
 from pytest_consensus.errors import (
     CapabilityMissing,
     ConsensusError,
@@ -24,6 +28,7 @@ from pytest_consensus.faults import Fault, Nemesis, Schedule
 from pytest_consensus.fixtures import ScheduleFactory
 from pytest_consensus.history import RecordingClient
 from pytest_consensus.settings import Settings
+from pytest_consensus.waiting import wait_for
 from pytest_consensus.workload import run_through_schedule, run_workload
 
 pytestmark = pytest.mark.consensus_rule("fsm-determinism")
@@ -165,7 +170,11 @@ def test_odd_input_gets_one_answer_and_no_replica_diverges_or_dies(
             disagreements.append(f"put of {key[:20]!r}: {answers}")
             continue
         if kinds == {"ok"}:
-            read = consensus_clients[0].get(key, level=ReadLevel.STRONG, timeout=timeout)
+            read = wait_for(
+                lambda key=key: strong_read_anywhere(consensus_clients, key, timeout),
+                timeout=CONVERGENCE_TIMEOUT,
+                what=f"a strong read of {key[:20]!r} from any node",
+            )[0]
             if read != value:
                 disagreements.append(
                     f"put of {key[:20]!r} acknowledged, strong read gives {str(read)[:40]!r}"

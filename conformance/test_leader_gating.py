@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_consensus.cluster_ops import majority, wait_for_leader
+from pytest_consensus.cluster_ops import majority, strong_read_anywhere, wait_for_leader
 from pytest_consensus.contract import Cluster, ReadLevel
 from pytest_consensus.errors import ConsensusError, NotLeader
 from pytest_consensus.faults import Fault, Nemesis
@@ -18,7 +18,10 @@ from pytest_consensus.waiting import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.consensus_rule("leader-gating")
 
-WRITES_PER_FOLLOWER = 5
+#: Enough writes that a follower which applies even 1 write in 100 locally is caught every run.
+WRITES_PER_FOLLOWER = 200
+#: How many unreplicated writes a failure message lists (it says how many there were).
+LISTED = 10
 #: How long an acknowledged write may take to reach a majority's replicas.
 REPLICATION_TIMEOUT = 15.0
 
@@ -101,8 +104,9 @@ def test_writes_to_followers_are_committed_or_refused(
             f"{REPLICATION_TIMEOUT}s, so they were never committed: "
             + "; ".join(
                 f"{key}={value!r} via {follower} is on {holding or 'no node'}"
-                for follower, key, value, holding in short
+                for follower, key, value, holding in short[:LISTED]
             )
+            + (f" (and {len(short) - LISTED} more)" if len(short) > LISTED else "")
             + ". A follower must forward writes to the leader or refuse them as not-leader, "
             "never apply them locally.",
             pytrace=False,
@@ -169,7 +173,7 @@ def test_a_deposed_leader_in_a_minority_acknowledges_no_write(
     assert acknowledged, "the majority side acknowledged no write; cannot check survival"
     for key, value in acknowledged.items():
         read = wait_for(
-            lambda key=key: _strong_read(consensus_clients, key, timeout),
+            lambda key=key: strong_read_anywhere(consensus_clients, key, timeout),
             timeout=REPLICATION_TIMEOUT,
             what=f"a strong read of {key}",
         )[0]
@@ -179,14 +183,3 @@ def test_a_deposed_leader_in_a_minority_acknowledges_no_write(
                 f"{new_leader.name} reads {read!r} after the heal",
                 pytrace=False,
             )
-
-
-def _strong_read(
-    clients: list[RecordingClient], key: str, timeout: float
-) -> tuple[str | None] | None:
-    for client in clients:
-        try:
-            return (client.get(key, level=ReadLevel.STRONG, timeout=timeout),)
-        except ConsensusError:
-            continue
-    return None

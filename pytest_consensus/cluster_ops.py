@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_consensus.contract import Cluster, Node, NodeStatus, Role
+from pytest_consensus.contract import Client, Cluster, Node, NodeStatus, ReadLevel, Role
 from pytest_consensus.errors import CapabilityMissing, ConsensusError
 from pytest_consensus.waiting import WaitTimeout, wait_for
 
@@ -24,6 +24,20 @@ def running_statuses(nodes: Sequence[Node]) -> list[NodeStatus]:
         except ConsensusError:
             continue
     return statuses
+
+
+def strong_read_anywhere(
+    clients: Sequence[Client], key: str, timeout: float
+) -> tuple[str | None] | None:
+    """A strong read of ``key`` from the first node that answers, as ``(value,)``; None when
+    every node refused or failed. Followers may refuse strong reads (with not-leader), so a
+    test that needs one answer asks each node in turn rather than a fixed one."""
+    for client in clients:
+        try:
+            return (client.get(key, level=ReadLevel.STRONG, timeout=timeout),)
+        except ConsensusError:
+            continue
+    return None
 
 
 def majority(size: int) -> int:

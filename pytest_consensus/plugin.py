@@ -420,7 +420,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def required_names(item: pytest.Item) -> list[str]:
     """Every capability and host feature named by any ``consensus_requires`` marker on the
     test, its class and its module: a test may carry several, and each one counts."""
-    names = (str(name) for marker in item.iter_markers("consensus_requires") for name in marker.args)
+    names = (
+        str(name) for marker in item.iter_markers("consensus_requires") for name in marker.args
+    )
     return list(dict.fromkeys(names))
 
 

@@ -23,6 +23,13 @@ BROKEN_STORES = [
         id="follower-applies-locally",
     ),
     pytest.param(
+        "follower_applies_one_in_a_hundred",
+        "writes_to_followers",
+        "leader-gating",
+        "*4 of * writes acknowledged by followers are not on a majority*apply them locally*",
+        id="follower-applies-one-write-in-a-hundred",
+    ),
+    pytest.param(
         "acks_before_commit",
         "deposed",
         "leader-gating",
