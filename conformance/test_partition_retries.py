@@ -13,19 +13,29 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from pytest_consensus.adapters.http_protocol import TRANSPORT_GRACE
+from pytest_consensus.checkers.linearizability import check_history
+from pytest_consensus.checkers.models import RegisterModel
+from pytest_consensus.checkers.operations import pair_operations
 from pytest_consensus.checkers.sets import check_sets
-from pytest_consensus.cluster_ops import wait_for_leader
-from pytest_consensus.contract import Cluster
-from pytest_consensus.faults import Nemesis
+from pytest_consensus.checkers.timeline import render_timeline
+from pytest_consensus.cluster_ops import strong_read_anywhere, wait_for_leader
+from pytest_consensus.contract import Cluster, ReadLevel
+from pytest_consensus.errors import ConsensusError, HarnessError, IndefiniteError
+from pytest_consensus.faults import Fault, Nemesis, cut
 from pytest_consensus.fixtures import ScheduleFactory
-from pytest_consensus.history import NEMESIS, Event, History
+from pytest_consensus.history import NEMESIS, Event, History, RecordingClient
+from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY
 from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
+from pytest_consensus.settings import Settings
+from pytest_consensus.waiting import WaitTimeout, wait_for
 from pytest_consensus.workload import run_through_schedule
 
 pytestmark = pytest.mark.consensus_rule("partition-retries")
@@ -236,3 +246,182 @@ def _recovery_seconds(history: History, write: str) -> float | None:
         return None
     after = [e.time for e in events if e.type == "ok" and e.f == write and e.time > heals[-1]]
     return round(after[0] - heals[-1], 3) if after else None
+
+
+#: Rounds of the lost-reply retry scenario: the retry goes to the same leader, then (after the
+#: leader is cut off) to a new one, so de-duplication must survive a leader change.
+RETRY_ROUNDS = ("same-leader", "new-leader", "same-leader", "new-leader")
+RETRY_ATTEMPT_TIMEOUT = 2.0
+SEEN_TIMEOUT = 10.0
+
+
+@pytest.mark.consensus_requires("strong", "leader", "network")
+def test_a_retried_write_whose_reply_was_lost_takes_effect_once(
+    request: pytest.FixtureRequest,
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_history: History,
+    consensus_nemesis: Nemesis,
+    consensus_settings: Settings,
+    consensus_rng: random.Random,
+    tmp_path: Path,
+) -> None:
+    """For certain, not by chance: a put reaches the leader and applies but its reply is lost;
+    another client overwrites the key and reads the new value; then the first put is retried
+    with its request id (on the same leader, or on a new one after the old is cut off). The
+    retry must not apply again: the key keeps the other client's value. Checked directly and
+    as a linearizable register history (one logical put from first attempt to answer)."""
+    timeout = consensus_settings.operation_timeout
+    scenario = LostReplyRetry(
+        consensus_cluster, consensus_clients, consensus_history, consensus_nemesis, timeout
+    )
+    problems = []
+    observed = 0
+    for number, variant in enumerate(RETRY_ROUNDS):
+        request_id = f"lost-reply-{consensus_rng.getrandbits(64):016x}"
+        outcome = scenario.run(f"retried-{number}", request_id, variant)
+        if outcome is None:
+            continue
+        observed += 1
+        if outcome:
+            problems.append(outcome)
+    if observed == 0:
+        pytest.skip(
+            "n/a: in no round did a write whose reply was lost take effect, so a retry "
+            "could not be judged"
+        )
+    verdict = check_history(consensus_history.events, RegisterModel(), budget=60.0)
+    if verdict.linearizable is False:
+        page = tmp_path / "counterexample.html"
+        page.write_text(
+            render_timeline(
+                pair_operations(consensus_history.events),
+                RegisterModel(),
+                verdict,
+                request.node.name,
+            )
+        )
+        request.node.user_properties.append((COUNTEREXAMPLE_PROPERTY, str(page)))
+        if not problems and verdict.counterexample is not None:
+            problems.append(verdict.counterexample.describe(RegisterModel()))
+    if problems:
+        pytest.fail(
+            "; ".join(problems) + ". A retry carries its first attempt's request id, and the "
+            "store must apply each request id once (also after a leader change)",
+            pytrace=False,
+        )
+
+
+class LostReplyRetry:
+    """One round of: lose the leader's replies, put (applied, answer lost), overwrite from
+    another client, [cut off the old leader,] retry the put with its request id, read."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        clients: list[RecordingClient],
+        history: History,
+        nemesis: Nemesis,
+        timeout: float,
+    ) -> None:
+        self.cluster, self.clients, self.history = cluster, clients, history
+        self.nemesis, self.timeout = nemesis, timeout
+        self.raw = {node.name: cluster.client(node) for node in cluster.nodes}
+
+    def run(self, key: str, request_id: str, variant: str) -> str | None:
+        """None when the first attempt never took effect (nothing to judge); "" when the
+        retry was applied once; else what went wrong."""
+        leader, _ = wait_for_leader(self.cluster)
+        others = [c for c in self.clients if c.node != leader.name]
+        first, second = f"{key}-first", f"{key}-second"
+        # The attempt must go over a connection that is already open: opening one needs the
+        # node's replies (a gRPC channel waits for the server's preface), which are lost.
+        self.raw[leader.name].get(key, level=ReadLevel.STRONG, timeout=self.timeout)
+        lost = self.nemesis.apply(Fault("lost-replies", 0, 0, ((leader.name,),)))
+        process = self.history.new_process()
+        self.history.record(process, "invoke", "put", key=key, value=first, node=leader.name)
+        try:
+            self.raw[leader.name].put(
+                key, first, timeout=RETRY_ATTEMPT_TIMEOUT, request_id=request_id
+            )
+        except IndefiniteError:
+            pass  # the reply was lost, as intended
+        except ConsensusError:
+            self.nemesis.heal(lost)
+            self.history.record(process, "fail", "put", key=key, value=first, node=leader.name)
+            return None  # refused definitely (the leader changed meanwhile): no retry to judge
+        else:
+            self.nemesis.heal(lost)
+            raise HarnessError(
+                f"{leader.name} answered a put although its replies to the client were "
+                "dropped: the lost-replies fault did not take effect"
+            )
+        if not self._reads_eventually(others, key, first):
+            self.nemesis.heal(lost)
+            self._retry(process, key, first, request_id, [c.node for c in self.clients])
+            return None
+        overwritten = self._put_somewhere(others, key, second)
+        self.nemesis.heal(lost)
+        if not overwritten or not self._reads_eventually(others, key, second):
+            self._retry(process, key, first, request_id, [c.node for c in self.clients])
+            return None
+        targets = [leader.name, *(c.node for c in others)]
+        cut_off = None
+        if variant == "new-leader":
+            links = cut([leader.name], [c.node for c in others])
+            cut_off = self.nemesis.apply(Fault("isolate-leader", 0, 0, links))
+            wait_for_leader(self.cluster, among=[n for n in self.cluster.nodes if n is not leader])
+            targets = [c.node for c in others]
+        self._retry(process, key, first, request_id, targets)
+        read = wait_for(
+            lambda: strong_read_anywhere(others, key, self.timeout),
+            timeout=SEEN_TIMEOUT * 3,
+            what=f"a strong read of {key} after the retry",
+        )[0]
+        if cut_off is not None:
+            self.nemesis.heal(cut_off)
+        if read == second:
+            return ""
+        where = "a new leader" if variant == "new-leader" else f"the same leader {leader.name}"
+        return (
+            f"{key}: put {first!r} (request id {request_id}) applied on {leader.name} with its "
+            f"reply lost, then overwritten with {second!r} by another client; its retry on "
+            f"{where} took effect again: {key} reads {read!r}"
+        )
+
+    def _reads_eventually(self, clients: list[RecordingClient], key: str, value: str) -> bool:
+        try:
+            wait_for(
+                lambda: strong_read_anywhere(clients, key, self.timeout) == (value,),
+                timeout=SEEN_TIMEOUT,
+                what=f"{key} = {value!r}",
+            )
+        except WaitTimeout:
+            return False
+        return True
+
+    def _put_somewhere(self, clients: list[RecordingClient], key: str, value: str) -> bool:
+        for client in clients:
+            try:
+                client.put(key, value, timeout=self.timeout)
+                return True
+            except ConsensusError:
+                continue
+        return False
+
+    def _retry(self, process: int, key: str, value: str, request_id: str, nodes: list[str]) -> None:
+        """Retry the logical put with its request id until a node acknowledges it, and
+        record its end: ok, or unknown (info) if none did within the deadline."""
+        deadline = time.monotonic() + POLICY.deadline * 2
+        while time.monotonic() < deadline:
+            for node in nodes:
+                try:
+                    self.raw[node].put(
+                        key, value, timeout=RETRY_ATTEMPT_TIMEOUT, request_id=request_id
+                    )
+                except ConsensusError:
+                    continue
+                self.history.record(process, "ok", "put", key=key, value=value, node=node)
+                return
+            time.sleep(0.2)
+        self.history.record(process, "info", "put", key=key, value=value, error="no retry ack")

@@ -51,6 +51,20 @@ BROKEN_STORES = [
         id="retries-without-request-ids",
     ),
     pytest.param(
+        "put_delete_store_ignores_request_ids",
+        "retried_write",
+        "partition-retries",
+        "*its retry on the same leader * took effect again*must apply each request id once*",
+        id="put-delete-store-ignores-request-ids",
+    ),
+    pytest.param(
+        "dedup_lost_on_leader_change",
+        "retried_write",
+        "partition-retries",
+        "*its retry on a new leader took effect again*also after a leader change*",
+        id="dedup-lost-on-leader-change",
+    ),
+    pytest.param(
         "two_leaders_in_a_term",
         "one_leader",
         "consensus-safety",
@@ -119,7 +133,7 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
     message: str,
 ) -> None:
     extra = []
-    if selection in ("deposed", "retry", "read_levels", "one_leader"):
+    if selection in ("deposed", "retry", "read_levels", "one_leader", "retried_write"):
         request.getfixturevalue("needs_network_faults")
         extra = [f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}"]
     result = pytester.runpytest_subprocess(
@@ -140,6 +154,7 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
     ISOLATE_LEADER.write(pytester.path / "schedule.json")
     for selection, extra in (
         ("leader_gating or fsm_determinism or consensus_safety or read_levels or white_box", []),
+        ("retried_write", []),
         ("retry", [f"--consensus-replay={pytester.path / 'schedule.json'}"]),
     ):
         result = pytester.runpytest_subprocess(

@@ -26,6 +26,9 @@ from pytest_consensus.errors import (
 )
 
 METADATA = (("hasleader", "true"),)
+#: Marker keys that record applied request ids (see EtcdClient._write_once); no workload
+#: key starts with it.
+REQUEST_ID_PREFIX = "\x00pytest-consensus/request-id/"
 #: gRPC shares subchannels (and their reconnect backoff, up to 2 minutes by default) across
 #: channels to the same address: after a member restarts, every new client would wait out
 #: the backoff. Each client gets its own pool and a short backoff instead.
@@ -64,7 +67,8 @@ def map_grpc_error(error: grpc.RpcError, node: str) -> ConsensusError:
 
 
 class EtcdClient(Client):
-    """One member's client; etcd has no request ids, so retried writes may apply twice."""
+    """One member's client. etcd has no request ids; writes that carry one are guarded by a
+    marker key, so a retried write applies once."""
 
     def __init__(self, node: str, host: str, port: int, names: dict[int, str]) -> None:
         self.node = node
@@ -80,8 +84,10 @@ class EtcdClient(Client):
             raise map_grpc_error(error, self.node) from error
 
     def put(self, key: str, value: str, *, timeout: float, request_id: str | None = None) -> None:
-        request = etcdrpc.PutRequest(key=key.encode(), value=value.encode())
-        self._call(self._client.kvstub.Put, request, timeout)
+        put = etcdrpc.RequestOp(
+            request_put=etcdrpc.PutRequest(key=key.encode(), value=value.encode())
+        )
+        self._write_once(put, request_id, timeout)
 
     def get(self, key: str, *, level: ReadLevel = ReadLevel.STRONG, timeout: float) -> str | None:
         request = etcdrpc.RangeRequest(
@@ -91,9 +97,28 @@ class EtcdClient(Client):
         return response.kvs[0].value.decode() if response.kvs else None
 
     def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
-        self._call(
-            self._client.kvstub.DeleteRange, etcdrpc.DeleteRangeRequest(key=key.encode()), timeout
+        delete = etcdrpc.RequestOp(
+            request_delete_range=etcdrpc.DeleteRangeRequest(key=key.encode())
         )
+        self._write_once(delete, request_id, timeout)
+
+    def _write_once(self, operation: Any, request_id: str | None, timeout: float) -> None:
+        """Apply ``operation`` at most once per request id. etcd has no request ids of its
+        own, so a retried put could apply twice; a transaction guarded by a marker key
+        (created with the write, in the same Raft entry) makes the retry a no-op."""
+        if request_id is None:
+            self._call(self._client.kvstub.Txn, etcdrpc.TxnRequest(success=[operation]), timeout)
+            return
+        marker = (REQUEST_ID_PREFIX + request_id).encode()
+        unseen = etcdrpc.Compare(
+            key=marker,
+            target=etcdrpc.Compare.CREATE,
+            result=etcdrpc.Compare.EQUAL,
+            create_revision=0,
+        )
+        remember = etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=marker, value=b""))
+        request = etcdrpc.TxnRequest(compare=[unseen], success=[operation, remember], failure=[])
+        self._call(self._client.kvstub.Txn, request, timeout)
 
     def cas(
         self,
