@@ -139,4 +139,5 @@ class HttpStoreClient(Client):
             applied_index=body.get("applied_index"),
             digest=body.get("digest"),
             led_terms=None if body.get("led_terms") is None else tuple(body["led_terms"]),
+            restores=body.get("restores"),
         )

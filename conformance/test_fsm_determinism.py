@@ -8,6 +8,7 @@ every node gets one answer, and no replica diverges, stalls or dies on it.
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -16,7 +17,7 @@ from pytest_consensus.cluster_ops import (
     wait_for_leader,
     wait_for_same_applied_index,
 )
-from pytest_consensus.contract import Client, Cluster
+from pytest_consensus.contract import Adapter, Client, Cluster, ReadLevel
 from pytest_consensus.errors import (
     CapabilityMissing,
     ConsensusError,
@@ -24,9 +25,10 @@ from pytest_consensus.errors import (
     Rejected,
     Unavailable,
 )
-from pytest_consensus.faults import Fault, Nemesis, Schedule
+from pytest_consensus.faults import Fault, Nemesis, Schedule, cut
 from pytest_consensus.fixtures import ScheduleFactory
-from pytest_consensus.history import RecordingClient
+from pytest_consensus.history import History, RecordingClient
+from pytest_consensus.retry import RetryingClient, RetryPolicy
 from pytest_consensus.settings import Settings
 from pytest_consensus.waiting import wait_for
 from pytest_consensus.workload import run_through_schedule, run_workload
@@ -184,3 +186,116 @@ def test_odd_input_gets_one_answer_and_no_replica_diverges_or_dies(
     fail_unless_digests_agree(consensus_cluster, "after odd input")
     if disagreements:
         pytest.fail("odd input answered differently: " + "; ".join(disagreements), pytrace=False)
+
+
+LAGGING_KEYS = 30
+#: Writes the majority makes while a follower is away, at least; three snapshot intervals
+#: when the adapter says how often its nodes snapshot, so the leader has compacted past what
+#: the follower holds and must send it a snapshot.
+MIN_WRITES_WHILE_AWAY = 150
+CATCH_UP_TIMEOUT = 60.0
+
+
+#: A partition must outlast the store's connection timeouts, or the leader's connection to
+#: the follower survives it and delivers the missed entries from its buffers, not a snapshot.
+MIN_PARTITION_SECONDS = 8.0
+
+
+@pytest.mark.consensus_requires("digest", "delete", "strong", "stale", "leader")
+@pytest.mark.parametrize(
+    "kept_away_by",
+    [
+        pytest.param("kill", marks=pytest.mark.consensus_requires("kill", "restart")),
+        pytest.param("partition", marks=pytest.mark.consensus_requires("network")),
+    ],
+)
+def test_a_follower_kept_away_catches_up_to_the_majoritys_state_through_a_snapshot(
+    kept_away_by: str,
+    consensus_adapter: Adapter,
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_history: History,
+    consensus_nemesis: Nemesis,
+    consensus_rng: random.Random,
+) -> None:
+    """A follower is killed (or cut off) while the majority overwrites every key many times
+    past the snapshot interval and deletes some; once back it reaches the majority's
+    applied index with the same digest, and its stale reads give every key's final value (a
+    deleted key reads absent). Catches a restore that merges into the old state instead of
+    replacing it: the deleted keys would survive on the follower."""
+    leader, _ = wait_for_leader(consensus_cluster)
+    followers = [node for node in consensus_cluster.nodes if node is not leader]
+    away = followers[consensus_rng.randrange(len(followers))]
+    majority_side = {c.node: c.inner for c in consensus_clients if c.node != away.name}
+    writer = RetryingClient(
+        majority_side, consensus_history, RetryPolicy(deadline=30.0), consensus_rng, leader.name
+    )
+    keys = [f"lag-{number}" for number in range(LAGGING_KEYS)]
+    for key in keys:
+        writer.put(key, f"{key}-before")
+    wait_for_same_applied_index(consensus_cluster, timeout=CATCH_UP_TIMEOUT)
+
+    deleted, kept = keys[::3], [key for key in keys if key not in keys[::3]]
+    snapshot_entries = consensus_adapter.snapshot_entries
+    writes = max(MIN_WRITES_WHILE_AWAY, 3 * (snapshot_entries or 0))
+    others = [node.name for node in consensus_cluster.nodes if node is not away]
+    fault = consensus_nemesis.apply(
+        Fault("kill-one", 0, 0, ((away.name,),))
+        if kept_away_by == "kill"
+        else Fault("random-halves", 0, 0, cut([away.name], others))
+    )
+    away_since = time.monotonic()
+    try:
+        # Deletes first, then the overwrites: the leader's next snapshots then cover the
+        # deletes, so a follower that restores one must drop those keys itself.
+        expected: dict[str, str | None] = {key: None for key in deleted}
+        for key in deleted:
+            writer.delete(key)
+        for number in range(writes):
+            key = kept[number % len(kept)]
+            expected[key] = f"{key}-{number}"
+            writer.put(key, expected[key])
+        if kept_away_by == "partition":
+            time.sleep(max(0.0, away_since + MIN_PARTITION_SECONDS - time.monotonic()))
+    finally:
+        consensus_nemesis.heal(fault)
+
+    converged = wait_for_same_applied_index(consensus_cluster, timeout=CATCH_UP_TIMEOUT)
+    away_status = next(s for s in converged.statuses if s.node == away.name)
+    cause = (
+        f"{away.name} was kept away ({kept_away_by}) while the majority applied "
+        f"{writes + len(deleted)} "
+        + (
+            f"entries, more than three snapshot intervals ({snapshot_entries})"
+            if snapshot_entries
+            else "entries"
+        )
+        + (
+            f", and restored {away_status.restores} snapshot(s) since it started"
+            if away_status.restores
+            else ""
+        )
+        + ": a snapshot install whose restore merges into the old state instead of replacing "
+        "it keeps keys the majority deleted"
+    )
+    away_client = next(c for c in consensus_clients if c.node == away.name)
+    wrong = {
+        key: (value, read)
+        for key, value in expected.items()
+        if (read := away_client.get(key, level=ReadLevel.STALE, timeout=CONVERGENCE_TIMEOUT))
+        != value
+    }
+    if wrong:
+        pytest.fail(
+            f"{away.name} caught up to applied index {away_status.applied_index} but "
+            f"{len(wrong)} of {len(expected)} keys read differently there: "
+            + ", ".join(
+                f"{key} reads {read!r}, the majority has {value!r}"
+                for key, (value, read) in sorted(wrong.items())[:10]
+            )
+            + f". {cause}",
+            pytrace=False,
+        )
+    fail_unless_digests_agree(consensus_cluster, f"after {away.name} caught up ({cause})")
+    if away_status.restores:
+        print(f"{away.name} restored {away_status.restores} snapshot(s) while catching up")

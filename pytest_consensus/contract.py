@@ -19,6 +19,10 @@ from typing import Any, ClassVar, Protocol
 
 from pytest_consensus.errors import CapabilityMissing
 
+#: The snapshot interval (in log entries) adapters give their nodes: small, so that a follower
+#: that misses a few hundred writes is sent a snapshot, and restore is exercised every run.
+SNAPSHOT_ENTRIES = 100
+
 
 class Capability(str, enum.Enum):
     """What an adapter declares it can do; tests that need more are reported N/A."""
@@ -74,6 +78,10 @@ class NodeStatus:
     #: Every term this node has led, as the node itself recorded when it became leader
     #: (kept across restarts); None where the store does not keep such a history.
     led_terms: tuple[int, ...] | None = None
+    #: How many snapshots this node's process has restored since it started (its own at
+    #: start-up, or one the leader sent it); None where the store does not say. Failure
+    #: messages use it to name the likely cause of a divergence.
+    restores: int | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,11 @@ class Adapter(abc.ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: How many applied entries at most lie between two snapshots (log compactions) of a
+    #: node this adapter starts, so that a follower kept away for longer than that catches
+    #: up by installing a snapshot. Adapters configure their nodes with
+    #: :data:`SNAPSHOT_ENTRIES` where the store allows it; None when the store decides.
+    snapshot_entries: ClassVar[int | None] = None
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         self.options: Mapping[str, str] = dict(options or {})

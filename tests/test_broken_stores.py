@@ -107,6 +107,14 @@ BROKEN_STORES = [
         id="malformed-entry-crashes-a-replica",
     ),
     pytest.param(
+        "restore_merges",
+        "kept_away",
+        "fsm-determinism",
+        "*caught up to applied index * keys read differently there*the majority has None*"
+        "restore merges into the old state instead of replacing it*",
+        id="restore-merges-on-snapshot-install",
+    ),
+    pytest.param(
         "clock_in_state_machine",
         "fsm_determinism",
         "fsm-determinism",
@@ -133,7 +141,14 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
     message: str,
 ) -> None:
     extra = []
-    if selection in ("deposed", "retry", "read_levels", "one_leader", "retried_write"):
+    if selection in (
+        "deposed",
+        "retry",
+        "read_levels",
+        "one_leader",
+        "retried_write",
+        "kept_away",
+    ):
         request.getfixturevalue("needs_network_faults")
         extra = [f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}"]
     result = pytester.runpytest_subprocess(
@@ -154,7 +169,7 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
     ISOLATE_LEADER.write(pytester.path / "schedule.json")
     for selection, extra in (
         ("leader_gating or fsm_determinism or consensus_safety or read_levels or white_box", []),
-        ("retried_write", []),
+        ("retried_write or kept_away", []),
         ("retry", [f"--consensus-replay={pytester.path / 'schedule.json'}"]),
     ):
         result = pytester.runpytest_subprocess(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
-from pytest_consensus.contract import Adapter, Capability, Cluster, HostSpec
+from pytest_consensus.contract import SNAPSHOT_ENTRIES, Adapter, Capability, Cluster, HostSpec
 from pytest_consensus.errors import HarnessError
 from pytest_consensus.process import NodeProcess
 
@@ -25,7 +25,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PLACEHOLDERS = ("name", "index", "address", "data_dir", "python", "config_dir")
+PLACEHOLDERS = (
+    "name",
+    "index",
+    "address",
+    "data_dir",
+    "python",
+    "config_dir",
+    "snapshot_entries",
+)
 
 
 class StoreConfigError(HarnessError):
@@ -107,6 +115,7 @@ class StoreConfig:
             "data_dir": str(host.data_dir),
             "python": sys.executable,
             "config_dir": str(self.path.parent),
+            "snapshot_entries": SNAPSHOT_ENTRIES,
         }
         for port_name in self.ports:
             values[f"{port_name}_port"] = self.port(port_name, index)
@@ -147,6 +156,9 @@ class HttpStoreAdapter(Adapter):
             )
         self.config = StoreConfig.load(Path(path))
         self.capabilities = self.config.capabilities  # type: ignore[misc]
+        # A store that takes {snapshot_entries} in its command snapshots that often.
+        uses_interval = any("{snapshot_entries}" in part for part in self.config.command)
+        self.snapshot_entries = SNAPSHOT_ENTRIES if uses_interval else None  # type: ignore[misc]
 
     @property
     def ports(self) -> tuple[int, ...]:

@@ -17,7 +17,14 @@ from typing import ClassVar
 import pytest_consensus
 from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
 from pytest_consensus.adapters.pysyncobj.statemachine import KVStateMachine
-from pytest_consensus.contract import Adapter, Capability, Cluster, HostSpec, StateMachine
+from pytest_consensus.contract import (
+    SNAPSHOT_ENTRIES,
+    Adapter,
+    Capability,
+    Cluster,
+    HostSpec,
+    StateMachine,
+)
 from pytest_consensus.errors import HarnessError
 from pytest_consensus.process import NodeProcess
 
@@ -64,6 +71,7 @@ class PySyncObjAdapter(Adapter):
             Capability.FSM,
         }
     )
+    snapshot_entries: ClassVar[int | None] = SNAPSHOT_ENTRIES
     ports: ClassVar[tuple[int, ...]] = tuple(range(RAFT_PORT, RAFT_PORT + 2 * MAX_NODES))
     #: The module each node runs; the project's broken stores point this elsewhere.
     node_module: ClassVar[str] = "pytest_consensus.adapters.pysyncobj.node"

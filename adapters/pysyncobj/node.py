@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
 from pytest_consensus.adapters.pysyncobj.statemachine import KVStateMachine
+from pytest_consensus.contract import SNAPSHOT_ENTRIES
 
 log = logging.getLogger("pysyncobj-node")
 
@@ -67,6 +68,7 @@ class KVConsumer(SyncObjConsumer):  # type: ignore[misc]
         super().__init__()
         self.lock = threading.Lock()
         self.fsm = state_machine
+        self.restores = 0
 
     @replicated  # type: ignore[misc]
     def apply_entry(self, entry: bytes) -> dict[str, Any]:
@@ -80,6 +82,8 @@ class KVConsumer(SyncObjConsumer):  # type: ignore[misc]
     def _deserialize(self, data: dict[str, Any]) -> None:
         with self.lock:
             self.fsm.restore(data["fsm"])
+            self.restores += 1
+        log.info("restored a snapshot (%d since start)", self.restores)
 
 
 class OperationFailed(Exception):
@@ -92,7 +96,14 @@ class OperationFailed(Exception):
 class KVNode:
     """The store: a PySyncObj replica plus the request handling of the HTTP protocol."""
 
-    def __init__(self, name: str, raft: str, peers: dict[str, str], data_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        raft: str,
+        peers: dict[str, str],
+        data_dir: Path,
+        snapshot_entries: int = SNAPSHOT_ENTRIES,
+    ) -> None:
         self.name = name
         self.raft_address = raft
         self.names_by_address = {address: peer for peer, address in peers.items()}
@@ -113,6 +124,9 @@ class KVNode:
             journalFile=str(data_dir / "raft.journal"),
             fullDumpFile=str(data_dir / "raft.dump"),
             onStateChanged=self.on_state_changed,
+            # Compact the log (take a snapshot) once it holds this many entries, so a follower
+            # that misses more is sent the snapshot and restores it (fsm-determinism checks it).
+            logCompactionMinEntries=snapshot_entries,
             **RAFT_SETTINGS,
         )
         self.raft = SyncObj(raft, list(peers.values()), conf, consumers=[self.consumer])
@@ -187,6 +201,7 @@ class KVNode:
             "digest": digest,
             "keys": keys,
             "led_terms": list(self.led_terms),
+            "restores": self.consumer.restores,
         }
 
     def close(self) -> None:
@@ -256,6 +271,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--peer", action="append", default=[], help="NAME=ADDR:PORT")
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument(
+        "--snapshot-entries",
+        type=int,
+        default=SNAPSHOT_ENTRIES,
+        help=f"compact the log every this many entries (default {SNAPSHOT_ENTRIES})",
+    )
     return parser.parse_args(argv)
 
 
@@ -267,7 +288,9 @@ def main(argv: list[str] | None = None, node_class: type[KVNode] = KVNode) -> No
     if arguments.parent_pid is not None:
         threading.Thread(target=watch_parent, args=(arguments.parent_pid,), daemon=True).start()
     peers = dict(peer.split("=", 1) for peer in arguments.peer)
-    node = node_class(arguments.name, arguments.raft, peers, arguments.data_dir)
+    node = node_class(
+        arguments.name, arguments.raft, peers, arguments.data_dir, arguments.snapshot_entries
+    )
     host, port = arguments.api.rsplit(":", 1)
     server = ThreadingHTTPServer((host, int(port)), make_handler(node))
     server.daemon_threads = True
