@@ -8,6 +8,8 @@ with a value the majority has overwritten: it fails or blocks instead.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,97 @@ def test_strong_reads_are_linearizable_under_faults(
             f"the checker's budget ran out on keys {verdict.unknown_keys}; no verdict",
             pytrace=False,
         )
+
+
+#: Rounds of "acknowledged write, then the leader goes away at once" per fault.
+FAILOVER_ROUNDS = 2
+#: Each strong read in the tight loop may take this long; other nodes are asked meanwhile.
+FAILOVER_READ_TIMEOUT = 0.5
+FAILOVER_TIMEOUT = 30.0
+
+
+@pytest.mark.consensus_requires("strong", "leader")
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param("kill", marks=pytest.mark.consensus_requires("kill", "restart")),
+        pytest.param("pause", marks=pytest.mark.consensus_requires("pause")),
+        pytest.param("isolate", marks=pytest.mark.consensus_requires("network")),
+    ],
+)
+def test_the_first_strong_read_after_a_leader_change_sees_the_last_acknowledged_write(
+    fault: str,
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_nemesis: Nemesis,
+    consensus_settings: Settings,
+) -> None:
+    """A write is acknowledged, then the leader is crashed, paused or cut off at once, and
+    every other node is asked for strong reads in a tight loop (one thread per node) until
+    one answers: that answer must be the acknowledged value. Catches a new leader that
+    answers before it has applied the entries of the previous term (a read that checks
+    leadership and then reads local state, without waiting for its term's first entry)."""
+    timeout = consensus_settings.operation_timeout
+    client_of = {client.node: client for client in consensus_clients}
+    problems = []
+    for number in range(FAILOVER_ROUNDS):
+        leader, status = wait_for_leader(consensus_cluster)
+        key, previous, value = f"failover-{number}", f"old-{number}", f"new-{number}"
+        client_of[leader.name].put(key, previous, timeout=timeout)
+        client_of[leader.name].put(key, value, timeout=timeout)
+        others = [client_of[n.name] for n in consensus_cluster.nodes if n is not leader]
+        names = [client.node for client in others]
+        applied = consensus_nemesis.apply(
+            Fault("kill-one", 0, 0, ((leader.name,),))
+            if fault == "kill"
+            else Fault("pause-one", 0, 0, ((leader.name,),))
+            if fault == "pause"
+            else Fault("isolate-leader", 0, 0, cut([leader.name], names))
+        )
+        try:
+            node, answer = first_strong_answer(others, key)
+        finally:
+            consensus_nemesis.heal(applied)
+        if answer != value:
+            problems.append(
+                f"round {number + 1}: {key}={value!r} was acknowledged by {leader.name} (leader of "
+                f"term {status.term}), which was then {FAULT_WORDS[fault]}; the first strong read "
+                f"answered, by {node}, gave {answer!r}"
+            )
+    if problems:
+        pytest.fail(
+            "; ".join(problems) + ". A new leader must not answer strong reads before it has "
+            "applied every entry committed in earlier terms (commit an entry of its own term "
+            "first, as Raft's read protocol requires)",
+            pytrace=False,
+        )
+
+
+FAULT_WORDS = {"kill": "killed", "pause": "paused", "isolate": "cut off from the others"}
+
+
+def first_strong_answer(clients: list[RecordingClient], key: str) -> tuple[str, str | None]:
+    """Strong reads of ``key`` on every given node at once, each node in a tight loop, until
+    one answers; returns (node, value) of the earliest answer."""
+    answers: list[tuple[float, str, str | None]] = []
+    found = threading.Event()
+
+    def poll(client: RecordingClient) -> None:
+        deadline = time.monotonic() + FAILOVER_TIMEOUT
+        while not found.is_set() and time.monotonic() < deadline:
+            try:
+                value = client.get(key, level=ReadLevel.STRONG, timeout=FAILOVER_READ_TIMEOUT)
+            except ConsensusError:
+                continue
+            answers.append((time.monotonic(), client.node, value))
+            found.set()
+
+    threads = [threading.Thread(target=poll, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if not answers:
+        raise WaitTimeout(f"no node answered a strong read of {key} within {FAILOVER_TIMEOUT}s")
+    _, node, value = min(answers)
+    return node, value

@@ -79,6 +79,14 @@ BROKEN_STORES = [
         id="strong-reads-served-locally",
     ),
     pytest.param(
+        "leader_reads_before_applying_its_term",
+        "first_strong_read",
+        "read-levels",
+        "*was acknowledged by * which was then *; the first strong read answered, by *, gave "
+        "'old-*must not answer strong reads before it has applied*",
+        id="leader-reads-before-applying-its-term",
+    ),
+    pytest.param(
         "fsm_bugs:IteratesASetAdapter",
         "white_box",
         "fsm-determinism",
@@ -148,6 +156,7 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
         "one_leader",
         "retried_write",
         "kept_away",
+        "first_strong_read",
     ):
         request.getfixturevalue("needs_network_faults")
         extra = [f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}"]
@@ -169,7 +178,7 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
     ISOLATE_LEADER.write(pytester.path / "schedule.json")
     for selection, extra in (
         ("leader_gating or fsm_determinism or consensus_safety or read_levels or white_box", []),
-        ("retried_write or kept_away", []),
+        ("retried_write or kept_away or first_strong_read", []),
         ("retry", [f"--consensus-replay={pytester.path / 'schedule.json'}"]),
     ):
         result = pytester.runpytest_subprocess(

@@ -96,6 +96,9 @@ class OperationFailed(Exception):
 class KVNode:
     """The store: a PySyncObj replica plus the request handling of the HTTP protocol."""
 
+    #: PySyncObj's settings for this node (broken stores in the project's tests vary them).
+    raft_settings: dict[str, Any] = RAFT_SETTINGS
+
     def __init__(
         self,
         name: str,
@@ -127,7 +130,7 @@ class KVNode:
             # Compact the log (take a snapshot) once it holds this many entries, so a follower
             # that misses more is sent the snapshot and restores it (fsm-determinism checks it).
             logCompactionMinEntries=snapshot_entries,
-            **RAFT_SETTINGS,
+            **self.raft_settings,
         )
         self.raft = SyncObj(raft, list(peers.values()), conf, consumers=[self.consumer])
 
