@@ -240,9 +240,10 @@ def test_at_most_one_leader_per_term(
     consensus_nemesis: Nemesis,
     consensus_schedule: ScheduleFactory,
 ) -> None:
-    """While faults force elections, no two nodes ever lead the same term (as the nodes record
-    it where they keep a history, else as observed every 100 ms)."""
-    schedule = consensus_schedule(ELECTION_KINDS)
+    """While faults force elections (always including a crash of every node at once, after
+    which terms and votes must come back from disk), no two nodes ever lead the same term (as
+    the nodes record it where they keep a history, else as observed every 100 ms)."""
+    schedule = consensus_schedule(ELECTION_KINDS, required=("kill-all",))
     with LeaderObserver(consensus_cluster) as observer:
         consensus_nemesis.run(schedule)
         wait_for_leader(consensus_cluster)

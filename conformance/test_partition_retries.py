@@ -50,6 +50,9 @@ POLICY = RetryPolicy(deadline=15.0, attempt_timeout=2.0)
 #: An attempt may take its timeout, the transport's grace, and this much scheduling slack.
 HANG_SLACK = 1.0
 KINDS = (*KINDS, "client-from-node", "lost-replies")
+#: In every schedule, whatever else is drawn: replies lost (so retries must be de-duplicated)
+#: and the leader cut off (so some node is without a majority and the leader changes).
+REQUIRED_KINDS = ("lost-replies", "isolate-leader")
 
 
 def tokens(value: str | None) -> list[str]:
@@ -69,9 +72,9 @@ class FaultedWorkload:
         rng: random.Random,
     ) -> None:
         self.cluster, self.history, self.nemesis, self.rng = cluster, history, nemesis, rng
-        # A write whose answer is lost must not apply twice when retried: every schedule
-        # has such a fault, so a store that ignores request ids fails every run.
-        self.schedule = schedule(KINDS, required=("lost-replies",))
+        # A write whose answer is lost must not apply twice when retried, and the leader
+        # must lose its majority inside the retry window: every schedule has both faults.
+        self.schedule = schedule(KINDS, required=REQUIRED_KINDS)
         self.clients = {node.name: cluster.client(node) for node in cluster.nodes}
         self.retrying = spread_clients(self.clients, history, POLICY, WORKERS, rng)
 

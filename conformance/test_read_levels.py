@@ -282,3 +282,85 @@ def first_strong_answer(clients: list[RecordingClient], key: str) -> tuple[str, 
         raise WaitTimeout(f"no node answered a strong read of {key} within {FAILOVER_TIMEOUT}s")
     _, node, value = min(answers)
     return node, value
+
+
+PAUSED_LEADER_ROUNDS = 2
+#: How long to keep asking the resumed old leader for a strong read.
+RESUMED_READ_SECONDS = 3.0
+
+
+@pytest.mark.consensus_requires("strong", "leader", "pause")
+@pytest.mark.parametrize(
+    "resumed",
+    [
+        pytest.param("with-the-others"),
+        pytest.param("cut-off", marks=pytest.mark.consensus_requires("network")),
+    ],
+)
+def test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read(
+    resumed: str,
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_nemesis: Nemesis,
+    consensus_settings: Settings,
+) -> None:
+    """The leader is paused (SIGSTOP) until the others elect a new leader and overwrite a key,
+    then resumed (with the others in reach, or cut off from them, so that nothing tells it it
+    was deposed) and asked for strong reads of that key in a tight loop: each answer must be
+    the new value (a refusal is fine). Catches a leader whose read lease outlives a pause:
+    a lease counted on a clock that stops with the process still looks valid after SIGCONT."""
+    timeout = consensus_settings.operation_timeout
+    client_of = {client.node: client for client in consensus_clients}
+    problems = []
+    for number in range(PAUSED_LEADER_ROUNDS):
+        old_leader, status = wait_for_leader(consensus_cluster)
+        key, first, second = f"paused-{number}", f"before-pause-{number}", f"after-{number}"
+        client_of[old_leader.name].put(key, first, timeout=timeout)
+        others = [n for n in consensus_cluster.nodes if n is not old_leader]
+        pause = consensus_nemesis.apply(Fault("pause-one", 0, 0, ((old_leader.name,),)))
+        # Cut off at once, before the new leader's messages can queue up in its sockets.
+        cut_off = (
+            consensus_nemesis.apply(
+                Fault("isolate-leader", 0, 0, cut([old_leader.name], [n.name for n in others]))
+            )
+            if resumed == "cut-off"
+            else None
+        )
+        try:
+            new_leader, _ = wait_for_leader(consensus_cluster, among=others)
+            client_of[new_leader.name].put(key, second, timeout=timeout)
+        finally:
+            consensus_nemesis.heal(pause)
+        try:
+            answers = strong_reads_for(client_of[old_leader.name], key, RESUMED_READ_SECONDS)
+        finally:
+            if cut_off is not None:
+                consensus_nemesis.heal(cut_off)
+        stale = [answer for answer in answers if answer != second]
+        if stale:
+            problems.append(
+                f"round {number + 1}: {old_leader.name}, leader of term {status.term}, was paused "
+                f"while {new_leader.name} led and overwrote {key} with {second!r}; resumed "
+                f"({resumed.replace('-', ' ')}), "
+                f"{old_leader.name} answered {len(stale)} of {len(answers)} strong reads with "
+                f"{stale[0]!r}"
+            )
+    if problems:
+        pytest.fail(
+            "; ".join(problems) + ". A leader must confirm it still leads (or hold a lease on a "
+            "clock that keeps running while it is paused) before answering a strong read",
+            pytrace=False,
+        )
+
+
+def strong_reads_for(client: RecordingClient, key: str, seconds: float) -> list[str | None]:
+    """Every answer ``client``'s node gives to strong reads of ``key`` asked back to back
+    for ``seconds`` (refusals and timeouts are not answers)."""
+    answers = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            answers.append(client.get(key, level=ReadLevel.STRONG, timeout=FAILOVER_READ_TIMEOUT))
+        except ConsensusError:
+            continue
+    return answers

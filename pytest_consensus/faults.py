@@ -120,13 +120,15 @@ def generate_schedule(
     required: Sequence[str] = (),
 ) -> Schedule:
     """A sequence of non-overlapping faults drawn from ``kinds`` with the given seed; each
-    kind in ``required`` is in it at least once (at a position drawn from the seed)."""
+    kind in ``required`` is in it at least once (at a position drawn from the seed), so a
+    schedule has at least as many faults as required kinds. Shapes that mean nothing on
+    this many nodes (see :func:`meaningful_kinds`) are not drawn."""
     rng = random.Random(seed)
     schedule = Schedule(seed, list(nodes))
-    drawn = [rng.choice(list(kinds)) for _ in range(faults)]
-    missing = [kind for kind in required if kind not in drawn]
-    if len(missing) > faults:
-        raise ValueError(f"{faults} faults cannot hold every required kind {list(required)}")
+    choices = meaningful_kinds(kinds, len(nodes))
+    faults = max(faults, len(set(required)))
+    drawn = [rng.choice(choices) for _ in range(faults)]
+    missing = list(dict.fromkeys(kind for kind in required if kind not in drawn))
     for position, kind in zip(rng.sample(range(faults), len(missing)), missing, strict=True):
         drawn[position] = kind
     clock = rng.uniform(*gap)
@@ -136,6 +138,20 @@ def generate_schedule(
         schedule.faults.append(Fault(kind, round(clock, 3), duration, targets))
         clock += duration + rng.uniform(*gap)
     return schedule
+
+
+#: Shapes that need at least this many nodes to do anything: on 3 nodes the majority ring
+#: blocks no link, and the bridge leaves every node with a majority (no minority at all).
+MINIMUM_NODES = {"majority-ring": 4, "bridge": 4}
+
+
+def meaningful_kinds(kinds: Sequence[str], nodes: int) -> list[str]:
+    """The kinds worth drawing on a cluster of ``nodes``: those in :data:`MINIMUM_NODES` are
+    left out of smaller clusters, where they would be a fault in name only."""
+    usable = [kind for kind in kinds if nodes >= MINIMUM_NODES.get(kind, 1)]
+    if not usable:
+        raise ValueError(f"none of the fault kinds {list(kinds)} does anything on {nodes} nodes")
+    return usable
 
 
 def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tuple[str, ...], ...]:

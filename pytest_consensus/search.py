@@ -22,6 +22,7 @@ from pytest_consensus.faults import (
     LEADER_DEPENDENT,
     Fault,
     Schedule,
+    meaningful_kinds,
     static_targets,
 )
 
@@ -32,13 +33,15 @@ def schedules(
     """Schedules of up to ``max_faults`` non-overlapping faults; shrinks toward fewer,
     shorter faults of the first kinds listed."""
 
+    choices = meaningful_kinds(kinds, len(nodes))
+
     @st.composite
     def build(draw: st.DrawFn) -> Schedule:
         count = draw(st.integers(1, max_faults))
         faults = []
         clock = 0.0
         for _ in range(count):
-            kind = draw(st.sampled_from(list(kinds)))
+            kind = draw(st.sampled_from(choices))
             gap = draw(st.sampled_from([0.5, 1.0, 1.5]))
             duration = draw(st.sampled_from([1.0, 2.0, 3.0]))
             target_seed = draw(st.integers(0, 7))

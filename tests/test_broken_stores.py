@@ -87,6 +87,14 @@ BROKEN_STORES = [
         id="leader-reads-before-applying-its-term",
     ),
     pytest.param(
+        "read_lease_survives_a_pause",
+        "paused_leader",
+        "read-levels",
+        "*was paused while * led and overwrote * resumed (cut off), * answered * strong reads "
+        "with 'before-pause-*",
+        id="read-lease-survives-a-pause",
+    ),
+    pytest.param(
         "fsm_bugs:IteratesASetAdapter",
         "white_box",
         "fsm-determinism",
@@ -157,6 +165,7 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
         "retried_write",
         "kept_away",
         "first_strong_read",
+        "paused_leader",
     ):
         request.getfixturevalue("needs_network_faults")
         extra = [f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}"]
@@ -178,7 +187,7 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
     ISOLATE_LEADER.write(pytester.path / "schedule.json")
     for selection, extra in (
         ("leader_gating or fsm_determinism or consensus_safety or read_levels or white_box", []),
-        ("retried_write or kept_away or first_strong_read", []),
+        ("retried_write or kept_away or first_strong_read or paused_leader", []),
         ("retry", [f"--consensus-replay={pytester.path / 'schedule.json'}"]),
     ):
         result = pytester.runpytest_subprocess(

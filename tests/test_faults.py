@@ -77,6 +77,26 @@ def test_bridge_connects_two_halves_through_one_node() -> None:
     assert reachable(blocked, "n5", NODES5) == {"n3", "n4", "n5"}
 
 
+def test_shapes_that_block_nothing_on_three_nodes_are_not_drawn_there() -> None:
+    nodes = ["n1", "n2", "n3"]
+    schedule = generate_schedule(1, nodes, ("majority-ring", "bridge", "kill-one"), faults=6)
+    assert {f.kind for f in schedule.faults} == {"kill-one"}
+    with pytest.raises(ValueError, match="does anything on 3 nodes"):
+        generate_schedule(1, nodes, ("majority-ring", "bridge"), faults=1)
+
+
+def test_every_required_kind_is_in_the_schedule_even_with_fewer_faults() -> None:
+    for seed in range(20):
+        schedule = generate_schedule(
+            seed,
+            ["n1", "n2", "n3"],
+            ("pause-one",),
+            faults=1,
+            required=("lost-replies", "kill-all"),
+        )
+        assert {"lost-replies", "kill-all"} <= {f.kind for f in schedule.faults}
+
+
 def test_random_halves_leave_exactly_one_majority() -> None:
     for seed in range(20):
         (fault,) = generate_schedule(seed, NODES5, ("random-halves",), faults=1).faults
