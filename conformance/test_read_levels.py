@@ -17,11 +17,11 @@ import pytest
 from pytest_consensus.checkers.linearizability import check_history
 from pytest_consensus.checkers.models import CasRegisterModel
 from pytest_consensus.checkers.operations import pair_operations
-from pytest_consensus.checkers.stale import check_stale_reads
+from pytest_consensus.checkers.stale import check_stale_reads, committed_values
 from pytest_consensus.checkers.timeline import render_timeline
-from pytest_consensus.cluster_ops import wait_for_leader
+from pytest_consensus.cluster_ops import strong_read_anywhere, wait_for_leader
 from pytest_consensus.contract import Cluster, ReadLevel
-from pytest_consensus.errors import ConsensusError
+from pytest_consensus.errors import ConsensusError, DefiniteError
 from pytest_consensus.faults import Fault, Nemesis, cut
 from pytest_consensus.fixtures import ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
@@ -36,6 +36,13 @@ pytestmark = pytest.mark.consensus_rule("read-levels")
 ISOLATED_READ_TIMEOUT = 2.0
 CONVERGENCE_TIMEOUT = 30.0
 OVERWRITES = 3
+#: Writes sent to the member while it is cut off (each with a unique value).
+MINORITY_WRITES = 3
+STALE_READS_WHILE_CUT_OFF = 3
+#: How many invented reads a failure message lists (it says how many more there were).
+LISTED = 5
+#: Seconds without faults after convergence before the final state is read.
+QUIET_AFTER_HEAL = 2.0
 
 
 @pytest.mark.consensus_requires("strong", "stale", "leader", "network")
@@ -49,8 +56,9 @@ def test_a_member_cut_off_serves_stale_reads_but_no_overwritten_strong_ones(
     consensus_nemesis: Nemesis,
     consensus_settings: Settings,
 ) -> None:
-    """Cut off from the majority, a member's stale reads lag without inventing values and
-    converge after the heal; its strong reads never return an overwritten value."""
+    """Cut off from the majority (and sent writes it cannot commit), a member's stale reads
+    lag without inventing values (a value is valid only if it committed) and converge after
+    the heal; its strong reads never return an overwritten value."""
     timeout = consensus_settings.operation_timeout
     client_of = {client.node: client for client in consensus_clients}
     leader, _ = wait_for_leader(consensus_cluster)
@@ -71,13 +79,29 @@ def test_a_member_cut_off_serves_stale_reads_but_no_overwritten_strong_ones(
     new_leader, _ = wait_for_leader(consensus_cluster, among=majority_side)
     for number in range(1, OVERWRITES + 1):
         client_of[new_leader.name].put("k", f"v{number}", timeout=timeout)
-    final = f"v{OVERWRITES}"
+    overwritten = f"v{OVERWRITES}"
+    # Writes sent to the cut-off member cannot commit while it is cut off; it may hold them
+    # as uncommitted entries, which its stale reads must never serve. One that times out may
+    # still take effect after the heal; one refused definitely must never.
+    held: list[str] = []
+    refused_writes: dict[str, DefiniteError] = {}
+    for number in range(MINORITY_WRITES):
+        value = f"minority-{number}"
+        try:
+            client_of[cut_off.name].put("k", value, timeout=ISOLATED_READ_TIMEOUT)
+        except DefiniteError as error:
+            refused_writes[value] = error
+            continue
+        except ConsensusError:
+            continue
+        held.append(value)
 
-    stale: str | None | ConsensusError
-    try:
-        stale = client_of[cut_off.name].get("k", level=ReadLevel.STALE, timeout=timeout)
-    except ConsensusError as refused:  # a member that knows it has no leader may refuse
-        stale = refused
+    stale: str | None | ConsensusError = None
+    for _ in range(STALE_READS_WHILE_CUT_OFF):
+        try:
+            stale = client_of[cut_off.name].get("k", level=ReadLevel.STALE, timeout=timeout)
+        except ConsensusError as refused:  # a member that knows it has no leader may refuse
+            stale = refused
     strong_answer: str | None = None
     try:
         strong_answer = client_of[cut_off.name].get(
@@ -87,33 +111,58 @@ def test_a_member_cut_off_serves_stale_reads_but_no_overwritten_strong_ones(
     except ConsensusError:
         answered = False
     consensus_nemesis.heal(fault)
+
+    def settled() -> tuple[str | None] | None:
+        """The committed value (a strong read anywhere), once the healed member's stale
+        read shows it too."""
+        committed_now = strong_read_anywhere(consensus_clients, "k", timeout)
+        if committed_now is None:
+            return None
+        local = client_of[cut_off.name].get("k", level=ReadLevel.STALE, timeout=timeout)
+        return committed_now if local == committed_now[0] else None
+
+    final: str | None
     try:
-        wait_for(
-            lambda: (
-                client_of[cut_off.name].get("k", level=ReadLevel.STALE, timeout=timeout) == final
-            ),
-            timeout=CONVERGENCE_TIMEOUT,
-            what="convergence",
-            ignore=(ConsensusError,),
+        wait_for(settled, timeout=CONVERGENCE_TIMEOUT, what="convergence", ignore=(ConsensusError,))
+        # Writes the member held while cut off may still be proposed after the heal; what
+        # is committed once things are quiet is the final state.
+        time.sleep(QUIET_AFTER_HEAL)
+        (final,) = wait_for(
+            settled, timeout=CONVERGENCE_TIMEOUT, what="convergence", ignore=(ConsensusError,)
         )
         converged = True
     except WaitTimeout:
-        converged = False
+        final, converged = overwritten, False
 
-    result = check_stale_reads(consensus_history.events)
+    committed = committed_values(consensus_history.events, {"k": final} if converged else None)
+    result = check_stale_reads(consensus_history.events, committed=committed)
     summary = result.summary()
     request.node.user_properties.append(("stale_reads", summary))
     problems = []
-    if answered and strong_answer != final:
+    if held:
+        problems.append(
+            f"{cut_off.name} ({which}), cut off from the majority, acknowledged writes it could "
+            f"not commit: {', '.join(held)}"
+        )
+    if answered and strong_answer != overwritten:
         problems.append(
             f"{cut_off.name} ({which}), cut off from the majority, answered a strong read of k "
-            f"with {strong_answer!r} although the majority had overwritten it with {final!r}"
+            f"with {strong_answer!r} although the majority had overwritten it with "
+            f"{overwritten!r}"
         )
-    problems += result.invented
+    if converged and final in refused_writes:
+        problems.append(
+            f"the write of {final!r} to {cut_off.name} while it was cut off was refused "
+            f"definitely ({refused_writes[final]}), yet took effect after the heal: k reads "
+            f"{final!r}"
+        )
+    problems += result.invented[:LISTED]
+    if len(result.invented) > LISTED:
+        problems.append(f"and {len(result.invented) - LISTED} more invented reads")
     if not converged:
         problems.append(
-            f"stale reads on {cut_off.name} did not converge to {final!r} within "
-            f"{CONVERGENCE_TIMEOUT}s of the heal"
+            f"stale reads on {cut_off.name} did not converge to the committed value of k "
+            f"(a strong read's) within {CONVERGENCE_TIMEOUT}s of the heal"
         )
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)

@@ -95,6 +95,21 @@ BROKEN_STORES = [
         id="read-lease-survives-a-pause",
     ),
     pytest.param(
+        "stale_reads_serve_uncommitted_entries",
+        "cut_off_serves",
+        "read-levels",
+        "*read 'minority-*' from 'k' at * but the only writes of it *",
+        id="stale-reads-serve-uncommitted-entries",
+    ),
+    pytest.param(
+        "minority_holds_writes",
+        "cut_off_serves",
+        "read-levels",
+        "*the write of 'minority-*' to * while it was cut off was refused definitely*"
+        "yet took effect after the heal*",
+        id="minority-holds-writes",
+    ),
+    pytest.param(
         "fsm_bugs:IteratesASetAdapter",
         "white_box",
         "fsm-determinism",
@@ -166,6 +181,7 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
         "kept_away",
         "first_strong_read",
         "paused_leader",
+        "cut_off_serves",
     ):
         request.getfixturevalue("needs_network_faults")
         extra = [f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}"]

@@ -3,7 +3,8 @@
 For reads at the stale level (``f: "stale-get"``, or any read function given), per key:
 
 - every value read was written by a write invoked before the read completed (or is the
-  initial / deleted value None): otherwise the read is *invented*;
+  initial / deleted value None), and, where the caller says which values committed, by a
+  write that committed: otherwise the read is *invented*;
 - reads by one process never go backwards (when the store promises monotonic reads): a
   read of a value after reading one whose write definitely came later, in real time;
 - staleness: how many writes definitely newer than the value read had completed before the
@@ -16,7 +17,7 @@ Overlapping writes are never counted against a store.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,11 +78,46 @@ def _written(invoke: Event) -> Any:
     return None if invoke.f == "delete" else invoke.value
 
 
+STRONG_READS = frozenset({"get", "read"})
+
+
+def committed_values(
+    events: Sequence[Event], final: Mapping[Any, Any] | None = None
+) -> dict[Any, set[Any]]:
+    """Per key, the values known to have been committed: written by an acknowledged write,
+    returned by a successful strong (linearizable) read, or in the converged ``final``
+    state. A value only ever written by writes that failed or whose outcome stayed unknown,
+    and never seen by a strong read, was not committed as far as the history shows."""
+    committed: dict[Any, set[Any]] = {}
+    invocations: dict[Any, Event] = {}
+    for event in events:
+        if event.process == NEMESIS:
+            continue
+        if event.type == "invoke":
+            invocations[event.process] = event
+            continue
+        invoke = invocations.pop(event.process, None)
+        if invoke is None or event.type != "ok":
+            continue
+        if invoke.f in WRITES:
+            committed.setdefault(invoke.key, set()).add(_written(invoke))
+        elif invoke.f in STRONG_READS:
+            committed.setdefault(invoke.key, set()).add(event.value)
+    for key, value in (final or {}).items():
+        committed.setdefault(key, set()).add(value)
+    return committed
+
+
 def check_stale_reads(
-    events: Sequence[Event], read_functions: frozenset[str] = STALE_READS
+    events: Sequence[Event],
+    read_functions: frozenset[str] = STALE_READS,
+    committed: Mapping[Any, set[Any]] | None = None,
 ) -> StaleReadResult:
-    """Check stale reads against the writes of the same history (see module docstring)."""
+    """Check stale reads against the writes of the same history (see module docstring).
+    With ``committed`` (see :func:`committed_values`), a read of a value that was written
+    but never committed is invented too: a store must not serve uncommitted entries."""
     writes: dict[Any, list[_Write]] = {}
+    refused: dict[Any, set[Any]] = {}  # values of writes that failed definitely
     invocations: dict[Any, Event] = {}
     reads: list[tuple[Event, Event]] = []
     for event in events:
@@ -93,7 +129,9 @@ def check_stale_reads(
         invoke = invocations.pop(event.process, None)
         if invoke is None:
             continue
-        if invoke.f in WRITES and event.type != "fail":
+        if invoke.f in WRITES and event.type == "fail":
+            refused.setdefault(invoke.key, set()).add(_written(invoke))
+        elif invoke.f in WRITES:
             value = _written(invoke)
             completed = event.time if event.type == "ok" else math.inf
             writes.setdefault(invoke.key, []).append(_Write(value, invoke.time, completed))
@@ -112,9 +150,21 @@ def check_stale_reads(
         history = writes.get(key, [])
         sources = [w for w in history if w.value == value and w.invoked <= completion.time]
         if value is not None and not sources:
+            why = (
+                "the only writes of it failed definitely (and must never take effect)"
+                if value in refused.get(key, ())
+                else "no write of it had been invoked"
+            )
             result.invented.append(
                 f"process {invoke.process} read {value!r} from {key!r} at {completion.time:.3f}"
-                " but no write of it had been invoked"
+                f" but {why}"
+            )
+            continue
+        if committed is not None and value is not None and value not in committed.get(key, ()):
+            result.invented.append(
+                f"process {invoke.process} read {value!r} from {key!r} at {completion.time:.3f}"
+                " but the only writes of it never committed (not acknowledged, not seen by a "
+                "strong read, not in the final state): a stale read served an uncommitted entry"
             )
             continue
         # The most favourable source: the latest-starting write of this value.
