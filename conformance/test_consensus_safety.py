@@ -20,6 +20,7 @@ from pytest_consensus.cluster_ops import (
 )
 from pytest_consensus.contract import Cluster, Node, ReadLevel
 from pytest_consensus.errors import ConsensusError
+from pytest_consensus.evidence import EvidenceKeeper
 from pytest_consensus.faults import Fault, Nemesis, Schedule, static_targets
 from pytest_consensus.fixtures import ClusterFactory, ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
@@ -135,9 +136,12 @@ SEARCH_KINDS = (
 SEARCH_POLICY = RetryPolicy(deadline=10.0, attempt_timeout=2.0)
 
 
-def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
+def writes_survive(
+    factory: ClusterFactory, schedule: Schedule, evidence: EvidenceKeeper | None = None
+) -> str | None:
     """Puts of unique keys through the retry policy during ``schedule``; afterwards every
-    acknowledged put must be readable. Returns what went wrong, or None."""
+    acknowledged put must be readable. Returns what went wrong, or None; a failing run's
+    history, schedule and node logs are kept by ``evidence``, and the message names them."""
     with factory() as (cluster, allocation):
         history = History()
         nemesis = Nemesis(cluster, history, allocation.firewall)
@@ -156,10 +160,15 @@ def writes_survive(factory: ClusterFactory, schedule: Schedule) -> str | None:
         lost = [k for k, v in acknowledged.items() if reader.get(str(k)) != v]
         if lost:
             faults = ", ".join(f"{f.kind}@{f.at:.1f}s" for f in nemesis.applied)
-            return (
+            message = (
                 f"{len(lost)} of {len(acknowledged)} acknowledged writes lost under "
                 f"[{faults}]: {', '.join(sorted(str(k) for k in lost)[:10])}"
             )
+            if evidence is not None:
+                applied = Schedule(schedule.seed, schedule.nodes, list(nemesis.applied))
+                kept = evidence.keep(history, applied, allocation.hosts)
+                message += f" (history, schedule and node logs: {kept})"
+            return message
         return None
 
 
@@ -170,6 +179,7 @@ def test_acknowledged_writes_survive_every_kind_of_crash(
     consensus_cluster_factory: ClusterFactory,
     consensus_settings: Settings,
     consensus_rng: random.Random,
+    tmp_path: Path,
 ) -> None:
     """Writes acknowledged while a minority, every node at once, or each node in turn is
     killed and restarted are all readable afterwards."""
@@ -180,7 +190,8 @@ def test_acknowledged_writes_survive_every_kind_of_crash(
         nodes,
         [Fault(crash, 1.0, seconds, static_targets(crash, nodes, consensus_rng))],
     )
-    failure = writes_survive(consensus_cluster_factory, schedule)
+    evidence = EvidenceKeeper(tmp_path / "failing-runs")
+    failure = writes_survive(consensus_cluster_factory, schedule, evidence)
     if failure:
         pytest.fail(failure, pytrace=False)
 
@@ -196,7 +207,8 @@ def test_searched_fault_schedules_lose_no_acknowledged_write(
     partitions, pauses) for one that loses an acknowledged write, and shrinks any it finds."""
     nodes = [f"n{i + 1}" for i in range(consensus_settings.nodes)]
     seed = consensus_settings.seed_for(request.node.nodeid)
-    scenario = functools.partial(writes_survive, consensus_cluster_factory)
+    evidence = EvidenceKeeper(tmp_path / "failing-runs")
+    scenario = functools.partial(writes_survive, consensus_cluster_factory, evidence=evidence)
     if consensus_settings.replay:
         failure = scenario(Schedule.read(Path(consensus_settings.replay)))
         if failure:
@@ -215,8 +227,10 @@ def test_searched_fault_schedules_lose_no_acknowledged_write(
         shrunk = "minimal" if result.shrunk_fully else "partly shrunk (budget ran out)"
         if not result.reproduced:
             shrunk = "failed once but not when run again (timing-dependent); the failing"
+        kept = ", ".join(str(folder) for folder in evidence.kept)
         pytest.fail(
-            f"{result.failure}\n{shrunk} reproducer after {result.examples} runs: "
+            f"{result.failure}\nevery failing run's history, schedule and node logs: {kept}\n"
+            f"{shrunk} reproducer after {result.examples} runs: "
             f"{result.path}\nreplay: pytest --consensus-adapter={adapter} "
             f"--consensus-nodes={consensus_settings.nodes} --consensus-replay={result.path} "
             f"'{request.node.nodeid}'",

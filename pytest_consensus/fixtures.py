@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from pytest_consensus.cluster_ops import wait_for_leader
 from pytest_consensus.contract import Adapter, Capability, Cluster
 from pytest_consensus.errors import CapabilityMissing, HarnessError
+from pytest_consensus.evidence import copy_node_logs
 from pytest_consensus.faults import ALL_FAULTS, Nemesis, Schedule, generate_schedule
 from pytest_consensus.history import History, RecordingClient
 from pytest_consensus.host_providers import Allocation, HostProvider, make_provider
@@ -133,14 +133,7 @@ def consensus_cluster(
         yield cluster
     finally:
         cluster.close()
-        for host in hosts:
-            if host.log_dir.exists():
-                shutil.copytree(
-                    host.log_dir,
-                    tmp_path / "logs" / host.name,
-                    ignore=shutil.ignore_patterns("data"),
-                    dirs_exist_ok=True,
-                )
+        copy_node_logs(hosts, tmp_path / "logs")
 
 
 @pytest.fixture

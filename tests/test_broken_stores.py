@@ -220,11 +220,17 @@ def test_a_schedule_search_shrinks_a_failure_and_its_replay_fails_again(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "*acknowledged writes lost under*",
+            "*acknowledged writes lost under*(history, schedule and node logs: *failure-*)",
+            "every failing run's history, schedule and node logs: *failing-runs/failure-1*",
             "*reproducer after * runs: */minimal-schedule.json",
             "replay: pytest --consensus-adapter=* --consensus-replay=*minimal-schedule.json*",
         ]
     )
+    kept = next(line for line in result.stdout.lines if line.startswith("every failing run"))
+    first = Path(kept.split(": ", 1)[1].split(", ")[0])
+    assert (first / "history.jsonl").stat().st_size > 0
+    assert Schedule.read(first / "schedule.json").faults
+    assert list((first / "logs").glob("n*/node.log"))
     replay = next(line for line in result.stdout.lines if line.startswith("replay: "))
     schedule = next(a for a in replay.split() if a.startswith("--consensus-replay="))
     assert len(Schedule.read(Path(schedule.split("=", 1)[1])).faults) == 1  # shrunk to one

@@ -1,0 +1,46 @@
+"""Evidence that outlives a run: histories, fault schedules and node logs kept on disk.
+
+A failing example that does not fail again is still a finding; without what it recorded
+nobody can look at it, so every failing run keeps its own folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_consensus.contract import HostSpec
+from pytest_consensus.faults import Schedule
+from pytest_consensus.history import History
+
+
+def copy_node_logs(hosts: Sequence[HostSpec], destination: Path) -> Path:
+    """Copy each node's log folder (not its data) to ``destination/<node>``."""
+    for host in hosts:
+        if host.log_dir.exists():
+            shutil.copytree(
+                host.log_dir,
+                destination / host.name,
+                ignore=shutil.ignore_patterns("data"),
+                dirs_exist_ok=True,
+            )
+    return destination
+
+
+class EvidenceKeeper:
+    """Keeps what each failing run recorded in its own numbered folder under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.kept: list[Path] = []
+
+    def keep(self, history: History, schedule: Schedule, hosts: Sequence[HostSpec]) -> Path:
+        """Write the run's history and schedule and copy its node logs; return the folder."""
+        folder = self.root / f"failure-{len(self.kept) + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        history.write_jsonl(folder / "history.jsonl")
+        schedule.write(folder / "schedule.json")
+        copy_node_logs(hosts, folder / "logs")
+        self.kept.append(folder)
+        return folder
