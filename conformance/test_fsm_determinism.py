@@ -13,6 +13,7 @@ import time
 import pytest
 
 from pytest_consensus.cluster_ops import (
+    ReplicasStalled,
     strong_read_anywhere,
     wait_for_leader,
     wait_for_same_applied_index,
@@ -80,7 +81,10 @@ def test_replica_digests_agree_after_concurrent_workload(
 
 
 def fail_unless_digests_agree(cluster: Cluster, when: str) -> None:
-    converged = wait_for_same_applied_index(cluster, timeout=CONVERGENCE_TIMEOUT)
+    try:
+        converged = wait_for_same_applied_index(cluster, timeout=CONVERGENCE_TIMEOUT)
+    except ReplicasStalled as stalled:
+        pytest.fail(f"a replica stopped applying {when}: {stalled}", pytrace=False)
     try:
         agree = converged.digests_agree
     except CapabilityMissing as missing:
@@ -181,9 +185,10 @@ def test_odd_input_gets_one_answer_and_no_replica_diverges_or_dies(
                 disagreements.append(
                     f"put of {key[:20]!r} acknowledged, strong read gives {str(read)[:40]!r}"
                 )
-    dead = [node.name for node in consensus_cluster.nodes if not node.is_running()]
-    assert not dead, f"nodes died on odd input: {dead}"
-    fail_unless_digests_agree(consensus_cluster, "after odd input")
+        entry = f"put of key {key[:20]!r} with {value[:20]!r} ({len(value)} characters)"
+        dead = [node.name for node in consensus_cluster.nodes if not node.is_running()]
+        assert not dead, f"nodes died after the {entry}: {dead}"
+        fail_unless_digests_agree(consensus_cluster, f"after the {entry}")
     if disagreements:
         pytest.fail("odd input answered differently: " + "; ".join(disagreements), pytrace=False)
 

@@ -28,7 +28,12 @@ from pytest_consensus.profiles import active_profile, active_seed
 
 pytestmark = [pytest.mark.consensus_rule("fsm-determinism"), pytest.mark.consensus_requires("fsm")]
 
-KEYS = ["a", "b", "c", "k1", "k2", "key-with-a-longer-name"]
+#: A few keys that operations contend on, and many more, so that logic which changes above
+#: a handful of keys (a container that resizes or reorders, a snapshot written in pages) is
+#: exercised too.
+FEW_KEYS = ["a", "b", "c", "k1", "k2", "key-with-a-longer-name"]
+MANY_KEYS = [f"many-{number:03d}" for number in range(200)]
+KEYS = FEW_KEYS + MANY_KEYS
 VALUES = ["", "x", "y", "zz", "αβ", "0"]
 #: As many logs as the run's profile asks for (read when the module is imported).
 EXAMPLES = settings(
@@ -39,7 +44,8 @@ EXAMPLES = settings(
 
 
 def operations() -> st.SearchStrategy[tuple[str, str, Any]]:
-    key, value = st.sampled_from(KEYS), st.sampled_from(VALUES)
+    key = st.one_of(st.sampled_from(FEW_KEYS), st.sampled_from(MANY_KEYS))
+    value = st.sampled_from(VALUES)
     return st.one_of(
         st.tuples(st.just("put"), key, value),
         st.tuples(st.just("append"), key, value),
@@ -50,12 +56,14 @@ def operations() -> st.SearchStrategy[tuple[str, str, Any]]:
     )
 
 
-def random_log(rng: random.Random, size: int = 40) -> list[tuple[str, Any, Any]]:
-    """A log drawn with the test's seeded generator (for runs outside Hypothesis)."""
+def random_log(rng: random.Random, size: int = 400) -> list[tuple[str, Any, Any]]:
+    """A log drawn with the test's seeded generator (for runs outside Hypothesis): up to
+    ``size`` entries, half on the contended keys and half spread over many."""
     log: list[tuple[str, Any, Any]] = []
     for _ in range(rng.randrange(size)):
         f = rng.choice(["put", "append", "delete", "get", "cas", "malformed"])
-        key, value = rng.choice(KEYS), rng.choice(VALUES)
+        key = rng.choice(FEW_KEYS if rng.random() < 0.5 else MANY_KEYS)
+        value = rng.choice(VALUES)
         if f == "malformed":
             log.append((f, rng.randbytes(rng.randrange(24)), None))
         elif f == "cas":
@@ -95,7 +103,7 @@ def fresh(consensus_adapter: Adapter) -> Callable[[], StateMachine]:
 
 @EXAMPLES
 @hypothesis_seed(active_seed())
-@given(log=st.lists(operations(), max_size=40))
+@given(log=st.lists(operations(), max_size=120))
 def test_the_same_log_gives_the_same_results_and_snapshot(
     consensus_adapter: Adapter, fresh: Callable[[], StateMachine], log: list[Any]
 ) -> None:
@@ -109,7 +117,7 @@ def test_the_same_log_gives_the_same_results_and_snapshot(
 @EXAMPLES
 @hypothesis_seed(active_seed())
 @given(
-    log=st.lists(operations(), min_size=1, max_size=40),
+    log=st.lists(operations(), min_size=1, max_size=120),
     split=st.integers(0, 40),
     other=st.lists(operations(), max_size=10),
 )

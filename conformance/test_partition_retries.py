@@ -253,7 +253,7 @@ def _recovery_seconds(history: History, write: str) -> float | None:
 
 #: Rounds of the lost-reply retry scenario: the retry goes to the same leader, then (after the
 #: leader is cut off) to a new one, so de-duplication must survive a leader change.
-RETRY_ROUNDS = ("same-leader", "new-leader", "same-leader", "new-leader")
+RETRY_ROUNDS = ("same-leader", "new-leader")
 RETRY_ATTEMPT_TIMEOUT = 2.0
 SEEN_TIMEOUT = 10.0
 

@@ -240,7 +240,7 @@ def test_strong_reads_are_linearizable_under_faults(
 
 
 #: Rounds of "acknowledged write, then the leader goes away at once" per fault.
-FAILOVER_ROUNDS = 2
+FAILOVER_ROUNDS = 1
 #: Each strong read in the tight loop may take this long; other nodes are asked meanwhile.
 FAILOVER_READ_TIMEOUT = 0.5
 FAILOVER_TIMEOUT = 30.0
@@ -333,9 +333,9 @@ def first_strong_answer(clients: list[RecordingClient], key: str) -> tuple[str, 
     return node, value
 
 
-PAUSED_LEADER_ROUNDS = 2
+PAUSED_LEADER_ROUNDS = 1
 #: How long to keep asking the resumed old leader for a strong read.
-RESUMED_READ_SECONDS = 3.0
+RESUMED_READ_SECONDS = 2.0
 
 
 @pytest.mark.consensus_requires("strong", "leader", "pause")

@@ -112,9 +112,30 @@ def wait_for_same_applied_index(
 
     try:
         return wait_for(probe, timeout=timeout, what="replicas at one applied index", interval=0.1)
-    except WaitTimeout as error:
-        seen = Convergence(tuple(previous)).describe()
-        raise WaitTimeout(f"{error}; last seen: {seen or 'no node answered'}") from None
+    except WaitTimeout:
+        raise ReplicasStalled(members, previous, timeout) from None
+
+
+class ReplicasStalled(WaitTimeout):
+    """Replicas that did not reach one applied index in time; the message names the ones
+    that stopped (behind the others, or silent) and where each stood."""
+
+    def __init__(self, members: Sequence[Node], seen: Sequence[NodeStatus], timeout: float):
+        self.statuses = tuple(seen)
+        answered = {s.node: s for s in seen}
+        silent = [node.name for node in members if node.name not in answered]
+        indexes = [s.applied_index for s in seen if s.applied_index is not None]
+        ahead = max(indexes, default=None)
+        behind = [s for s in seen if s.applied_index is not None and s.applied_index != ahead]
+        parts = [
+            f"{s.node} stopped at applied index {s.applied_index} while others reached {ahead}"
+            for s in behind
+        ]
+        parts += [f"{name} did not answer its status (down or hung)" for name in silent]
+        detail = (
+            "; ".join(parts) or f"indexes still moving: {Convergence(self.statuses).describe()}"
+        )
+        super().__init__(f"replicas did not reach one applied index within {timeout}s: {detail}")
 
 
 class LeaderObserver:
