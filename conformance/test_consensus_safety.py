@@ -137,11 +137,18 @@ SEARCH_POLICY = RetryPolicy(deadline=10.0, attempt_timeout=2.0)
 
 
 def writes_survive(
-    factory: ClusterFactory, schedule: Schedule, evidence: EvidenceKeeper | None = None
+    factory: ClusterFactory,
+    schedule: Schedule,
+    evidence: EvidenceKeeper | None = None,
+    *,
+    after: float = 1.0,
+    compare_digests: bool = False,
 ) -> str | None:
-    """Puts of unique keys through the retry policy during ``schedule``; afterwards every
-    acknowledged put must be readable. Returns what went wrong, or None; a failing run's
-    history, schedule and node logs are kept by ``evidence``, and the message names them."""
+    """Puts of unique keys through the retry policy during ``schedule`` (and ``after``
+    seconds past it); afterwards every acknowledged put must be readable (and, with
+    ``compare_digests``, replicas at one applied index hold one state). Returns what went
+    wrong, or None; a failing run's history, schedule and node logs are kept by
+    ``evidence``, and the message names them."""
     with factory() as (cluster, allocation):
         history = History()
         nemesis = Nemesis(cluster, history, allocation.firewall)
@@ -151,25 +158,36 @@ def writes_survive(
         def put(writer: RetryingClient, rng: random.Random, number: int) -> None:
             writer.put(f"w{writers.index(writer)}-{number}", f"v{number}")
 
-        run_through_schedule(nemesis, schedule, writers, put, seed=schedule.seed)
+        run_through_schedule(nemesis, schedule, writers, put, seed=schedule.seed, after=after)
         if nemesis.errors:
             return f"faults could not be applied: {nemesis.errors}"
         wait_for_leader(cluster)
         reader = RetryingClient(clients, History(), RetryPolicy(deadline=30.0), random.Random(0))
         acknowledged = {e.key: e.value for e in history.events if e.type == "ok"}
         lost = [k for k, v in acknowledged.items() if reader.get(str(k)) != v]
+        faults = ", ".join(f"{f.kind}@{f.at:.1f}s" for f in nemesis.applied)
+        problems = []
         if lost:
-            faults = ", ".join(f"{f.kind}@{f.at:.1f}s" for f in nemesis.applied)
-            message = (
+            problems.append(
                 f"{len(lost)} of {len(acknowledged)} acknowledged writes lost under "
                 f"[{faults}]: {', '.join(sorted(str(k) for k in lost)[:10])}"
             )
-            if evidence is not None:
-                applied = Schedule(schedule.seed, schedule.nodes, list(nemesis.applied))
-                kept = evidence.keep(history, applied, allocation.hosts)
-                message += f" (history, schedule and node logs: {kept})"
-            return message
-        return None
+        if compare_digests:
+            converged = wait_for_same_applied_index(cluster, timeout=CATCH_UP_TIMEOUT)
+            if not converged.digests_agree:
+                problems.append(
+                    f"replicas at one applied index hold different states after [{faults}]: "
+                    f"{converged.describe()}; every node was restarted from its own data, so "
+                    "what it recovered from disk (log, snapshot, term) is the likely cause"
+                )
+        if not problems:
+            return None
+        message = "; ".join(problems)
+        if evidence is not None:
+            applied = Schedule(schedule.seed, schedule.nodes, list(nemesis.applied))
+            kept = evidence.keep(history, applied, allocation.hosts)
+            message += f" (history, schedule and node logs: {kept})"
+        return message
 
 
 @pytest.mark.consensus_requires("kill", "restart", "leader", "strong")
@@ -271,3 +289,36 @@ def test_at_most_one_leader_per_term(
             + f" (terms led: {sorted(observer.leaders)})",
             pytrace=False,
         )
+
+
+#: Seconds of writing after the nodes of one uneven restart are all started, before the next.
+AFTER_UNEVEN_RESTART = 3.0
+
+
+@pytest.mark.consensus_requires("kill", "restart", "leader", "strong", "digest")
+def test_writes_survive_whole_cluster_crashes_with_uneven_restarts(
+    consensus_cluster_factory: ClusterFactory,
+    consensus_settings: Settings,
+    consensus_rng: random.Random,
+    tmp_path: Path,
+) -> None:
+    """Every node is killed at once, and the nodes come back in a random order with random
+    gaps (0 to 3 s) while clients write to whichever node leads as soon as one does; several
+    cycles a run (more in thorough). No acknowledged write is lost, and the replicas agree."""
+    nodes = [f"n{i + 1}" for i in range(consensus_settings.nodes)]
+    faults, clock = [], 1.0
+    for _ in range(consensus_settings.profile.restart_cycles):
+        targets = static_targets("kill-all-restart-unevenly", nodes, consensus_rng)
+        faults.append(Fault("kill-all-restart-unevenly", round(clock, 3), 0.5, targets))
+        clock += 0.5 + sum(float(gap) for gap in targets[1]) + AFTER_UNEVEN_RESTART
+    schedule = Schedule(consensus_rng.randrange(2**32), nodes, faults)
+    last_restarts = sum(float(gap) for gap in faults[-1].targets[1])
+    failure = writes_survive(
+        consensus_cluster_factory,
+        schedule,
+        EvidenceKeeper(tmp_path / "failing-runs"),
+        after=last_restarts + AFTER_UNEVEN_RESTART,
+        compare_digests=True,
+    )
+    if failure:
+        pytest.fail(failure, pytrace=False)

@@ -128,7 +128,16 @@ def test_replica_digests_agree_after_each_heal(
         )
         assert not consensus_nemesis.errors, f"faults failed: {consensus_nemesis.errors}"
         wait_for_leader(consensus_cluster)
-        fail_unless_digests_agree(consensus_cluster, f"after {fault.kind} healed")
+        applied = consensus_nemesis.applied[-1]
+        restarted = (
+            f" ({', '.join(applied.targets[0])} restarted from their own data)"
+            if applied.kind.startswith("kill")
+            else ""
+        )
+        fail_unless_digests_agree(
+            consensus_cluster,
+            f"after {applied.kind} healed{restarted}",
+        )
 
 
 #: Input a store may accept or refuse, but must treat the same way on every node.

@@ -83,8 +83,12 @@ class Convergence:
         return len({s.digest for s in self.statuses}) == 1
 
     def describe(self) -> str:
+        """Each replica's applied index and digest, and how many snapshots it restored where
+        it says (a restore is the likeliest place for a replica to diverge)."""
         return ", ".join(
-            f"{s.node}: applied {s.applied_index} digest {s.digest}" for s in self.statuses
+            f"{s.node}: applied {s.applied_index} digest {s.digest}"
+            + (f" (restored {s.restores} snapshot(s) since it started)" if s.restores else "")
+            for s in self.statuses
         )
 
 

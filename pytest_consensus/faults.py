@@ -37,7 +37,16 @@ PARTITION_SHAPES = (
     "client-from-node",
     "one-way-to-leader",
 )
-PROCESS_FAULTS = ("kill-one", "kill-minority", "kill-all", "pause-one", "rolling-restart")
+PROCESS_FAULTS = (
+    "kill-one",
+    "kill-minority",
+    "kill-all",
+    "pause-one",
+    "rolling-restart",
+    "kill-all-restart-unevenly",
+)
+#: The longest wait between two nodes' restarts after kill-all-restart-unevenly.
+UNEVEN_RESTART_GAP = 3.0
 NETWORK_FAULTS = ("delay", "loss")
 #: Nodes (every node, as generated) get the client's requests and act on them, but their
 #: replies are dropped: the outcome is unknown to the client, so whichever node a retry
@@ -182,6 +191,13 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
         return (tuple(sorted(rng.sample(nodes, (n - 1) // 2 or 1))),)
     if kind in ("kill-all", "rolling-restart", "lost-replies"):
         return (tuple(nodes),)
+    if kind == "kill-all-restart-unevenly":
+        # Every node dies; they come back in a random order, each after a random gap (the
+        # second target row: seconds after the previous node's restart began).
+        order = nodes[:]
+        rng.shuffle(order)
+        gaps = tuple(f"{rng.uniform(0.0, UNEVEN_RESTART_GAP):.2f}" for _ in order)
+        return (tuple(order), gaps)
     if kind in NETWORK_FAULTS:
         return ((rng.choice(nodes),),)
     return ()  # leader-dependent (resolved when the fault starts), or nothing to block
@@ -344,7 +360,7 @@ class Nemesis:
         kind = fault.kind
         if kind in PARTITION_SHAPES:
             self._require_firewall(kind).block(fault.targets)
-        elif kind in ("kill-one", "kill-minority", "kill-all"):
+        elif kind in ("kill-one", "kill-minority", "kill-all", "kill-all-restart-unevenly"):
             for name in fault.targets[0]:
                 self.cluster.node(name).kill()
         elif kind == "pause-one":
@@ -370,6 +386,10 @@ class Nemesis:
             self._require_firewall(kind).heal()
         elif kind in ("kill-one", "kill-minority", "kill-all"):
             start_together([self.cluster.node(name) for name in fault.targets[0]])
+        elif kind == "kill-all-restart-unevenly":
+            order, gaps = fault.targets
+            offsets = [sum(float(g) for g in gaps[: i + 1]) for i in range(len(gaps))]
+            start_together([self.cluster.node(name) for name in order], offsets)
         elif kind == "pause-one":
             self.cluster.node(fault.targets[0][0]).resume()
         elif kind == "rolling-restart":
@@ -400,18 +420,24 @@ class Nemesis:
         return self.firewall
 
 
-def start_together(nodes: Sequence[Node]) -> None:
-    """Start nodes at the same time: a store may not serve a single member until a quorum
-    is back (etcd does not), so starting them one by one could wait forever."""
+def start_together(nodes: Sequence[Node], offsets: Sequence[float] | None = None) -> None:
+    """Start nodes at the same time, or each ``offsets[i]`` seconds from now, each in its own
+    thread: a store may not serve a single member until a quorum is back (etcd does not),
+    so waiting for one node to serve before starting the next could wait forever."""
     errors: list[BaseException] = []
+    began = time.monotonic()
 
-    def start(node: Node) -> None:
+    def start(node: Node, offset: float) -> None:
+        time.sleep(max(0.0, began + offset - time.monotonic()))
         try:
             node.start()
         except BaseException as error:  # reported below, from the caller's thread
             errors.append(error)
 
-    threads = [threading.Thread(target=start, args=(node,)) for node in nodes]
+    threads = [
+        threading.Thread(target=start, args=(node, offsets[i] if offsets else 0.0))
+        for i, node in enumerate(nodes)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

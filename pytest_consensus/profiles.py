@@ -30,6 +30,8 @@ class Profile:
     rounds: int
     #: The crashes the fixed crash tests run: a few in quick, all otherwise.
     crashes: tuple[str, ...]
+    #: Whole-cluster crashes, each followed by restarts in a random order with random gaps.
+    restart_cycles: int = 2
 
 
 ALL_CRASHES = ("kill-minority", "kill-all", "rolling-restart")
@@ -44,6 +46,7 @@ PROFILES = {
         fsm_examples=20,
         rounds=1,
         crashes=("kill-all",),
+        restart_cycles=1,
     ),
     "default": Profile(
         "default",
@@ -64,6 +67,7 @@ PROFILES = {
         fsm_examples=300,
         rounds=3,
         crashes=ALL_CRASHES,
+        restart_cycles=4,
     ),
 }
 DEFAULT_PROFILE = "default"

@@ -98,16 +98,18 @@ def run_through_schedule(
     seed: int,
     operations_per_client: int = 1000,
     pace: float = 0.05,
+    after: float = 1.0,
 ) -> WorkloadResult:
-    """Apply ``schedule`` while the workload runs (until a second after its last fault), then
-    wait until every fault has healed. Fault errors are left in ``nemesis.errors``."""
+    """Apply ``schedule`` while the workload runs (until ``after`` seconds past its last
+    fault's end), then wait until every fault has healed. Fault errors are left in
+    ``nemesis.errors``."""
     nemesis.start(schedule)
     result = run_workload(
         clients,
         operation,
         seed=seed,
         operations_per_client=operations_per_client,
-        time_limit=schedule.duration + 1.0,
+        time_limit=schedule.duration + after,
         pace=pace,
     )
     nemesis.wait(schedule.duration + HEAL_TIMEOUT)
