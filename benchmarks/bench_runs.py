@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,13 @@ ISOLATE_LEADER = {
 }
 
 
+def pytest_seconds(output: str) -> float | None:
+    """The duration pytest reports on its closing line ("... in 171.23s (0:02:51)"): the
+    tests' own time, without interpreter start-up and the certificate written afterwards."""
+    found = re.findall(r" in ([0-9.]+)s", output.strip().splitlines()[-1] if output.strip() else "")
+    return float(found[-1]) if found else None
+
+
 def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[float, dict[str, str]]:
     """One pytest process; its seconds and the verdict of each rule from its certificate."""
     report = Path(tempfile.mkdtemp(prefix=f"report-{seed}-", dir=scratch))  # one per run
@@ -94,7 +102,12 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
             f"{tail}\n{done.stderr[-2000:]}"
         )
     certificate = json.loads(certificates[0].read_text())
+    RUN_SECONDS.append(pytest_seconds(done.stdout))
     return seconds, {rule["id"]: rule["verdict"] for rule in certificate["rules"]}
+
+
+#: pytest's own seconds for each run made so far (see pytest_seconds).
+RUN_SECONDS: list[float | None] = []
 
 
 def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
@@ -109,10 +122,15 @@ def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
         failed = [rule for rule, verdict in verdicts.items() if verdict == "fail"]
         passing += not failed
         shown = " ".join(f"{rule}={verdict}" for rule, verdict in verdicts.items())
-        print(f"  seed {seed}: {seconds:6.1f} s  {shown}", flush=True)
+        own = RUN_SECONDS[-1]
+        tests = f" (tests {own:.1f} s)" if own is not None else ""
+        print(f"  seed {seed}: {seconds:6.1f} s{tests}  {shown}", flush=True)
+    own_times = [t for t in RUN_SECONDS if t is not None]
     print(
         f"runs without a failed rule: {passing} of {arguments.runs}; time median "
-        f"{statistics.median(times):.1f} s, max {max(times):.1f} s"
+        f"{statistics.median(times):.1f} s, max {max(times):.1f} s (whole process, with the "
+        f"certificate); pytest's own median {statistics.median(own_times or [0.0]):.1f} s, "
+        f"max {max(own_times or [0.0]):.1f} s"
     )
 
 

@@ -292,7 +292,7 @@ def test_at_most_one_leader_per_term(
 
 
 #: Seconds of writing after the nodes of one uneven restart are all started, before the next.
-AFTER_UNEVEN_RESTART = 3.0
+AFTER_UNEVEN_RESTART = 2.0
 
 
 @pytest.mark.consensus_requires("kill", "restart", "leader", "strong", "digest")

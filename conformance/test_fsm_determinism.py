@@ -210,9 +210,10 @@ MIN_WRITES_WHILE_AWAY = 150
 CATCH_UP_TIMEOUT = 60.0
 
 
-#: A partition must outlast the store's connection timeouts, or the leader's connection to
-#: the follower survives it and delivers the missed entries from its buffers, not a snapshot.
-MIN_PARTITION_SECONDS = 8.0
+#: A partition must outlast the store's connection timeouts (PySyncObj's: 3.5 s), or the
+#: leader's connection to the follower survives it and delivers the missed entries from its
+#: buffers, not a snapshot.
+MIN_PARTITION_SECONDS = 5.5
 
 
 @pytest.mark.consensus_requires("digest", "delete", "strong", "stale", "leader")
