@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_consensus.checkers.sets import check_sets
-from pytest_consensus.checkers.stale import check_stale_reads
+from pytest_consensus.checkers.stale import check_stale_reads, committed_values
 from pytest_consensus.history import Event
 
 
@@ -139,3 +139,37 @@ def test_overlapping_writes_are_never_counted_as_staleness() -> None:
     ]
     result = check_stale_reads(events)
     assert result.ok(monotonic=True) and result.versions_behind == [0]
+
+
+def test_a_stale_read_of_a_value_that_never_committed_is_invented() -> None:
+    """A put that timed out on a cut-off member and never committed: reading its value at the
+    stale level is invented once the caller says what committed; without that, allowed."""
+    script = Script()
+    script.op(0, "put", "v1", key="k")
+    script.op(1, "put", "minority", key="k", status="info")
+    script.op(1, "stale-get", key="k", result="minority")
+    script.op(2, "get", key="k", result="v1")
+    committed = committed_values(script.events, final={"k": "v1"})
+    assert committed == {"k": {"v1"}}
+    result = check_stale_reads(script.events, committed=committed)
+    assert len(result.invented) == 1
+    assert "'minority'" in result.invented[0] and "never committed" in result.invented[0]
+    assert check_stale_reads(script.events).invented == []
+
+
+def test_committed_values_are_acknowledged_read_strongly_or_final() -> None:
+    script = Script()
+    script.op(0, "put", "acked", key="k")
+    script.op(1, "put", "seen", key="k", status="info")
+    script.op(2, "get", key="k", result="seen")
+    script.op(1, "put", "refused", key="k", status="fail")
+    script.op(3, "put", "late", key="k", status="info")
+    assert committed_values(script.events, final={"k": "late"}) == {"k": {"acked", "seen", "late"}}
+
+
+def test_a_stale_read_of_a_definitely_refused_write_says_so() -> None:
+    script = Script()
+    script.op(1, "put", "refused", key="k", status="fail")
+    script.op(1, "stale-get", key="k", result="refused")
+    (invented,) = check_stale_reads(script.events).invented
+    assert "the only writes of it failed definitely" in invented

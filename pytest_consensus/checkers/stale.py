@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_consensus.checkers.operations import pair_operations
 from pytest_consensus.history import NEMESIS, Event
 
 WRITES = frozenset({"put", "write", "cas", "delete"})
@@ -89,20 +90,16 @@ def committed_values(
     state. A value only ever written by writes that failed or whose outcome stayed unknown,
     and never seen by a strong read, was not committed as far as the history shows."""
     committed: dict[Any, set[Any]] = {}
-    invocations: dict[Any, Event] = {}
-    for event in events:
-        if event.process == NEMESIS:
+    for operation in pair_operations(events):
+        if operation.status != "ok":
             continue
-        if event.type == "invoke":
-            invocations[event.process] = event
-            continue
-        invoke = invocations.pop(event.process, None)
-        if invoke is None or event.type != "ok":
-            continue
-        if invoke.f in WRITES:
-            committed.setdefault(invoke.key, set()).add(_written(invoke))
-        elif invoke.f in STRONG_READS:
-            committed.setdefault(invoke.key, set()).add(event.value)
+        if operation.f in WRITES:
+            written = operation.value[1] if operation.f == "cas" else operation.value
+            committed.setdefault(operation.key, set()).add(
+                None if operation.f == "delete" else written
+            )
+        elif operation.f in STRONG_READS:
+            committed.setdefault(operation.key, set()).add(operation.output)
     for key, value in (final or {}).items():
         committed.setdefault(key, set()).add(value)
     return committed
