@@ -147,11 +147,12 @@ class LeaderObserver:
     history (``NodeStatus.led_terms``) are taken at their word, history included; for the
     others, each status poll that says "leader of term T" is recorded."""
 
-    def __init__(self, cluster: Cluster, interval: float = 0.1) -> None:
+    def __init__(self, cluster: Cluster, interval: float = 0.05) -> None:
         self.cluster = cluster
         self.interval = interval
         self.leaders: dict[int, set[str]] = {}
         self.polls = 0
+        self._seen_last_poll: set[tuple[str, int]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leader-observer", daemon=True)
 
@@ -169,12 +170,20 @@ class LeaderObserver:
             self.poll()
 
     def poll(self) -> None:
+        """One round of statuses. A polled "leader of term T" counts only when the same node
+        said so in the previous round too: a status can be torn (etcd reads the leader and
+        the term separately, so a deposed leader may pair its old role with the new term
+        for a moment), while two leaders of one term last until one hears of the other."""
+        seen_now = set()
         for status in running_statuses(self.cluster.nodes):
             if status.led_terms is not None:
                 for term in status.led_terms:
                     self.leaders.setdefault(term, set()).add(status.node)
             elif status.role is Role.LEADER and status.term is not None:
-                self.leaders.setdefault(status.term, set()).add(status.node)
+                seen_now.add((status.node, status.term))
+        for node, term in seen_now & self._seen_last_poll:
+            self.leaders.setdefault(term, set()).add(node)
+        self._seen_last_poll = seen_now
         self.polls += 1
 
     def terms_with_two_leaders(self) -> dict[int, set[str]]:

@@ -392,8 +392,28 @@ def test_the_leader_observer_trusts_histories_and_flags_a_term_led_twice() -> No
 
     observer = LeaderObserver(Nodes())  # type: ignore[arg-type]
     observer.poll()
+    assert observer.leaders == {1: {"n1"}, 2: {"n2"}, 3: {"n1"}, 4: {"n2"}}
+    observer.poll()  # n3 says it leads term 3 twice running: now it counts
     assert observer.leaders == {1: {"n1"}, 2: {"n2"}, 3: {"n1", "n3"}, 4: {"n2"}}
     assert observer.terms_with_two_leaders() == {3: {"n1", "n3"}}
+
+
+def test_a_polled_leader_seen_once_is_not_counted() -> None:
+    """A torn status (old role, new term) seen in one poll only is not a second leader."""
+    from pytest_consensus.cluster_ops import LeaderObserver
+    from pytest_consensus.contract import NodeStatus, Role
+
+    torn = ReportingNode(NodeStatus("n1", Role.LEADER, 3, "n1"))
+
+    class Nodes:
+        nodes = [torn, ReportingNode(NodeStatus("n3", Role.LEADER, 3, "n3"))]
+
+    observer = LeaderObserver(Nodes())  # type: ignore[arg-type]
+    observer.poll()
+    torn._status = NodeStatus("n1", Role.FOLLOWER, 3, "n3")
+    observer.poll()
+    assert observer.leaders == {3: {"n3"}}
+    assert observer.terms_with_two_leaders() == {}
 
 
 @pytest.mark.parametrize("backend", ["pysyncobj", "etcd"])

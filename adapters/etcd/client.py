@@ -8,6 +8,10 @@ connection that breaks, after a write was sent is indefinite: etcd may still app
 
 from __future__ import annotations
 
+import json
+import socket
+import urllib.error
+import urllib.request
 from typing import Any
 
 import etcd3
@@ -26,6 +30,13 @@ from pytest_consensus.errors import (
 )
 
 METADATA = (("hasleader", "true"),)
+#: raft.status's raftState, as roles.
+RAFT_ROLES = {
+    "StateLeader": Role.LEADER,
+    "StateFollower": Role.FOLLOWER,
+    "StateCandidate": Role.CANDIDATE,
+    "StatePreCandidate": Role.CANDIDATE,
+}
 #: Marker keys that record applied request ids (see EtcdClient._write_once); no workload
 #: key starts with it.
 REQUEST_ID_PREFIX = "\x00pytest-consensus/request-id/"
@@ -73,6 +84,7 @@ class EtcdClient(Client):
     def __init__(self, node: str, host: str, port: int, names: dict[int, str]) -> None:
         self.node = node
         self.names = names
+        self.host, self.port = host, port
         self._client = etcd3.client(host=host, port=port, grpc_options=GRPC_OPTIONS)
 
     def _call(
@@ -145,19 +157,14 @@ class EtcdClient(Client):
         return bool(self._call(self._client.kvstub.Txn, request, timeout).succeeded)
 
     def status(self, timeout: float) -> NodeStatus:
-        # Status must answer without a leader too: it is how a missing leader is seen.
-        response = self._call(
-            self._client.maintenancestub.Status,
-            etcdrpc.StatusRequest(),
-            timeout,
-            need_leader=False,
-        )
-        me, leader = response.header.member_id, response.leader
-        role = (
-            Role.LEADER
-            if leader and leader == me
-            else (Role.FOLLOWER if leader else Role.CANDIDATE)
-        )
+        """Role, term and leader from one snapshot of the member's Raft state (``raft.status``
+        in ``/debug/vars``): the gRPC Status call reads the leader and the term at different
+        moments (its term is that of the last applied entry), so a new leader can report the
+        previous term there. Digest and applied index from HashKV. Both answer without a
+        leader too: that is how a missing leader is seen."""
+        raft = self._raft_status(timeout)
+        lead = int(str(raft.get("lead", "0")), 16)
+        role = RAFT_ROLES.get(str(raft.get("raftState")), Role.UNKNOWN)
         digest = self._call(
             self._client.maintenancestub.HashKV,
             etcdrpc.HashKVRequest(revision=0),
@@ -167,12 +174,27 @@ class EtcdClient(Client):
         return NodeStatus(
             node=self.node,
             role=role,
-            term=response.raftTerm,
-            leader=self.names.get(leader) if leader else None,
-            commit_index=response.raftIndex,
+            term=int(raft["term"]),
+            leader=self.names.get(lead) if lead else None,
+            commit_index=int(raft["commit"]),
             applied_index=digest.header.revision,
             digest=f"{digest.hash:08x}",
         )
+
+    def _raft_status(self, timeout: float) -> dict[str, Any]:
+        url = f"http://{self.host}:{self.port}/debug/vars"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                status: dict[str, Any] = json.load(response)["raft.status"]
+        except TimeoutError as error:
+            raise Timeout(f"{self.node}: no status within {timeout}s") from error
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, (TimeoutError, socket.timeout)):
+                raise Timeout(f"{self.node}: no status within {timeout}s") from error
+            raise Unavailable(f"{self.node}: status: {error.reason}") from error
+        except (OSError, ValueError, KeyError) as error:
+            raise UnknownError(f"{self.node}: unreadable raft status: {error}") from error
+        return status
 
     def close(self) -> None:
         self._client.close()
