@@ -42,7 +42,7 @@ STALE_READS_WHILE_CUT_OFF = 3
 #: How many invented reads a failure message lists (it says how many more there were).
 LISTED = 5
 #: Seconds without faults after convergence before the final state is read.
-QUIET_AFTER_HEAL = 2.0
+QUIET_AFTER_HEAL = 1.0
 
 
 @pytest.mark.consensus_requires("strong", "stale", "leader", "network")

@@ -51,8 +51,8 @@ PROFILES = {
     "default": Profile(
         "default",
         faults=3,
-        fault_seconds=(1.5, 3.0),
-        gap_seconds=(0.5, 1.5),
+        fault_seconds=(1.5, 2.5),
+        gap_seconds=(0.4, 1.2),
         search_examples=2,
         fsm_examples=60,
         rounds=1,
