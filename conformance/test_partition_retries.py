@@ -23,12 +23,11 @@ import pytest
 from pytest_consensus.adapters.http_protocol import TRANSPORT_GRACE
 from pytest_consensus.checkers.linearizability import check_history
 from pytest_consensus.checkers.models import RegisterModel
-from pytest_consensus.checkers.operations import pair_operations
 from pytest_consensus.checkers.sets import check_sets
-from pytest_consensus.checkers.timeline import render_timeline
 from pytest_consensus.cluster_ops import strong_read_anywhere, wait_for_leader
 from pytest_consensus.contract import Cluster, ReadLevel
 from pytest_consensus.errors import ConsensusError, HarnessError, IndefiniteError
+from pytest_consensus.evidence import write_counterexample
 from pytest_consensus.faults import Fault, Nemesis, cut
 from pytest_consensus.fixtures import ScheduleFactory
 from pytest_consensus.history import NEMESIS, Event, History, RecordingClient
@@ -295,14 +294,8 @@ def test_a_retried_write_whose_reply_was_lost_takes_effect_once(
         )
     verdict = check_history(consensus_history.events, RegisterModel(), budget=60.0)
     if verdict.linearizable is False:
-        page = tmp_path / "counterexample.html"
-        page.write_text(
-            render_timeline(
-                pair_operations(consensus_history.events),
-                RegisterModel(),
-                verdict,
-                request.node.name,
-            )
+        page = write_counterexample(
+            tmp_path, consensus_history.events, RegisterModel(), verdict, request.node.name
         )
         request.node.user_properties.append((COUNTEREXAMPLE_PROPERTY, str(page)))
         if not problems and verdict.counterexample is not None:

@@ -16,12 +16,11 @@ import pytest
 
 from pytest_consensus.checkers.linearizability import check_history
 from pytest_consensus.checkers.models import CasRegisterModel
-from pytest_consensus.checkers.operations import pair_operations
 from pytest_consensus.checkers.stale import check_stale_reads, committed_values
-from pytest_consensus.checkers.timeline import render_timeline
 from pytest_consensus.cluster_ops import strong_read_anywhere, wait_for_leader
 from pytest_consensus.contract import Cluster, ReadLevel
 from pytest_consensus.errors import ConsensusError, DefiniteError
+from pytest_consensus.evidence import write_counterexample
 from pytest_consensus.faults import Fault, Nemesis, cut
 from pytest_consensus.fixtures import ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
@@ -227,9 +226,9 @@ def test_strong_reads_are_linearizable_under_faults(
     verdict = check_history(consensus_history.events, model, budget=120.0)
     if verdict.linearizable is False:
         example = verdict.counterexample
-        page = tmp_path / "counterexample.html"
-        operations = pair_operations(consensus_history.events)
-        page.write_text(render_timeline(operations, model, verdict, request.node.name))
+        page = write_counterexample(
+            tmp_path, consensus_history.events, model, verdict, request.node.name
+        )
         request.node.user_properties.append((COUNTEREXAMPLE_PROPERTY, str(page)))
         pytest.fail(example.describe(model) if example else "not linearizable", pytrace=False)
     if verdict.linearizable is None:

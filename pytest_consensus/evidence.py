@@ -10,9 +10,13 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_consensus.checkers.linearizability import LinearizabilityResult
+from pytest_consensus.checkers.models import Model
+from pytest_consensus.checkers.operations import pair_operations
+from pytest_consensus.checkers.timeline import render_timeline
 from pytest_consensus.contract import HostSpec
 from pytest_consensus.faults import Schedule
-from pytest_consensus.history import History
+from pytest_consensus.history import Event, History
 
 
 def copy_node_logs(hosts: Sequence[HostSpec], destination: Path) -> Path:
@@ -26,6 +30,19 @@ def copy_node_logs(hosts: Sequence[HostSpec], destination: Path) -> Path:
                 dirs_exist_ok=True,
             )
     return destination
+
+
+def write_counterexample(
+    folder: Path,
+    events: Sequence[Event],
+    model: Model,
+    verdict: LinearizabilityResult,
+    title: str,
+) -> Path:
+    """Draw a non-linearizable history's counterexample as a timeline page in ``folder``."""
+    page = folder / "counterexample.html"
+    page.write_text(render_timeline(pair_operations(events), model, verdict, title))
+    return page
 
 
 class EvidenceKeeper:
