@@ -322,7 +322,8 @@ class LostReplyRetry:
     ) -> None:
         self.cluster, self.clients, self.history = cluster, clients, history
         self.nemesis, self.timeout = nemesis, timeout
-        self.raw = {node.name: cluster.client(node) for node in cluster.nodes}
+        # The same adapter clients, unrecorded: this scenario records its logical put itself.
+        self.raw = {client.node: client.inner for client in clients}
 
     def run(self, key: str, request_id: str, variant: str) -> str | None:
         """None when the first attempt never took effect (nothing to judge); "" when the
