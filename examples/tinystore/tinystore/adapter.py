@@ -30,14 +30,23 @@ class TinyClient(Client):
     def __init__(self, node: str, address: str, port: int, names: dict[str, str]) -> None:
         self.node, self.address, self.port, self.names = node, address, port, names
 
-    def _request(self, method: str, path: str, body: str | None, timeout: float) -> object:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: str | None,
+        timeout: float,
+        request_id: str | None = None,
+    ) -> object:
         connection = http.client.HTTPConnection(self.address, self.port, timeout=timeout + 1)
         try:
             connection.connect()
         except OSError as error:
             raise Unavailable(f"{self.node}: {error}") from error  # nothing was sent
+        # A retried write carries its first attempt's id; the store applies each id once.
+        headers = {} if request_id is None else {"Request-Id": request_id}
         try:
-            connection.request(method, path, body=body)
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             payload = json.loads(response.read())
         except TimeoutError as error:
@@ -53,7 +62,7 @@ class TinyClient(Client):
         return payload
 
     def put(self, key: str, value: str, *, timeout: float, request_id: str | None = None) -> None:
-        self._request("PUT", f"/keys/{key}", value, timeout)
+        self._request("PUT", f"/keys/{key}", value, timeout, request_id)
 
     def get(self, key: str, *, level: ReadLevel = ReadLevel.STRONG, timeout: float) -> str | None:
         read = "linear" if ReadLevel(level) is ReadLevel.STRONG else "local"
@@ -61,7 +70,7 @@ class TinyClient(Client):
         return None if value is None else str(value)
 
     def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
-        self._request("DELETE", f"/keys/{key}", None, timeout)
+        self._request("DELETE", f"/keys/{key}", None, timeout, request_id)
 
     def status(self, timeout: float) -> NodeStatus:
         state = self._request("GET", "/state", None, timeout)

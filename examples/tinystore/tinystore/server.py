@@ -1,6 +1,8 @@
 """A tinystore node: a PySyncObj replica of a dict, with its own small HTTP API.
 
 PUT /keys/K (body: value), DELETE /keys/K, GET /keys/K?read=linear|local, GET /state.
+A write may carry a Request-Id header: a write whose id was already applied is not applied
+again (a client retrying a write whose answer it lost must not write twice).
 Errors: 503 "no leader" (nothing happened), 504 "timeout" (may have happened).
 """
 
@@ -17,6 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
+#: How many request ids of applied writes each replica remembers.
+REMEMBERED_REQUESTS = 100_000
+
 
 class TinyKV(SyncObj):
     def __init__(self, me: str, peers: list[str], data_dir: str) -> None:
@@ -32,15 +37,30 @@ class TinyKV(SyncObj):
             useFork=False,
         )
         self.data: dict[str, str] = {}
+        # Request ids of applied writes (oldest first), replicated with the data, so that a
+        # client's retry of a write whose answer it lost is not applied a second time.
+        self.applied: dict[str, None] = {}
         super().__init__(me, peers, conf)
 
-    @replicated
-    def set(self, key: str, value: str) -> None:
-        self.data[key] = value
+    def first_time(self, request_id: str | None) -> bool:
+        if request_id is None:
+            return True
+        if request_id in self.applied:
+            return False
+        self.applied[request_id] = None
+        if len(self.applied) > REMEMBERED_REQUESTS:
+            del self.applied[next(iter(self.applied))]
+        return True
 
     @replicated
-    def remove(self, key: str) -> None:
-        self.data.pop(key, None)
+    def set(self, key: str, value: str, request_id: str | None = None) -> None:
+        if self.first_time(request_id):
+            self.data[key] = value
+
+    @replicated
+    def remove(self, key: str, request_id: str | None = None) -> None:
+        if self.first_time(request_id):
+            self.data.pop(key, None)
 
     @replicated
     def read(self, key: str) -> str | None:  # through the log: linearizable
@@ -96,10 +116,12 @@ def serve(store: TinyKV, host: str, port: int, me: str) -> None:
 
         def do_PUT(self) -> None:  # noqa: N802
             value = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            self.reply(*call(store.set, self.path.removeprefix("/keys/"), value))
+            key, request_id = self.path.removeprefix("/keys/"), self.headers.get("Request-Id")
+            self.reply(*call(store.set, key, value, request_id))
 
         def do_DELETE(self) -> None:  # noqa: N802
-            self.reply(*call(store.remove, self.path.removeprefix("/keys/")))
+            key, request_id = self.path.removeprefix("/keys/"), self.headers.get("Request-Id")
+            self.reply(*call(store.remove, key, request_id))
 
     ThreadingHTTPServer((host, port), Handler).serve_forever()
 
