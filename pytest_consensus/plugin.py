@@ -94,7 +94,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--consensus-profile",
         default=None,
         metavar="quick|default|thorough",
-        help="How hard to push: quick (about a minute per backend, for development), "
+        help="How hard to push: quick (about two minutes per backend, for development), "
         "default (a few minutes), thorough (longer schedules, three rounds of each, more "
         "searched schedules). Default: default (ini: consensus_profile).",
     )

@@ -1,7 +1,7 @@
 """Run profiles: how hard the suite pushes, traded against how long it takes.
 
-``quick`` is for development (one backend in under a minute), ``default`` certifies one
-backend in a few minutes on a 2-core machine, ``thorough`` runs longer schedules, more
+``quick`` is for development (one backend in about two minutes), ``default`` certifies one
+backend in about three minutes on a 2-core machine, ``thorough`` runs longer schedules, more
 schedules per test and more searched examples, for nightly CI. The figures are measured
 in benchmarks/README.md.
 """
