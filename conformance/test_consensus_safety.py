@@ -21,7 +21,7 @@ from pytest_consensus.cluster_ops import (
 from pytest_consensus.contract import Cluster, Node, ReadLevel
 from pytest_consensus.errors import ConsensusError
 from pytest_consensus.evidence import EvidenceKeeper
-from pytest_consensus.faults import Fault, Nemesis, Schedule, static_targets
+from pytest_consensus.faults import Fault, Nemesis, Schedule, restart_offsets, static_targets
 from pytest_consensus.fixtures import ClusterFactory, ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
 from pytest_consensus.profiles import active_profile
@@ -309,15 +309,15 @@ def test_writes_survive_whole_cluster_crashes_with_uneven_restarts(
     faults, clock = [], 1.0
     for _ in range(consensus_settings.profile.restart_cycles):
         targets = static_targets("kill-all-restart-unevenly", nodes, consensus_rng)
-        faults.append(Fault("kill-all-restart-unevenly", round(clock, 3), 0.5, targets))
-        clock += 0.5 + sum(float(gap) for gap in targets[1]) + AFTER_UNEVEN_RESTART
+        fault = Fault("kill-all-restart-unevenly", round(clock, 3), 0.5, targets)
+        faults.append(fault)
+        clock += fault.duration + restart_offsets(fault)[-1] + AFTER_UNEVEN_RESTART
     schedule = Schedule(consensus_rng.randrange(2**32), nodes, faults)
-    last_restarts = sum(float(gap) for gap in faults[-1].targets[1])
     failure = writes_survive(
         consensus_cluster_factory,
         schedule,
         EvidenceKeeper(tmp_path / "failing-runs"),
-        after=last_restarts + AFTER_UNEVEN_RESTART,
+        after=restart_offsets(faults[-1])[-1] + AFTER_UNEVEN_RESTART,
         compare_digests=True,
     )
     if failure:

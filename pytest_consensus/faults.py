@@ -9,6 +9,7 @@ with its concrete targets, so a replay can be compared event for event.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -203,6 +204,12 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
     return ()  # leader-dependent (resolved when the fault starts), or nothing to block
 
 
+def restart_offsets(fault: Fault) -> list[float]:
+    """When each node of a kill-all-restart-unevenly fault starts again, in seconds from the
+    heal, in the order of its targets: each gap is counted from the previous restart."""
+    return list(itertools.accumulate(float(gap) for gap in fault.targets[1]))
+
+
 def cut(side_a: Sequence[str], side_b: Sequence[str]) -> tuple[tuple[str, ...], ...]:
     """Every link between the two sides, both ways."""
     links = [(a, b) for a in side_a for b in side_b] + [(b, a) for a in side_a for b in side_b]
@@ -387,9 +394,8 @@ class Nemesis:
         elif kind in ("kill-one", "kill-minority", "kill-all"):
             start_together([self.cluster.node(name) for name in fault.targets[0]])
         elif kind == "kill-all-restart-unevenly":
-            order, gaps = fault.targets
-            offsets = [sum(float(g) for g in gaps[: i + 1]) for i in range(len(gaps))]
-            start_together([self.cluster.node(name) for name in order], offsets)
+            order = fault.targets[0]
+            start_together([self.cluster.node(name) for name in order], restart_offsets(fault))
         elif kind == "pause-one":
             self.cluster.node(fault.targets[0][0]).resume()
         elif kind == "rolling-restart":

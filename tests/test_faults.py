@@ -28,6 +28,7 @@ from pytest_consensus.faults import (
     Nemesis,
     Schedule,
     generate_schedule,
+    restart_offsets,
 )
 from pytest_consensus.history import NEMESIS, History
 from pytest_consensus.netns import (
@@ -95,6 +96,15 @@ def test_every_required_kind_is_in_the_schedule_even_with_fewer_faults() -> None
             required=("lost-replies", "kill-all"),
         )
         assert {"lost-replies", "kill-all"} <= {f.kind for f in schedule.faults}
+
+
+def test_uneven_restarts_start_each_node_a_gap_after_the_previous() -> None:
+    (fault,) = generate_schedule(4, NODES5, ("kill-all-restart-unevenly",), faults=1).faults
+    order, gaps = fault.targets
+    assert sorted(order) == NODES5
+    offsets = restart_offsets(fault)
+    assert offsets == pytest.approx([sum(float(g) for g in gaps[: i + 1]) for i in range(5)])
+    assert all(0.0 <= float(gap) <= 3.0 for gap in gaps)
 
 
 def test_random_halves_leave_exactly_one_majority() -> None:
