@@ -13,6 +13,7 @@ import time
 import pytest
 
 from pytest_consensus.cluster_ops import (
+    Convergence,
     ReplicasStalled,
     strong_read_anywhere,
     wait_for_leader,
@@ -80,11 +81,23 @@ def test_replica_digests_agree_after_concurrent_workload(
     fail_unless_digests_agree(consensus_cluster, "after a concurrent workload")
 
 
-def fail_unless_digests_agree(cluster: Cluster, when: str) -> None:
+def converged_or_fail(
+    cluster: Cluster, when: str, timeout: float = CONVERGENCE_TIMEOUT
+) -> Convergence:
+    """Every replica at one applied index; a replica that stops applying fails the test,
+    named with where it stopped."""
     try:
-        converged = wait_for_same_applied_index(cluster, timeout=CONVERGENCE_TIMEOUT)
+        return wait_for_same_applied_index(cluster, timeout=timeout)
     except ReplicasStalled as stalled:
         pytest.fail(f"a replica stopped applying {when}: {stalled}", pytrace=False)
+
+
+def fail_unless_digests_agree(
+    cluster: Cluster, when: str, converged: Convergence | None = None
+) -> None:
+    """Replicas at one applied index (``converged``, or waited for now) hold one state."""
+    if converged is None:
+        converged = converged_or_fail(cluster, when)
     try:
         agree = converged.digests_agree
     except CapabilityMissing as missing:
@@ -248,7 +261,7 @@ def test_a_follower_kept_away_catches_up_to_the_majoritys_state_through_a_snapsh
     keys = [f"lag-{number}" for number in range(LAGGING_KEYS)]
     for key in keys:
         writer.put(key, f"{key}-before")
-    wait_for_same_applied_index(consensus_cluster, timeout=CATCH_UP_TIMEOUT)
+    converged_or_fail(consensus_cluster, "after the first writes", CATCH_UP_TIMEOUT)
 
     deleted, kept = keys[::3], [key for key in keys if key not in keys[::3]]
     snapshot_entries = consensus_adapter.snapshot_entries
@@ -275,7 +288,9 @@ def test_a_follower_kept_away_catches_up_to_the_majoritys_state_through_a_snapsh
     finally:
         consensus_nemesis.heal(fault)
 
-    converged = wait_for_same_applied_index(consensus_cluster, timeout=CATCH_UP_TIMEOUT)
+    converged = converged_or_fail(
+        consensus_cluster, f"after {away.name} came back ({kept_away_by})", CATCH_UP_TIMEOUT
+    )
     away_status = next(s for s in converged.statuses if s.node == away.name)
     cause = (
         f"{away.name} was kept away ({kept_away_by}) while the majority applied "
@@ -311,6 +326,8 @@ def test_a_follower_kept_away_catches_up_to_the_majoritys_state_through_a_snapsh
             + f". {cause}",
             pytrace=False,
         )
-    fail_unless_digests_agree(consensus_cluster, f"after {away.name} caught up ({cause})")
+    fail_unless_digests_agree(
+        consensus_cluster, f"after {away.name} caught up ({cause})", converged
+    )
     if away_status.restores:
         print(f"{away.name} restored {away_status.restores} snapshot(s) while catching up")
