@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from pytest_consensus.child_python import import_path, package_file, python_environment
 from pytest_consensus.contract import Adapter, StateMachine
+from pytest_consensus.errors import HarnessError
 from pytest_consensus.profiles import active_profile, active_seed
 
 pytestmark = [pytest.mark.consensus_rule("fsm-determinism"), pytest.mark.consensus_requires("fsm")]
@@ -180,10 +182,22 @@ def test_a_snapshot_is_a_point_in_time_copy(
     assert restored.snapshot() == again.snapshot()
 
 
-CHILD = """
-import base64, json, sys
-from pytest_consensus.registry import load_adapter
-adapter = load_adapter(sys.argv[1])
+#: A child exits with this when it cannot load the harness or the adapter: a harness
+#: problem, never the state machine's.
+HARNESS_EXIT = 3
+
+CHILD = f"""
+import base64, json, os, sys
+try:
+    import pytest_consensus
+    from pytest_consensus.registry import load_adapter
+    adapter = load_adapter(sys.argv[1])
+    mine = os.path.realpath(pytest_consensus.__file__)
+    if mine != sys.argv[2]:
+        raise ImportError(f"imported pytest_consensus from {{mine}}, not {{sys.argv[2]}}")
+except Exception as error:
+    sys.stderr.write(f"{{type(error).__name__}}: {{error}}")
+    sys.exit({HARNESS_EXIT})
 out = []
 for log in json.load(sys.stdin):
     machine = adapter.fsm_factory()()
@@ -193,11 +207,37 @@ json.dump(out, sys.stdout)
 """
 
 
+def run_in_child(spec: str, logs: list[list[bytes]], hash_seed: str, cwd: Path) -> Any:
+    """Results and snapshots of ``logs`` from a child process with another hash seed, which
+    imports the pytest_consensus and the adapter this process imported (a child that cannot
+    is the harness's problem: HarnessError, not a verdict on the store)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, spec, package_file()],
+        input=json.dumps([[base64.b64encode(e).decode() for e in log] for log in logs]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=python_environment(PYTHONHASHSEED=hash_seed),
+    )
+    if done.returncode == HARNESS_EXIT:
+        raise HarnessError(
+            "a child process could not load the harness and adapter pytest imported "
+            f"({done.stderr.strip()[-1000:]}); its import path was {import_path()}"
+        )
+    if done.returncode != 0:
+        pytest.fail(
+            f"the state machine failed in a child process: {done.stderr[-2000:]}", pytrace=False
+        )
+    return json.loads(done.stdout)
+
+
 def test_another_process_with_another_hash_seed_agrees(
     request: pytest.FixtureRequest,
     consensus_adapter: Adapter,
     fresh: Callable[[], StateMachine],
     consensus_rng: random.Random,
+    tmp_path: Path,
 ) -> None:
     """The same logs give the same results and snapshots in a child process whose
     PYTHONHASHSEED differs (set and dict-of-set iteration orders change with it)."""
@@ -208,19 +248,7 @@ def test_another_process_with_another_hash_seed_agrees(
         machine = fresh()
         mine.append([apply_all(machine, entries), base64.b64encode(machine.snapshot()).decode()])
     for seed in ("1", "2"):
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, spec],
-            input=json.dumps([[base64.b64encode(e).decode() for e in log] for log in logs]),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-        )
-        if done.returncode != 0:
-            pytest.fail(
-                f"the state machine failed in a child process: {done.stderr[-2000:]}", pytrace=False
-            )
-        theirs = json.loads(done.stdout)
+        theirs = run_in_child(spec, logs, seed, tmp_path)
         for number, (ours, other) in enumerate(zip(mine, theirs, strict=True)):
             if ours != other:
                 what = "results" if ours[0] != other[0] else "snapshots"

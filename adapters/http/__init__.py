@@ -8,7 +8,6 @@ directory), which capabilities the store has and what version it is. Pass it wit
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
+from pytest_consensus.child_python import python_environment
 from pytest_consensus.contract import SNAPSHOT_ENTRIES, Adapter, Capability, Cluster, HostSpec
 from pytest_consensus.errors import HarnessError
 from pytest_consensus.process import NodeProcess
@@ -168,7 +168,7 @@ class HttpStoreAdapter(Adapter):
         return f"{self.config.name} {self.config.version} (via {self.config.path})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        env = {**os.environ, **self.config.environment}
+        env = {**python_environment(), **self.config.environment}
         nodes = []
         for index, host in enumerate(hosts):
             host.data_dir.mkdir(parents=True, exist_ok=True)

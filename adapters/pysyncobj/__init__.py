@@ -11,12 +11,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from pathlib import Path
 from typing import ClassVar
 
-import pytest_consensus
 from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
 from pytest_consensus.adapters.pysyncobj.statemachine import KVStateMachine
+from pytest_consensus.child_python import python_environment
 from pytest_consensus.contract import (
     SNAPSHOT_ENTRIES,
     Adapter,
@@ -39,17 +38,6 @@ MAX_NODES = 25
 def node_ports(index: int) -> tuple[int, int]:
     """The (raft, api) ports of node ``index``."""
     return RAFT_PORT + 2 * index, API_PORT + 2 * index
-
-
-def node_environment() -> dict[str, str]:
-    """The environment of a node process: it must import the same pytest_consensus as this
-    process. Its working directory is the node's own (see NodeProcess), so a source checkout
-    in the caller's directory cannot shadow the installed package; the directory this
-    process imported pytest_consensus from goes first on PYTHONPATH."""
-    package_root = str(Path(pytest_consensus.__file__).resolve().parent.parent)
-    inherited = os.environ.get("PYTHONPATH", "")
-    python_path = os.pathsep.join(filter(None, [package_root, inherited]))
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
 
 
 class PySyncObjAdapter(Adapter):
@@ -105,7 +93,7 @@ class PySyncObjAdapter(Adapter):
         return command
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        env = node_environment()
+        env = python_environment()
         nodes = []
         if len(hosts) > MAX_NODES:
             raise HarnessError(f"the pysyncobj adapter supports up to {MAX_NODES} nodes")
