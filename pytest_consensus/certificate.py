@@ -25,6 +25,7 @@ OUTCOMES = {
     "failed": "fail",
     "skipped": "n/a",
     "xfailed": "known failure",
+    "error": "harness error",
     "not run": "not run",
 }
 
@@ -43,6 +44,8 @@ def rule_verdict(tests: Sequence[TestRecord]) -> tuple[str, str]:
             for t in tests
             if t.outcome == "failed"
         )
+    if verdict == "harness error":
+        return verdict, f"no verdict, the harness failed: {outcome.error_reason}"
     if verdict == "known failure":
         return verdict, "; ".join(t.message for t in tests if t.outcome == "xfailed")
     if verdict == "pass":
@@ -81,7 +84,10 @@ def build_certificate(
             }
         )
     verdicts = [r["verdict"] for r in rules]
-    overall = "fail" if "fail" in verdicts else "pass" if "pass" in verdicts else "n/a"
+    overall = next(
+        (v for v in ("fail", "harness error", "pass") if v in verdicts),
+        "n/a",
+    )
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,

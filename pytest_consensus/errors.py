@@ -103,3 +103,17 @@ class AdapterNotFound(HarnessError):
 
 class AdapterLoadError(HarnessError):
     """An adapter was found but could not be imported or instantiated."""
+
+
+def harness_problem(error: BaseException, phase: str) -> str | None:
+    """Why a test's error is the harness's own and no verdict on the store, or None.
+
+    Every HarnessError is, except a node that does not start again in the test's body: it
+    ran before, so a store that cannot restart (a data directory it cannot read back after
+    SIGKILL) fails the test. A node that never started, in setup, is the harness's problem.
+    """
+    if not isinstance(error, HarnessError):
+        return None
+    if isinstance(error, NodeStartError) and phase == "call":
+        return None
+    return f"{type(error).__name__}: {error}"

