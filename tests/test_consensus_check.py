@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pytest_consensus.checkers.cli import main
-from pytest_consensus.checkers.formats import write_edn
+from pytest_consensus.checkers import edn
+from pytest_consensus.checkers.cli import main, read_operations
+from pytest_consensus.checkers.formats import HistoryFormatError, read_history, write_edn
 from pytest_consensus.history import Event, write_events
+
+from history_strategies import random_register_histories
 
 GOOD = [
     Event(0, 0.0, 0, "invoke", "put", "k", "a"),
@@ -74,6 +81,105 @@ def test_unreadable_input_exits_2_naming_file_and_line(
     broken.write_text(good.read_text().splitlines()[0] + "\n{not json\n")
     assert main(["--model", "kv", str(good), str(broken)]) == 2
     assert f"{broken}:2:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content", ["", "\n\n", '{"process": "nemesis", "type": "info", "f": "kill", "value": "n1"}\n']
+)
+def test_a_file_with_no_operations_exits_2_not_linearizable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content)
+    assert main(["--model", "kv", str(empty)]) == 2
+    captured = capsys.readouterr()
+    assert f"{empty}: no operations to check" in captured.err
+    assert "linearizable" not in captured.out
+
+
+def test_a_jepsen_log_whose_last_value_was_cut_off_exits_2_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cut = tmp_path / "cut.log"
+    cut.write_text(
+        "INFO  jepsen.util - 18\t:invoke\t:read\tnil\nINFO  jepsen.util - 18\t:ok\t:read\t"
+    )
+    assert main(["--model", "register", str(cut)]) == 2
+    assert f"{cut}:2: the last line has no newline" in capsys.readouterr().err
+    cut.write_text(cut.read_text() + "\n")
+    assert main(["--model", "register", str(cut)]) == 2
+    assert f"{cut}:2: the line ends before the operation's value" in capsys.readouterr().err
+
+
+def test_events_that_cannot_be_paired_are_named_by_line_not_event_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orphan = tmp_path / "orphan.jsonl"
+    write_events([*GOOD, Event(78, 9.0, 5, "ok", "get", "k", "a")], orphan)
+    orphan.write_text("\n" + orphan.read_text())  # a blank first line: lines are not indexes
+    assert main(["--model", "kv", str(orphan)]) == 2
+    assert f"{orphan}:6: ok get by process 5 has no invocation" in capsys.readouterr().err
+
+
+def jepsen_log(events: list[Event]) -> str:
+    return "".join(
+        f"INFO  jepsen.util - {e.process}\t:{e.type}\t:{e.f}\t{edn.dumps(e.value)}\n"
+        for e in events
+    )
+
+
+def widen(value: Any) -> Any:
+    """Values of several digits, so that a value cut short is still a value."""
+    if isinstance(value, list):
+        return [widen(v) for v in value]
+    return value if value is None else 1000 + value * 111
+
+
+def history_text(events: list[Event], format: str, directory: Path) -> str:  # noqa: A002
+    events = [dataclasses.replace(e, value=widen(e.value)) for e in events]
+    path = directory / f"whole.{format}"
+    if format == "jsonl":
+        write_events(events, path)
+    elif format == "edn":
+        write_edn(events, path)
+    else:
+        path.write_text(jepsen_log(events))
+    return path.read_text()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    events=random_register_histories(max_ops=4),
+    format=st.sampled_from(["jsonl", "edn", "jepsen-log"]),
+)
+def test_every_truncation_is_a_complete_prefix_or_exit_2(
+    tmp_path: Path,
+    events: list[Event],
+    format: str,  # noqa: A002
+) -> None:
+    """A file cut anywhere (every cut is tried) either reads as the events of its complete
+    lines, so its verdict is the verdict on that prefix, or is unreadable (exit 2): never a
+    verdict on a cut-short event."""
+    text = history_text(events, format, tmp_path)
+    whole = read_history(tmp_path / f"whole.{format}", format)
+    model = ["--model", "cas-register"]
+    for cut in range(len(text)):
+        truncated = tmp_path / f"cut.{format}"
+        truncated.write_text(text[:cut])
+        try:
+            operations = read_operations(truncated, "auto")
+        except HistoryFormatError:
+            continue
+        read = read_history(truncated, "auto")
+        assert read == whole[: len(read)], f"a cut line was read as an event: {text[:cut]!r}"
+        prefix = tmp_path / f"prefix.{format}"
+        prefix.write_text("".join(text.splitlines(keepends=True)[: len(read)]))
+        assert operations == read_operations(prefix, "auto")
+        assert main([*model, str(truncated)]) == main([*model, str(prefix)])
+    truncated.write_text(text[:1])
+    assert main([*model, str(truncated)]) == 2
 
 
 def test_an_exhausted_budget_exits_3(good: Path, capsys: pytest.CaptureFixture[str]) -> None:

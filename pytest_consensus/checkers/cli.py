@@ -1,7 +1,8 @@
 """``consensus-check``: check history files for linearizability without a cluster.
 
 Exit status: 0 when every file is linearizable, 1 when any is not, 2 when any cannot be
-read (the message names the file and line), 3 when the time budget ran out on any.
+read (the message names the file and line; a file with no operations, or cut off, is one),
+3 when the time budget ran out on any.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_consensus.checkers.formats import FORMATS, HistoryFormatError, read_history
+from pytest_consensus.checkers.formats import FORMATS, HistoryFormatError, read_history_lines
 from pytest_consensus.checkers.linearizability import check_operations
 from pytest_consensus.checkers.models import MODELS, Model, ModelError, model_named
-from pytest_consensus.checkers.operations import HistoryError, pair_operations
+from pytest_consensus.checkers.operations import HistoryError, Operation, pair_operations
 from pytest_consensus.checkers.timeline import render_timeline
 
 EXIT_LINEARIZABLE, EXIT_NOT_LINEARIZABLE, EXIT_UNREADABLE, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -85,11 +86,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_LINEARIZABLE
 
 
+def read_operations(path: Path, format: str) -> list[Operation]:  # noqa: A002
+    """The file's operations; a file with none is an error, never a linearizable verdict."""
+    events, lines = read_history_lines(path, format)
+    try:
+        operations = pair_operations(events)
+    except HistoryError as error:
+        raise HistoryFormatError(f"{path}:{lines[error.position]}: {error.problem}") from None
+    if not operations:
+        what = "no events" if not events else "only nemesis events"
+        raise HistoryFormatError(
+            f"{path}: no operations to check (the file has {what}); is it the right file, "
+            "and complete?"
+        )
+    return operations
+
+
 def check_file(path: Path, model: Model, arguments: argparse.Namespace) -> int:
     try:
-        operations = pair_operations(read_history(path, arguments.format))
+        operations = read_operations(path, arguments.format)
         result = check_operations(operations, model, budget=arguments.budget)
-    except (HistoryFormatError, HistoryError, ModelError) as error:
+    except (HistoryFormatError, ModelError) as error:
         message = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
         if arguments.json:
             print(json.dumps({"file": str(path), "linearizable": None, "error": message}))

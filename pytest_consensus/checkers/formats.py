@@ -43,14 +43,29 @@ def detect_format(path: Path, first_line: str) -> str:
 
 def read_history(path: Path, format: str = "auto") -> list[Event]:  # noqa: A002
     """Read a history file; ``format`` is one of FORMATS or ``auto`` (by the first line)."""
+    return read_history_lines(path, format)[0]
+
+
+def read_history_lines(
+    path: Path,
+    format: str = "auto",  # noqa: A002
+) -> tuple[list[Event], list[int]]:
+    """The events of a history file and the line each came from (for messages about them).
+
+    A Jepsen log's lines always end with a value and a newline (Jepsen writes ``nil`` for
+    none), so a last line without its newline was cut off: a value cut short (``12`` to
+    ``1``) would still parse, as a different operation. JSON Lines and EDN events end with a
+    closing brace, so a cut one never parses.
+    """
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as error:
         raise HistoryFormatError(f"{path}: cannot read: {error}") from error
+    lines = text.splitlines()
     content = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     if not content:
-        return []
+        return [], []
     if format == "auto":
         format = detect_format(path, content[0][1])
     parse = {"jsonl": _jsonl_event, "edn": _edn_event, "jepsen-log": _jepsen_log_event}.get(format)
@@ -58,13 +73,18 @@ def read_history(path: Path, format: str = "auto") -> list[Event]:  # noqa: A002
         raise HistoryFormatError(
             f"unknown history format {format!r}; valid: auto, {', '.join(FORMATS)}"
         )
+    if format == "jepsen-log" and not text.endswith("\n"):
+        raise HistoryFormatError(
+            f"{path}:{len(lines)}: the last line has no newline, so it may be cut off "
+            "(Jepsen ends every line with one); check the file is complete"
+        )
     events: list[Event] = []
     for number, line in content:
         try:
             events.append(parse(line, len(events)))
         except (ValueError, TypeError, KeyError) as error:
             raise HistoryFormatError(f"{path}:{number}: {error}") from None
-    return events
+    return events, [number for number, _ in content]
 
 
 def _check_type(type_: Any) -> EventType:
@@ -138,10 +158,13 @@ def _jepsen_log_event(line: str, position: int) -> Event:
     process: int | str = int(raw_process) if raw_process.lstrip("-").isdigit() else raw_process
     if process == ":nemesis":
         process = NEMESIS
-    value: Any = None
     raw_value = match.group("value")
-    if raw_value:
-        value = _plain(edn.loads(raw_value))
+    if not raw_value:
+        raise ValueError(
+            "the line ends before the operation's value (Jepsen writes nil for none): "
+            "is the line cut off?"
+        )
+    value: Any = _plain(edn.loads(raw_value))
     type_ = _check_type(match.group("type"))
     error = None
     if type_ in ("fail", "info") and isinstance(value, str) and raw_value.startswith(":"):

@@ -36,7 +36,15 @@ class Operation:
 
 
 class HistoryError(ValueError):
-    """Events that cannot be paired (a completion with no invocation, two open at once)."""
+    """Events that cannot be paired (a completion with no invocation, two open at once).
+
+    ``position`` is the offending event's place in the list, so a reader of a file can name
+    its line; the message alone names the event's index."""
+
+    def __init__(self, problem: str, event: Event, position: int) -> None:
+        super().__init__(f"event {event.index}: {problem}")
+        self.problem = problem
+        self.position = position
 
 
 def pair_operations(events: Sequence[Event]) -> list[Operation]:
@@ -52,22 +60,26 @@ def pair_operations(events: Sequence[Event]) -> list[Operation]:
         if event.type == "invoke":
             if event.process in open_calls:
                 raise HistoryError(
-                    f"event {event.index}: process {event.process} invokes {event.f} while its "
-                    f"{open_calls[event.process][1].f} is still open"
+                    f"process {event.process} invokes {event.f} while its "
+                    f"{open_calls[event.process][1].f} is still open",
+                    event,
+                    position,
                 )
             open_calls[event.process] = (position, event)
             continue
         opened = open_calls.pop(event.process, None)
         if opened is None:
             raise HistoryError(
-                f"event {event.index}: {event.type} {event.f} by process {event.process} "
-                "has no invocation"
+                f"{event.type} {event.f} by process {event.process} has no invocation",
+                event,
+                position,
             )
         call_position, invocation = opened
         if invocation.f != event.f:
             raise HistoryError(
-                f"event {event.index}: process {event.process} completes {event.f} "
-                f"but invoked {invocation.f}"
+                f"process {event.process} completes {event.f} but invoked {invocation.f}",
+                event,
+                position,
             )
         completed.append((call_position, invocation, position, event))
     for call_position, invocation in open_calls.values():
