@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_consensus import stopping
 from pytest_consensus.checkers.linearizability import check_history
 from pytest_consensus.checkers.models import CasRegisterModel
 from pytest_consensus.checkers.stale import check_stale_reads, committed_values
@@ -313,7 +314,7 @@ def first_strong_answer(clients: list[RecordingClient], key: str) -> tuple[str, 
 
     def poll(client: RecordingClient) -> None:
         deadline = time.monotonic() + FAILOVER_TIMEOUT
-        while not found.is_set() and time.monotonic() < deadline:
+        while not found.is_set() and time.monotonic() < deadline and not stopping.stopping():
             try:
                 value = client.get(key, level=ReadLevel.STRONG, timeout=FAILOVER_READ_TIMEOUT)
             except ConsensusError:
@@ -321,7 +322,7 @@ def first_strong_answer(clients: list[RecordingClient], key: str) -> tuple[str, 
             answers.append((time.monotonic(), client.node, value))
             found.set()
 
-    threads = [threading.Thread(target=poll, args=(client,)) for client in clients]
+    threads = [threading.Thread(target=poll, args=(client,), daemon=True) for client in clients]
     for thread in threads:
         thread.start()
     for thread in threads:

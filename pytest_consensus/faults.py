@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pytest_consensus import stopping
 from pytest_consensus.cluster_ops import majority, wait_for_leader
 from pytest_consensus.contract import Cluster, Node
 from pytest_consensus.errors import CapabilityMissing, HarnessError
@@ -328,10 +329,11 @@ class Nemesis:
         self._thread.start()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Stop early (heals whatever is active) and wait for the thread."""
+        """Stop early (heals whatever is active) and wait for the thread; when the run is
+        stopping, only briefly: the cluster and its network are removed next anyway."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(1.0 if stopping.stopping() else timeout)
 
     def wait(self, timeout: float) -> None:
         if self._thread is not None:
@@ -441,7 +443,7 @@ def start_together(nodes: Sequence[Node], offsets: Sequence[float] | None = None
             errors.append(error)
 
     threads = [
-        threading.Thread(target=start, args=(node, offsets[i] if offsets else 0.0))
+        threading.Thread(target=start, args=(node, offsets[i] if offsets else 0.0), daemon=True)
         for i, node in enumerate(nodes)
     ]
     for thread in threads:

@@ -23,6 +23,8 @@ adapters_key = pytest.StashKey["dict[str, Adapter]"]()
 verdicts_key = pytest.StashKey["VerdictTable"]()
 history_path_key = pytest.StashKey[Path]()
 schedule_path_key = pytest.StashKey[Path]()
+#: What this run's start removed of dead runs (directories, namespaces, links, containers).
+swept_key = pytest.StashKey["list[str]"]()
 
 DEFAULT_NODES = 3
 
@@ -248,6 +250,10 @@ def pytest_configure(config: pytest.Config) -> None:
         }
     except HarnessError as error:
         raise pytest.UsageError(str(error)) from None
+    from pytest_consensus import stopping
+
+    stopping.install()
+    config.add_cleanup(stopping.uninstall)
     config.stash[verdicts_key] = VerdictTable(settings.adapters)
     config.pluginmanager.register(_report_plugin(config, settings), "consensus-report")
     config.pluginmanager.register(VerdictReporter(config.stash[verdicts_key]), "consensus-verdicts")
@@ -263,15 +269,16 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_consensus.hosts import sweep_stale_run_dirs
 
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain run sweeps once
-        sweep_stale_run_dirs()
+        removed: list[str] = [str(path) for path in sweep_stale_run_dirs()]
         if settings.host == "netns":
             from pytest_consensus.netns import sweep_stale_network
 
-            sweep_stale_network()
+            removed += sweep_stale_network()
         elif settings.host == "docker":
             from pytest_consensus.docker_host import sweep_stale_docker
 
-            sweep_stale_docker()
+            removed += sweep_stale_docker()
+        config.stash[swept_key] = removed
 
 
 def _report_plugin(config: pytest.Config, settings: Settings) -> Any:
@@ -319,6 +326,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if settings.replay:
         lines.append(f"consensus replay: {settings.replay}")
+    swept = config.stash.get(swept_key, [])
+    if swept:
+        lines.append(
+            f"consensus: removed {len(swept)} leftovers of runs that died without cleaning "
+            f"up: {', '.join(swept)}"
+        )
     return lines
 
 
@@ -392,7 +405,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.user_properties.append(("consensus_adapter", adapter))
 
 
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Ctrl-C or SIGTERM: background threads stop now, and teardown is not interrupted."""
+    from pytest_consensus import stopping
+
+    stopping.begin_teardown()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    _keep_tmp_path_teardown_working(item)
+    _skip_when_capabilities_are_missing(item)
+
+
+def _keep_tmp_path_teardown_working(item: pytest.Item) -> None:
+    """pytest's tmp_path teardown reads what its report hook stored after setup; a Ctrl-C
+    during setup (a cluster starting) skips that hook, and the teardown then fails with a
+    KeyError that hides the interrupt (pytest 8-9). An empty record keeps it working."""
+    try:
+        from _pytest.tmpdir import tmppath_result_key
+    except ImportError:
+        return
+    item.stash.setdefault(tmppath_result_key, {})
+
+
+def _skip_when_capabilities_are_missing(item: pytest.Item) -> None:
     """Report a test whose capabilities the adapter lacks as n/a, before any cluster starts."""
     _, adapter_name = rule_and_adapter(item)
     names = required_names(item)

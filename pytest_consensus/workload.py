@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_consensus import stopping
 from pytest_consensus.contract import Client
 from pytest_consensus.errors import ConsensusError
 
@@ -47,7 +48,9 @@ def run_workload(
     fault schedule meets traffic), instead of finishing before the first fault.
 
     Taxonomy errors are expected under faults and counted; anything else a worker raises
-    is collected in ``crashes`` so the test can fail with it.
+    is collected in ``crashes`` so the test can fail with it. Workers are daemon threads
+    that return as soon as the run is stopping (Ctrl-C, SIGTERM), so exit never waits on
+    them.
     """
     result = WorkloadResult()
     lock = threading.Lock()
@@ -57,10 +60,10 @@ def run_workload(
     def worker(index: int, client: Client) -> None:
         rng = random.Random(f"{seed}-{index}")
         for number in range(operations_per_client):
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or stopping.stopping():
                 return
-            if pace and number:
-                time.sleep(pace)
+            if pace and number and stopping.wait(pace):
+                return
             try:
                 operation(client, rng, number)
                 with lock:
@@ -74,7 +77,9 @@ def run_workload(
                 return
 
     threads = [
-        threading.Thread(target=worker, args=(index, client), name=f"consensus-worker-{index}")
+        threading.Thread(
+            target=worker, args=(index, client), name=f"consensus-worker-{index}", daemon=True
+        )
         for index, client in enumerate(clients)
     ]
     for thread in threads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -67,8 +68,11 @@ def start_inner_run(
             f"--basetemp={pytester.path / 'basetemp'}",
         ],
         cwd=pytester.path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=open(pytester.path / "inner-run.out", "wb"),  # noqa: SIM115 (the child owns it)
+        stderr=subprocess.STDOUT,
+        # A suite started as a background job inherits SIGINT ignored, and so would the
+        # inner run: it must react to Ctrl-C as a user's terminal run does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     from pytest_consensus.waiting import wait_for
 

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -245,6 +246,42 @@ def test_ctrl_c_mid_partition_removes_namespaces_links_and_nodes(
     assert not host_rules_mention_us()
 
 
+@pytest.mark.parametrize("signals", [["SIGTERM"], ["SIGINT", "SIGINT"], ["SIGTERM", "SIGINT"]])
+def test_sigterm_or_a_second_ctrl_c_mid_partition_still_tears_everything_down_quietly(
+    pytester: pytest.Pytester, needs_network_faults: None, signals: list[str]
+) -> None:
+    """SIGTERM (timeout, CI cancellation, container stops) tears down as Ctrl-C does; a
+    second signal during that teardown neither interrupts it nor prints a traceback."""
+    process = start_partitioned_run(pytester)
+    for name in signals:
+        process.send_signal(getattr(signal, name))
+        time.sleep(0.2)
+    assert process.wait(60) == pytest.ExitCode.INTERRUPTED
+    output = (pytester.path / "inner-run.out").read_text()
+    assert "Traceback" not in output, output[-3000:]
+    if signals[0] == "SIGTERM":
+        assert "SIGTERM received: tearing down" in output
+    if len(signals) > 1:
+        assert "consensus: still removing this run's nodes and namespaces" in output
+    assert node_processes_of(process.pid) == []
+    assert our_namespaces(process.pid) == [] and our_links(process.pid) == []
+    assert not host_rules_mention_us()
+
+
+def test_ctrl_c_works_when_the_suite_itself_was_started_with_sigint_ignored(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    """As in a background job (`pytest &`), whose processes inherit SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = start_partitioned_run(pytester)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == pytest.ExitCode.INTERRUPTED
+    assert our_namespaces(process.pid) == []
+
+
 def test_after_kill_9_mid_partition_the_next_run_starts_clean(
     pytester: pytest.Pytester, needs_network_faults: None
 ) -> None:
@@ -256,9 +293,15 @@ def test_after_kill_9_mid_partition_the_next_run_starts_clean(
     )
     assert our_namespaces(process.pid), "a SIGKILLed run cannot clean up after itself"
     next_run = pytester.runpytest_subprocess(
-        "--consensus-adapter=pysyncobj", "--co", "-q", "-p", "no:cacheprovider"
+        "--consensus-adapter=pysyncobj", "--co", "-p", "no:cacheprovider"
     )
     assert next_run.ret == pytest.ExitCode.OK
+    next_run.stdout.fnmatch_lines(
+        [
+            "consensus: removed * leftovers of runs that died without cleaning up: "
+            f"*pcons-{base36(process.pid)}*"
+        ]
+    )
     assert our_namespaces(process.pid) == [] and our_links(process.pid) == []
     assert not host_rules_mention_us()
 
