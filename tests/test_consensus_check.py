@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def bad(tmp_path: Path) -> Path:
 
 def test_linearizable_files_exit_0(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--model", "cas-register", str(good)]) == 0
-    assert f"{good}: linearizable (2 ops, 1 keys" in capsys.readouterr().out
+    assert f"{good}: linearizable (2 ops, 1 key," in capsys.readouterr().out
 
 
 def test_a_non_linearizable_file_exits_1_with_its_counterexample(
@@ -241,3 +242,30 @@ def test_the_installed_command_runs(good: Path) -> None:
         check=False,
     )
     assert done.returncode == 0 and json.loads(done.stdout)["linearizable"] is True
+
+
+def test_the_readmes_examples_run_as_written_and_write_nothing_into_the_clone(
+    tmp_path: Path,
+) -> None:
+    """The README's consensus-check lines, from the clone's root: the first linearizable,
+    the second not, with its timeline page under a new temporary folder."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("## Checking histories without a cluster", 1)[1]
+    lines = block.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["consensus-check", "consensus-check"]
+    before = sorted(p.name for p in root.iterdir())
+    statuses = []
+    for line in lines:
+        done = subprocess.run(
+            ["bash", "-c", line],
+            cwd=root,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+        )
+        statuses.append(done.returncode)
+    assert statuses == [0, 1], done.stdout + done.stderr
+    assert "timeline: " + str(tmp_path) in done.stdout
+    assert list(tmp_path.glob("*/stale-read.log.html"))
+    assert sorted(p.name for p in root.iterdir()) == before

@@ -130,7 +130,8 @@ def check_file(path: Path, model: Model, arguments: argparse.Namespace) -> int:
             None: "unknown (time budget ran out)",
         }[result.linearizable]
         print(
-            f"{path}: {verdict} ({result.operations} ops, {result.keys} keys, "
+            f"{path}: {verdict} ({result.operations} ops, {result.keys} "
+            f"key{'' if result.keys == 1 else 's'}, "
             f"{result.seconds:.3f} s)"
         )
         if result.counterexample is not None:
