@@ -6,6 +6,7 @@ logs alike; tests shorter than the interval print nothing.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -87,14 +88,26 @@ class ProgressReporter:
                 self.write(self.line(test, now))
 
     def write(self, line: str) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None:
+        if capture is None:
+            self._write(line)
             return
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(line)
-        else:
+        with capture.global_and_fixture_disabled():
+            self._write(line)
+
+    def _write(self, line: str) -> None:
+        """To pytest's terminal; in a pytest-xdist worker, whose terminal output goes
+        nowhere, to the stderr it inherited from the controller (the user's terminal or
+        CI log), naming the worker."""
+        worker = getattr(self.config, "workerinput", {}).get("workerid")
+        if worker is not None:
+            stream = sys.__stderr__
+            if stream is not None:
+                stream.write(f"\n[{worker}]{line}\n")
+                stream.flush()
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
             reporter.write_line(line)
 
     @pytest.hookimpl(wrapper=True)

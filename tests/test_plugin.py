@@ -370,3 +370,23 @@ def test_long_tests_print_live_progress_lines(pytester: pytest.Pytester) -> None
     )
     quiet = pytester.runpytest_subprocess(*args, "--consensus-progress=0")
     assert "consensus progress" not in quiet.stdout.str()
+
+
+def test_progress_lines_show_under_xdist_naming_the_worker(pytester: pytest.Pytester) -> None:
+    """pytest -n 2: a worker's terminal output goes nowhere, so its lines go to the stderr
+    the controller's terminal (or CI log) shows."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_suite=PROGRESS_SUITE)
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=fake_store:FakeAdapter",
+        "test_suite.py",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        "--consensus-progress=0.5",
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stderr.fnmatch_lines(
+        ["[[]gw?[]]  consensus progress: partition-retries [[]fake_store:FakeAdapter[]] *s · *"]
+    )
