@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY, TestRecord
+from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY, TestRecord, headline
 from pytest_consensus.rules import RULES
 from pytest_consensus.verdicts import RuleOutcome
 
@@ -30,6 +30,30 @@ OUTCOMES = {
 }
 
 
+#: Every figure of a certificate, in words.
+MEASUREMENT_LABELS = {
+    "operations": "client operations recorded",
+    "acknowledged": "acknowledged",
+    "latency_p50_ms": "latency p50 (ms)",
+    "latency_p99_ms": "latency p99 (ms)",
+    "latency_max_ms": "latency max (ms)",
+    "throughput_per_second": "throughput (acknowledged / s)",
+    "availability_during_partitions": "availability during partitions",
+    "operations_during_partitions": "operations invoked during partitions",
+    "recovery_median_seconds": "recovery after heal, median (s)",
+    "recovery_max_seconds": "recovery after heal, max (s)",
+    "heals": "heals",
+}
+
+
+def show_measurement(name: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if name == "availability_during_partitions":
+        return f"{value * 100:.1f} %"
+    return str(value)
+
+
 class CertificateError(ValueError):
     """A certificate file that cannot be read or is not one this version understands."""
 
@@ -40,7 +64,7 @@ def rule_verdict(tests: Sequence[TestRecord]) -> tuple[str, str]:
     verdict = outcome.verdict
     if verdict == "fail":
         return verdict, "\n".join(
-            f"{t.nodeid.split('::')[-1]}: {(t.message.splitlines() or ['failed'])[0]}"
+            f"{t.nodeid.split('::')[-1]}: {headline(t.message)}"
             for t in tests
             if t.outcome == "failed"
         )
@@ -49,7 +73,7 @@ def rule_verdict(tests: Sequence[TestRecord]) -> tuple[str, str]:
     if verdict == "known failure":
         return verdict, "; ".join(t.message for t in tests if t.outcome == "xfailed")
     if verdict == "pass":
-        na = f", {outcome.skipped} n/a" if outcome.skipped else ""
+        na = f", {outcome.skipped} n/a ({outcome.reason})" if outcome.skipped else ""
         return verdict, f"{outcome.passed} tests passed{na}"
     if verdict == "n/a":
         return verdict, outcome.reason
@@ -189,12 +213,16 @@ def render_markdown(certificate: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for rule in certificate["rules"]:
-        reason = rule["reason"].replace("|", "\\|").replace("\n", " ")
+        reason = rule["reason"].replace("|", "\\|").replace("\n", "<br>")
         lines.append(f"| `{rule['id']}` | {rule['verdict']} | {reason} |")
     lines += ["", "## Measurements", ""]
-    for name, value in certificate["measurements"].items():
-        if not isinstance(value, dict | list):
-            lines.append(f"- {name.replace('_', ' ')}: {'n/a' if value is None else value}")
+    measurements = certificate["measurements"]
+    for name, label in MEASUREMENT_LABELS.items():
+        if name in measurements:
+            lines.append(f"- {label}: {show_measurement(name, measurements[name])}")
+    for extra in measurements.get("reported_by_tests", []):
+        test = extra["test"].split("::")[-1]
+        lines.append(f"- {extra['text']} (`{test}`)")
     lines += ["", "## Tests", ""]
     for rule in certificate["rules"]:
         for test in rule["tests"]:
@@ -207,6 +235,6 @@ def render_markdown(certificate: dict[str, Any]) -> str:
                 f"- `{test['id']}`: {test['verdict']} ({test['seconds']} s)"
                 + (f" · {links}" if links else "")
             )
-            if test["verdict"] == "fail" and test.get("message"):
-                lines.append(f"  - {test['message'].splitlines()[0]}")
+            if test["verdict"] in ("fail", "harness error") and test.get("message"):
+                lines.append(f"  - {headline(test['message'])}")
     return "\n".join(lines) + "\n"

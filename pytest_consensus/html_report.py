@@ -7,6 +7,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from pytest_consensus.certificate import MEASUREMENT_LABELS, show_measurement
+from pytest_consensus.measure import FaultWindow
+from pytest_consensus.verdicts import MEASUREMENT_NAMES
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222;
        padding: 0 1em; }
@@ -48,10 +52,10 @@ def render_html(
     timelines: dict[str, str],
     distribution: str | None,
     counterexamples: dict[str, str],
-    schedules: dict[str, dict[str, Any]],
+    faults: dict[str, list[FaultWindow]],
 ) -> str:
     """The page. ``timelines`` and ``counterexamples`` map test ids to inline SVG;
-    ``schedules`` maps test ids to their schedule documents."""
+    ``faults`` maps test ids to the faults their histories recorded."""
     e = html.escape
     adapter, suite, run = certificate["adapter"], certificate["suite"], certificate["run"]
     verdict = certificate["verdict"]
@@ -85,7 +89,7 @@ def render_html(
     parts.append("<h2>Tests</h2>")
     for rule in certificate["rules"]:
         for test in rule["tests"]:
-            parts.append(_test_section(rule["id"], test, timelines, counterexamples, schedules))
+            parts.append(_test_section(rule["id"], test, timelines, counterexamples, faults))
     title = f"pytest-consensus certificate: {adapter['name']}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -95,33 +99,15 @@ def render_html(
     )
 
 
-MEASUREMENT_LABELS = {
-    "operations": "client operations recorded",
-    "acknowledged": "acknowledged",
-    "latency_p50_ms": "latency p50 (ms)",
-    "latency_p99_ms": "latency p99 (ms)",
-    "latency_max_ms": "latency max (ms)",
-    "throughput_per_second": "throughput (acknowledged / s)",
-    "availability_during_partitions": "availability during partitions",
-    "operations_during_partitions": "operations invoked during partitions",
-    "recovery_median_seconds": "recovery after heal, median (s)",
-    "recovery_max_seconds": "recovery after heal, max (s)",
-    "heals": "heals",
-}
-
-
 def _measurements(measurements: dict[str, Any]) -> str:
     rows = []
     for key, label in MEASUREMENT_LABELS.items():
-        value = measurements.get(key)
-        if key == "availability_during_partitions" and value is not None:
-            shown = f"{value * 100:.1f} %"
-        else:
-            shown = "n/a" if value is None else str(value)
+        shown = show_measurement(key, measurements.get(key))
         rows.append(_row(html.escape(label), html.escape(shown)))
     for extra in measurements.get("reported_by_tests", []):
         test = extra["test"].split("::")[-1]
-        rows.append(_row(html.escape(extra["name"]), html.escape(f"{extra['text']} ({test})")))
+        label = MEASUREMENT_NAMES.get(extra["name"], extra["name"])
+        rows.append(_row(html.escape(label), html.escape(f"{extra['text']} ({test})")))
     return "<h2>Measurements</h2><table>" + "".join(rows) + "</table>"
 
 
@@ -130,7 +116,7 @@ def _test_section(
     test: dict[str, Any],
     timelines: dict[str, str],
     counterexamples: dict[str, str],
-    schedules: dict[str, dict[str, Any]],
+    faults: dict[str, list[FaultWindow]],
 ) -> str:
     e = html.escape
     test_id = test["id"]
@@ -145,19 +131,22 @@ def _test_section(
     ]
     if test.get("message"):
         parts.append(f"<pre>{e(test['message'])}</pre>")
-    schedule = schedules.get(test_id)
-    if schedule and schedule.get("faults"):
+    windows = faults.get(test_id)
+    if windows:
         parts.append(
-            "<table><tr><th>fault</th><th>at (s)</th><th>for (s)</th><th>targets</th></tr>"
+            "<p>Faults as they happened, in seconds since the test's history began (the "
+            "plot's time axis):</p><table><tr><th>fault</th><th>from (s)</th><th>to (s)</th>"
+            "<th>for (s)</th><th>targets</th></tr>"
         )
-        for fault in schedule["faults"]:
-            targets = " ".join("->".join(map(str, t)) for t in fault.get("targets", []))
+        for window in windows:
+            healed = window.end is not None
             parts.append(
                 _row(
-                    e(fault["kind"]),
-                    f"{fault['at']:.2f}",
-                    f"{fault['duration']:.2f}",
-                    e(targets or "chosen at start"),
+                    e(window.kind),
+                    f"{window.start:.2f}",
+                    f"{window.end:.2f}" if healed else "not healed",
+                    f"{window.end - window.start:.2f}" if window.end is not None else "",
+                    e(window.targets or "chosen at start"),
                 )
             )
         parts.append("</table>")

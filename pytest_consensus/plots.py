@@ -4,6 +4,7 @@ report is asked for (extra ``report``)."""
 
 from __future__ import annotations
 
+import bisect
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +46,32 @@ def _svg(figure: Any) -> str:
     return text[text.index("<svg") :]  # drop the XML prolog and doctype: it is inlined
 
 
+def throughput_steps(
+    acknowledged_at: Sequence[float], end: float
+) -> tuple[list[float], list[float]]:
+    """Acknowledged operations per second in bins of BIN_SECONDS from 0 to ``end`` (the
+    test's last operation or fault), as the corners of a step line that reaches ``end``.
+    The last bin is usually shorter: its rate is divided by its own width, not a full one."""
+    end = max(end, max(acknowledged_at, default=0.0), BIN_SECONDS / 10)
+    edges = [n * BIN_SECONDS for n in range(int(end / BIN_SECONDS) + 1)]
+    if edges[-1] < end:
+        edges.append(end)
+    counts = [0] * (len(edges) - 1)
+    for moment in acknowledged_at:
+        counts[min(bisect.bisect_right(edges, moment) - 1, len(counts) - 1)] += 1
+    rates = [count / (edges[n + 1] - edges[n]) for n, count in enumerate(counts)]
+    return edges, [*rates, rates[-1]]
+
+
+def plain_numbers(axis: Any) -> None:
+    """Tick labels of a logarithmic axis as plain numbers (0.1, 1, 10, 100), not powers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def timeline_svg(figures: HistoryFigures, title: str) -> str:
     """Latency of every operation (by outcome) and acknowledged throughput over the test's
     time, with each fault's window shaded and named."""
@@ -68,19 +95,16 @@ def timeline_svg(figures: HistoryFigures, title: str) -> str:
             label = {"ok": "acknowledged", "fail": "failed", "info": "unknown outcome"}[outcome]
             latency_axes.scatter(xs, ys, s=6, color=color, label=label, alpha=0.7)
     latency_axes.set_yscale("log")
+    plain_numbers(latency_axes.yaxis)
     latency_axes.set_ylabel("latency (ms)")
-    latency_axes.legend(loc="upper right", fontsize=7)
-    bins = int(end / BIN_SECONDS) + 1
-    counts = [0] * bins
-    for op in figures.operations:
-        if op.outcome == "ok" and op.completed is not None:
-            counts[min(int(op.completed / BIN_SECONDS), bins - 1)] += 1
-    throughput_axes.step(
-        [n * BIN_SECONDS for n in range(bins)],
-        [c / BIN_SECONDS for c in counts],
-        where="post",
-        color="#1565c0",
+    if latency_axes.get_legend_handles_labels()[0]:
+        latency_axes.legend(loc="upper right", fontsize=7)
+    times, rates = throughput_steps(
+        [op.completed for op in figures.operations if op.outcome == "ok" and op.completed],
+        end,
     )
+    throughput_axes.step(times, rates, where="post", color="#1565c0")
+    throughput_axes.set_xlim(left=0.0, right=end * 1.02)
     throughput_axes.set_ylabel("acknowledged / s")
     throughput_axes.set_xlabel("seconds since the test's history began")
     for window in figures.windows:
@@ -109,6 +133,7 @@ def latency_distribution_svg(latencies_ms: Sequence[float], title: str) -> str:
         edges = [low * (high / low) ** (n / 40) for n in range(41)] if high > low else 10
         axes.hist(positive, bins=edges, color="#2e7d32", alpha=0.8)
         axes.set_xscale("log")
+        plain_numbers(axes.xaxis)
     axes.set_xlabel("latency of acknowledged operations (ms)")
     axes.set_ylabel("operations")
     axes.set_title(title, fontsize=9)

@@ -85,3 +85,19 @@ def _failure_text(report: TestReport) -> str:
     if report.when != "call":
         message = f"in {report.when}: {message}"
     return message[:MESSAGE_LIMIT]
+
+
+TRACEBACK = "Traceback (most recent call last):"
+
+
+def headline(message: str, limit: int = 300) -> str:
+    """The one line that says why a test failed: the message's first line or, where the
+    message quotes a traceback (a child process's, say), the text before it and the
+    exception line that ends it; at most ``limit`` characters."""
+    text = message.strip()
+    if TRACEBACK in text:
+        before, _, after = text.partition(TRACEBACK)
+        ends = [line.strip() for line in after.splitlines() if line.strip() and line[0] != " "]
+        text = f"{before.strip()} {ends[-1] if ends else ''}".strip()
+    first = text.splitlines()[0] if text else "failed"
+    return first if len(first) <= limit else first[: limit - 1] + "…"

@@ -12,7 +12,6 @@ Layout of the report directory (one folder per adapter, named after it)::
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import time
@@ -25,7 +24,7 @@ import pytest
 
 from pytest_consensus.certificate import build_certificate, compare, render_markdown, write_json
 from pytest_consensus.history import read_jsonl
-from pytest_consensus.measure import HistoryFigures, Summary, figures_of, summarize
+from pytest_consensus.measure import FaultWindow, HistoryFigures, Summary, figures_of, summarize
 from pytest_consensus.records import (
     COUNTEREXAMPLE_PROPERTY,
     HISTORY_PROPERTY,
@@ -167,14 +166,13 @@ class ReportPlugin:
         (folder / "certificate.md").write_text(render_markdown(certificate))
         timelines: dict[str, str] = {}
         counterexamples: dict[str, str] = {}
-        schedules: dict[str, dict[str, Any]] = {}
+        faults: dict[str, list[FaultWindow]] = {}
         for test in tests:
-            schedule = test.path(SCHEDULE_PROPERTY)
-            if schedule is not None and schedule.is_file():
-                schedules[test.nodeid] = json.loads(schedule.read_text())
             figure = figures.get(test.nodeid)
-            if figure is not None and figure.windows and len(timelines) < MAX_TIMELINES:
-                timelines[test.nodeid] = timeline_svg(figure, test.nodeid.split("::")[-1])
+            if figure is not None and figure.windows:
+                faults[test.nodeid] = figure.windows
+                if figure.operations and len(timelines) < MAX_TIMELINES:
+                    timelines[test.nodeid] = timeline_svg(figure, test.nodeid.split("::")[-1])
             counterexample = test.path(COUNTEREXAMPLE_PROPERTY)
             if counterexample is not None and counterexample.is_file():
                 counterexamples[test.nodeid] = _inline_svg(counterexample.read_text())
@@ -188,7 +186,7 @@ class ReportPlugin:
         distribution = latency_distribution_svg(
             latencies, f"{certificate['adapter']['name']}: all acknowledged operations"
         )
-        html = render_html(certificate, timelines, distribution, counterexamples, schedules)
+        html = render_html(certificate, timelines, distribution, counterexamples, faults)
         (folder / "certificate.html").write_text(html)
 
     @pytest.hookimpl(trylast=True)

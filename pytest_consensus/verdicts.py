@@ -21,8 +21,13 @@ if TYPE_CHECKING:
     from pytest import TestReport
 
 
-#: Figures tests report through ``user_properties`` that the summary prints per adapter.
-MEASUREMENTS = ("recovery_seconds", "stale_reads")
+#: Figures tests report through ``user_properties`` that the summary prints per adapter,
+#: with their names in words.
+MEASUREMENT_NAMES = {
+    "recovery_seconds": "recovery after the last heal",
+    "stale_reads": "stale reads of a member cut off",
+}
+MEASUREMENTS = tuple(MEASUREMENT_NAMES)
 
 
 def describe_measurement(name: str, value: Any) -> str:
@@ -130,8 +135,12 @@ class VerdictTable:
 
     def measured(self, adapter: str, name: str) -> list[Any]:
         """Values of one figure the adapter's tests reported through ``user_properties``."""
+        return [value for _, value in self.measured_by_test(adapter, name)]
+
+    def measured_by_test(self, adapter: str, name: str) -> list[tuple[str, Any]]:
+        """(test name, value) of one figure, for lines that say which test measured it."""
         return [
-            t.properties[name]
+            (t.nodeid.split("::")[-1], t.properties[name])
             for t in self.records.for_adapter(adapter)
             if t.properties.get(name) is not None
         ]
@@ -156,6 +165,11 @@ class VerdictTable:
                 cells.append(outcome.describe().ljust(column))
                 if outcome.verdict == "n/a":
                     reasons.append(f"  {rule} on {adapter}: n/a because {outcome.reason}")
+                elif outcome.skipped and outcome.verdict in ("pass", "fail"):
+                    reasons.append(
+                        f"  {rule} on {adapter}: {outcome.skipped} of {outcome.total} tests "
+                        f"n/a because {outcome.reason}"
+                    )
                 elif outcome.verdict == "harness error":
                     reasons.append(
                         f"  {rule} on {adapter}: no verdict, the harness failed: "
@@ -168,8 +182,8 @@ class VerdictTable:
         lines = []
         for adapter in self.adapters:
             for name in MEASUREMENTS:
-                for value in self.measured(adapter, name):
-                    lines.append(f"  {adapter}: {describe_measurement(name, value)}")
+                for test, value in self.measured_by_test(adapter, name):
+                    lines.append(f"  {adapter}: {describe_measurement(name, value)} ({test})")
         return lines
 
 

@@ -50,6 +50,12 @@ def test_reads(consensus_clients, consensus_history, request, tmp_path):
         pytest.fail(verdict.counterexample.describe(model), pytrace=False)
 
 
+@pytest.mark.consensus_rule("partition-retries")
+def test_fault_without_workload(consensus_clients, consensus_history):
+    consensus_history.nemesis("start-kill-one", [["n3"]])
+    consensus_history.nemesis("heal-kill-one", [["n3"]])
+
+
 @pytest.mark.consensus_rule("consensus-safety")
 @pytest.mark.consensus_requires("kill")
 def test_needs_kill(consensus_cluster):
@@ -127,6 +133,35 @@ def test_markdown_and_html_show_every_rule(certified: tuple[pytest.RunResult, Pa
     assert page.count("<svg") >= 2  # the gating test's timeline and the latency distribution
     for fetch in ('src="http', 'href="http', "<script", "<link", "@import"):
         assert fetch not in page  # self-contained: nothing to fetch, nothing to run
+
+
+def test_figures_are_labelled_in_words_and_faults_match_the_plot(
+    certified: tuple[pytest.RunResult, Path],
+) -> None:
+    result, folder = certified
+    markdown = (folder / "certificate.md").read_text()
+    assert "- latency p50 (ms): " in markdown and "- availability during partitions: 100.0 %" in (
+        markdown
+    )
+    assert "_ms" not in markdown and "_seconds" not in markdown
+    page = (folder / "certificate.html").read_text()
+    gating = page.split("test_suite.py::test_gating[", 1)[1].split("<h3>")[0]
+    # The fault table gives the fault as the history recorded it (the plot's time axis).
+    certificate = json.loads((folder / "certificate.json").read_text())
+    (rule,) = [r for r in certificate["rules"] if r["id"] == "leader-gating"]
+    events = [
+        json.loads(line) for line in (folder / rule["tests"][0]["history"]).read_text().splitlines()
+    ]
+    times = {e["f"]: e["time"] for e in events if e["process"] == "nemesis"}
+    assert "<th>from (s)</th><th>to (s)</th>" in gating
+    expected = (
+        f"<td>isolate-leader</td><td>{times['start-isolate-leader']:.2f}</td>"
+        f"<td>{times['heal-isolate-leader']:.2f}</td>"
+    )
+    assert expected in gating
+    lonely = page.split("test_suite.py::test_fault_without_workload[", 1)[1].split("<h3>")[0]
+    assert "kill-one" in lonely and "<svg" not in lonely  # no plot of nothing
+    assert "Warning" not in result.stdout.str() + result.stderr.str()
 
 
 def test_the_summary_prints_figures_by_backend(certified: tuple[pytest.RunResult, Path]) -> None:
@@ -269,3 +304,44 @@ def test_evidence_folders_of_long_test_ids_never_collide() -> None:
     assert leader != follower and len(leader) <= 100 and len(follower) <= 100
     assert slug("pysyncobj") == "pysyncobj"
     assert slug("broken_stores.x:Adapter") == "broken_stores.x_Adapter"
+
+
+def test_a_failures_headline_is_its_cause_not_the_start_of_a_quoted_traceback() -> None:
+    from pytest_consensus.records import headline
+
+    quoted = (
+        "the state machine failed in a child process: Traceback (most recent call last):\n"
+        '  File "<string>", line 3, in <module>\n'
+        "ModuleNotFoundError: No module named 'pytest_consensus.adapters'\n"
+    )
+    assert headline(quoted) == (
+        "the state machine failed in a child process: "
+        "ModuleNotFoundError: No module named 'pytest_consensus.adapters'"
+    )
+    assert headline("lost writes: k1, k2\nmore detail") == "lost writes: k1, k2"
+    assert len(headline("x" * 1000)) == 300
+
+
+def test_the_throughput_line_reaches_the_last_operation_and_rates_a_short_last_bin_fairly() -> None:
+    from pytest_consensus.plots import BIN_SECONDS, throughput_steps
+
+    times, rates = throughput_steps([0.1, 0.2, 0.6, 1.1, 1.15], end=1.2)
+    assert times == [0.0, BIN_SECONDS, 2 * BIN_SECONDS, 1.2]
+    assert rates[:3] == [4.0, 2.0, pytest.approx(2 / 0.2)]
+    assert rates[-1] == rates[-2]  # the step line's last corner sits at the end
+
+
+def test_logarithmic_axes_are_labelled_with_plain_numbers() -> None:
+    pytest.importorskip("matplotlib")
+    from pytest_consensus.plots import _pyplot, plain_numbers
+
+    plt = _pyplot()
+    figure, axes = plt.subplots()
+    axes.scatter([0, 1, 2], [0.5, 6.0, 300.0])
+    axes.set_yscale("log")
+    plain_numbers(axes.yaxis)
+    figure.canvas.draw()
+    labels = [t.get_text() for t in axes.get_yticklabels() if t.get_text()]
+    plt.close(figure)
+    assert {"1", "10", "100"} <= set(labels), labels
+    assert not any("^" in label or "$" in label for label in labels)
