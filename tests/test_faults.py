@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +36,10 @@ from pytest_consensus.faults import (
 from pytest_consensus.history import NEMESIS, History
 from pytest_consensus.netns import (
     NAMESPACE_PREFIX,
+    USER_NAMESPACE_COMMAND,
     NamespaceNetwork,
     base36,
+    has_namespace_capabilities,
     sweep_stale_network,
 )
 from pytest_consensus.waiting import wait_for
@@ -304,6 +308,56 @@ def test_after_kill_9_mid_partition_the_next_run_starts_clean(
     )
     assert our_namespaces(process.pid) == [] and our_links(process.pid) == []
     assert not host_rules_mention_us()
+
+
+USER_NAMESPACE_SUITE = """
+import pytest
+from pytest_consensus.faults import Fault
+
+@pytest.mark.consensus_rule("leader-gating")
+@pytest.mark.consensus_requires("network")
+def test_a_partition_in_a_user_namespace(consensus_cluster, consensus_nemesis, consensus_clients):
+    applied = consensus_nemesis.apply(Fault("isolate-leader", 0, 0))
+    consensus_nemesis.heal(applied)
+    consensus_clients[0].put("after", "heal", timeout=10)
+"""
+
+
+def test_without_root_a_user_namespace_gives_real_network_faults(
+    pytester: pytest.Pytester,
+) -> None:
+    """The README's advice for users without root, as written: in a user namespace the run
+    is root over its own network, so namespaces, the bridge and firewall rules are real."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", "--mount", "true"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"user namespaces are disabled here: {probe.stderr.strip()}")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert USER_NAMESPACE_COMMAND in readme
+    pytester.makepyfile(test_net=USER_NAMESPACE_SUITE)
+    command = USER_NAMESPACE_COMMAND.replace(
+        "exec pytest --consensus-adapter=...",
+        f"exec {sys.executable} -m pytest --consensus-adapter=pysyncobj -p no:cacheprovider "
+        "-rs test_net.py",
+    )
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=pytester.path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "consensus host: netns" in done.stdout
+    assert "1 passed" in done.stdout
+
+
+def test_without_root_network_faults_are_na_with_advice_that_works() -> None:
+    net_admin_only = "CapEff:\t0000000000001000\n"  # CAP_NET_ADMIN without CAP_SYS_ADMIN
+    assert not has_namespace_capabilities(net_admin_only)
+    assert has_namespace_capabilities("CapEff:\t0000000000201000\n")
+    assert "setcap" not in USER_NAMESPACE_COMMAND
 
 
 def test_sweeping_spares_live_runs(network: NamespaceNetwork) -> None:
