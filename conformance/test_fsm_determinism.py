@@ -139,7 +139,7 @@ def test_replica_digests_agree_after_each_heal(
             operate,  # type: ignore[arg-type]
             seed=consensus_rng.randrange(2**32),
         )
-        assert not consensus_nemesis.errors, f"faults failed: {consensus_nemesis.errors}"
+        consensus_nemesis.check()
         wait_for_leader(consensus_cluster)
         applied = consensus_nemesis.applied[-1]
         restarted = (

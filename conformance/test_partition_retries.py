@@ -87,7 +87,7 @@ class FaultedWorkload:
             operations_per_client=MAX_APPENDS_PER_WORKER,
             pace=PACE,
         )
-        assert not self.nemesis.errors, f"faults failed: {self.nemesis.errors}"
+        self.nemesis.check()
         assert not result.crashes, "workers crashed:\n" + "\n".join(result.crashes)
         wait_for_leader(self.cluster)
 

@@ -22,7 +22,7 @@ from typing import Any
 from pytest_consensus import stopping
 from pytest_consensus.cluster_ops import majority, wait_for_leader
 from pytest_consensus.contract import Cluster, Node
-from pytest_consensus.errors import CapabilityMissing, HarnessError
+from pytest_consensus.errors import CapabilityMissing, HarnessError, harness_problem
 from pytest_consensus.history import History
 from pytest_consensus.netns import CHAIN, NamespaceCluster, NamespaceNetwork, in_namespace
 
@@ -318,6 +318,7 @@ class Nemesis:
         self.on_event = on_event
         self.applied: list[Fault] = []
         self.errors: list[str] = []
+        self.exceptions: list[BaseException] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -334,6 +335,19 @@ class Nemesis:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(1.0 if stopping.stopping() else timeout)
+
+    def check(self) -> None:
+        """Stop the test if a fault could not be applied or healed. When every cause is the
+        harness's own (a firewall rule it could not add), it is a HarnessError, no verdict
+        on the store; a restarted node that did not come back, or no leader, fails it."""
+        if not self.errors:
+            return
+        message = f"faults failed: {'; '.join(self.errors)}"
+        if all(isinstance(error, CapabilityMissing) for error in self.exceptions):
+            raise CapabilityMissing(message)
+        if all(harness_problem(error, "call") for error in self.exceptions):
+            raise HarnessError(message)
+        raise AssertionError(message)
 
     def wait(self, timeout: float) -> None:
         if self._thread is not None:
@@ -353,12 +367,14 @@ class Nemesis:
                 applied = self.apply(fault)
             except Exception as error:  # recorded, and the test fails on it
                 self.errors.append(f"{fault.kind}: {type(error).__name__}: {error}")
+                self.exceptions.append(error)
                 continue
             self._stop.wait(fault.duration)
             try:
                 self.heal(applied)
             except Exception as error:
                 self.errors.append(f"heal {fault.kind}: {type(error).__name__}: {error}")
+                self.exceptions.append(error)
 
     # -- one fault -----------------------------------------------------------------------
     def apply(self, fault: Fault) -> Fault:

@@ -22,6 +22,7 @@ from pytest_consensus.errors import (
     ConsensusError,
     HarnessError,
     NoAnswer,
+    NodeStartError,
     Timeout,
 )
 from pytest_consensus.faults import (
@@ -42,7 +43,7 @@ from pytest_consensus.netns import (
     has_namespace_capabilities,
     sweep_stale_network,
 )
-from pytest_consensus.waiting import wait_for
+from pytest_consensus.waiting import WaitTimeout, wait_for
 
 from conftest import node_processes_of, start_inner_run
 from fake_store import FakeAdapter
@@ -556,3 +557,34 @@ def test_lost_replies_let_a_write_apply_while_its_answer_never_arrives(
     finally:
         network.release(allocation)
     assert not host_rules_mention_us()
+
+
+class FailingNemesis(Nemesis):
+    """Every fault fails with the given error (what a firewall or a node would raise)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(FakeAdapter().start_cluster([]), History(), None)
+        self.error = error
+
+    def apply(self, fault: Fault) -> Fault:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (HarnessError("iptables -A failed: no such table"), HarnessError),
+        (CapabilityMissing("this host has no firewall"), CapabilityMissing),
+        (WaitTimeout("no leader within 30 s"), AssertionError),
+        (NodeStartError("n2", "exited with 1", "corrupt log"), AssertionError),
+    ],
+)
+def test_a_fault_that_could_not_be_injected_blames_whose_problem_it_was(
+    error: BaseException, raised: type[BaseException]
+) -> None:
+    """The harness's own failure is no verdict on the store; a store that did not come back
+    (no leader, a node that does not restart) fails."""
+    nemesis = FailingNemesis(error)
+    nemesis.run(Schedule(1, ["n1", "n2", "n3"], [Fault("kill-one", 0.0, 0.0, (("n2",),))]))
+    with pytest.raises(raised, match="faults failed: kill-one: "):
+        nemesis.check()
