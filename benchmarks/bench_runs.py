@@ -56,6 +56,7 @@ BROKEN = [
     ("follower_applies_one_in_a_hundred:Adapter", "writes_to_followers", "leader-gating", False),
     ("stale_reads_serve_uncommitted_entries:Adapter", "cut_off_serves", "read-levels", False),
     ("minority_holds_writes:Adapter", "cut_off_serves", "read-levels", False),
+    ("term_and_vote_in_memory:Adapter", "keeps_the_terms", "consensus-safety", False),
 ]
 ISOLATE_LEADER = {
     "version": 1,

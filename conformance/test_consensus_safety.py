@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,21 @@ from pytest_consensus.cluster_ops import (
 from pytest_consensus.contract import Cluster, Node, ReadLevel
 from pytest_consensus.errors import CapabilityMissing, ConsensusError
 from pytest_consensus.evidence import EvidenceKeeper
-from pytest_consensus.faults import Fault, Nemesis, Schedule, restart_offsets, static_targets
+from pytest_consensus.faults import (
+    Fault,
+    Nemesis,
+    Schedule,
+    cut,
+    restart_offsets,
+    static_targets,
+)
 from pytest_consensus.fixtures import ClusterFactory, ScheduleFactory
 from pytest_consensus.history import History, RecordingClient
 from pytest_consensus.profiles import active_profile
 from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.search import schedules, search_schedules
 from pytest_consensus.settings import Settings
-from pytest_consensus.waiting import wait_for
+from pytest_consensus.waiting import WaitTimeout, wait_for
 from pytest_consensus.workload import run_through_schedule
 
 pytestmark = pytest.mark.consensus_rule("consensus-safety")
@@ -289,6 +297,72 @@ def test_at_most_one_leader_per_term(
             + f" (terms led: {sorted(observer.leaders)})",
             pytrace=False,
         )
+
+
+#: Terms the cut-off node must climb above the majority's before it is killed: so many that,
+#: had it forgotten them, it could not climb back before its first status after the restart.
+TERMS_AHEAD = 3
+#: Seconds to wait for that climb: ample for 3 election timeouts (PySyncObj: 0.6-1.2 s each).
+CLIMB_TIMEOUT = 12.0
+#: Seconds between reading the term and the kill: a term a store has announced is on disk
+#: within this (etcd writes its hard state within one Ready cycle, milliseconds).
+PERSIST_MARGIN = 0.5
+
+
+@pytest.mark.consensus_requires("leader", "kill", "restart", "network")
+def test_a_node_restarted_while_cut_off_keeps_the_terms_it_reached(
+    consensus_cluster: Cluster,
+    consensus_nemesis: Nemesis,
+    consensus_settings: Settings,
+) -> None:
+    """A follower cut off from the others stands for election again and again, raising its
+    term with no log entries of those terms. Killed and restarted while still cut off, it
+    must come back at (at least) the term it had reached: Raft keeps the current term and the
+    vote on disk, since a node that forgets them can vote twice in one term, and two leaders
+    of one term follow (after a crash of every node, or a restart between two elections)."""
+    leader, _ = wait_for_leader(consensus_cluster)
+    follower = next(n for n in consensus_cluster.nodes if n is not leader)
+    others = [n.name for n in consensus_cluster.nodes if n is not follower]
+    majority_term = leader.status(consensus_settings.operation_timeout).term
+    if majority_term is None:
+        pytest.skip("n/a: the store reports no term")
+    fault = consensus_nemesis.apply(Fault("random-halves", 0, 0, cut([follower.name], others)))
+    try:
+        climbed = wait_for(
+            lambda: _term_at_least(follower, majority_term + TERMS_AHEAD),
+            timeout=CLIMB_TIMEOUT,
+            what=f"{follower.name}'s term to pass {majority_term + TERMS_AHEAD}",
+            ignore=(ConsensusError,),
+        )
+    except WaitTimeout:
+        pytest.skip(
+            f"n/a: {follower.name}, cut off, did not raise its term above the majority's "
+            f"({majority_term}) in {CLIMB_TIMEOUT:.0f} s (the store uses pre-vote), so a term "
+            "forgotten on restart cannot show"
+        )
+    time.sleep(PERSIST_MARGIN)
+    follower.kill()
+    follower.start()
+    after = wait_for(
+        lambda: follower.status(consensus_settings.operation_timeout).term,
+        timeout=CLIMB_TIMEOUT,
+        what=f"{follower.name}'s status after its restart",
+        ignore=(ConsensusError,),
+    )
+    consensus_nemesis.heal(fault)
+    wait_for_leader(consensus_cluster)
+    if after < climbed:
+        pytest.fail(
+            f"{follower.name} reached term {climbed} while cut off, and came back from a "
+            f"restart at term {after}: it keeps its term (and so its vote) only in memory, "
+            f"so it can vote twice in one term (Raft keeps both on disk)",
+            pytrace=False,
+        )
+
+
+def _term_at_least(node: Node, term: int) -> int | None:
+    reported = node.status(5.0).term
+    return reported if reported is not None and reported >= term else None
 
 
 #: Seconds of writing after the nodes of one uneven restart are all started, before the next.

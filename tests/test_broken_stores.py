@@ -72,6 +72,13 @@ BROKEN_STORES = [
         id="two-leaders-in-a-term",
     ),
     pytest.param(
+        "term_and_vote_in_memory",
+        "keeps_the_terms",
+        "consensus-safety",
+        "*reached term * while cut off, and came back from a restart at term *only in memory*",
+        id="term-and-vote-in-memory",
+    ),
+    pytest.param(
         "strong_reads_served_locally",
         "read_levels",
         "read-levels",
