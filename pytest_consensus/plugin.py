@@ -326,13 +326,19 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if settings.replay:
         lines.append(f"consensus replay: {settings.replay}")
-    swept = config.stash.get(swept_key, [])
-    if swept:
-        lines.append(
+    return lines
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say what the sweep of dead runs removed, also under -q (which hides the header)."""
+    swept = session.config.stash.get(swept_key, [])
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if swept and reporter is not None:
+        reporter.write_line(
             f"consensus: removed {len(swept)} leftovers of runs that died without cleaning "
             f"up: {', '.join(swept)}"
         )
-    return lines
 
 
 def describe_profile(settings: Settings) -> str:

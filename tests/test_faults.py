@@ -298,7 +298,7 @@ def test_after_kill_9_mid_partition_the_next_run_starts_clean(
     )
     assert our_namespaces(process.pid), "a SIGKILLed run cannot clean up after itself"
     next_run = pytester.runpytest_subprocess(
-        "--consensus-adapter=pysyncobj", "--co", "-p", "no:cacheprovider"
+        "--consensus-adapter=pysyncobj", "--co", "-q", "-p", "no:cacheprovider"
     )
     assert next_run.ret == pytest.ExitCode.OK
     next_run.stdout.fnmatch_lines(
