@@ -167,8 +167,10 @@ def writes_survive(
             writer.put(f"w{writers.index(writer)}-{number}", f"v{number}")
 
         run_through_schedule(nemesis, schedule, writers, put, seed=schedule.seed, after=after)
-        if nemesis.errors:
-            return f"faults could not be applied: {nemesis.errors}"
+        try:
+            nemesis.check()  # the harness's own errors propagate: no verdict on the store
+        except AssertionError as failed:
+            return str(failed)
         wait_for_leader(cluster)
         reader = RetryingClient(clients, History(), RetryPolicy(deadline=30.0), random.Random(0))
         acknowledged = {e.key: e.value for e in history.events if e.type == "ok"}
