@@ -317,8 +317,8 @@ class Nemesis:
         self.leader_timeout = leader_timeout
         self.on_event = on_event
         self.applied: list[Fault] = []
-        self.errors: list[str] = []
-        self.exceptions: list[BaseException] = []
+        #: What went wrong applying or healing a fault: a description and the error.
+        self.failures: list[tuple[str, Exception]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -336,6 +336,10 @@ class Nemesis:
         if self._thread is not None:
             self._thread.join(1.0 if stopping.stopping() else timeout)
 
+    @property
+    def errors(self) -> list[str]:
+        return [what for what, _ in self.failures]
+
     def check(self) -> None:
         """Stop the test if a fault could not be applied or healed. When every cause is the
         harness's own (a firewall rule it could not add), it is a HarnessError, no verdict
@@ -343,9 +347,10 @@ class Nemesis:
         if not self.errors:
             return
         message = f"faults failed: {'; '.join(self.errors)}"
-        if all(isinstance(error, CapabilityMissing) for error in self.exceptions):
+        causes = [error for _, error in self.failures]
+        if all(isinstance(error, CapabilityMissing) for error in causes):
             raise CapabilityMissing(message)
-        if all(harness_problem(error, "call") for error in self.exceptions):
+        if all(harness_problem(error, "call") for error in causes):
             raise HarnessError(message)
         raise AssertionError(message)
 
@@ -366,15 +371,13 @@ class Nemesis:
             try:
                 applied = self.apply(fault)
             except Exception as error:  # recorded, and the test fails on it
-                self.errors.append(f"{fault.kind}: {type(error).__name__}: {error}")
-                self.exceptions.append(error)
+                self.failures.append((f"{fault.kind}: {type(error).__name__}: {error}", error))
                 continue
             self._stop.wait(fault.duration)
             try:
                 self.heal(applied)
             except Exception as error:
-                self.errors.append(f"heal {fault.kind}: {type(error).__name__}: {error}")
-                self.exceptions.append(error)
+                self.failures.append((f"heal {fault.kind}: {type(error).__name__}: {error}", error))
 
     # -- one fault -----------------------------------------------------------------------
     def apply(self, fault: Fault) -> Fault:

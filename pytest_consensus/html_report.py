@@ -139,13 +139,13 @@ def _test_section(
             "<th>for (s)</th><th>targets</th></tr>"
         )
         for window in windows:
-            healed = window.end is not None
+            end = window.end
             parts.append(
                 _row(
                     e(window.kind),
                     f"{window.start:.2f}",
-                    f"{window.end:.2f}" if healed else "not healed",
-                    f"{window.end - window.start:.2f}" if window.end is not None else "",
+                    "not healed" if end is None else f"{end:.2f}",
+                    "" if end is None else f"{end - window.start:.2f}",
                     e(window.targets or "chosen at start"),
                 )
             )

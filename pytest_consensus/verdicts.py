@@ -133,12 +133,9 @@ class VerdictTable:
     def outcome(self, rule: str, adapter: str) -> RuleOutcome:
         return RuleOutcome.of(t for t in self.records.for_adapter(adapter) if t.rule == rule)
 
-    def measured(self, adapter: str, name: str) -> list[Any]:
-        """Values of one figure the adapter's tests reported through ``user_properties``."""
-        return [value for _, value in self.measured_by_test(adapter, name)]
-
     def measured_by_test(self, adapter: str, name: str) -> list[tuple[str, Any]]:
-        """(test name, value) of one figure, for lines that say which test measured it."""
+        """(test name, value) of one figure the adapter's tests reported through
+        ``user_properties``, for lines that say which test measured it."""
         return [
             (t.nodeid.split("::")[-1], t.properties[name])
             for t in self.records.for_adapter(adapter)
