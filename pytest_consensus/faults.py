@@ -137,11 +137,11 @@ def generate_schedule(
     rng = random.Random(seed)
     schedule = Schedule(seed, list(nodes))
     choices = meaningful_kinds(kinds, len(nodes))
-    faults = max(faults, len(set(required)))
-    drawn = [rng.choice(choices) for _ in range(faults)]
-    missing = list(dict.fromkeys(kind for kind in required if kind not in drawn))
-    for position, kind in zip(rng.sample(range(faults), len(missing)), missing, strict=True):
-        drawn[position] = kind
+    # The required kinds first, the rest drawn, then the order shuffled: replacing draws
+    # by missing kinds instead could overwrite the one draw of another required kind.
+    drawn = list(dict.fromkeys(required))
+    drawn += [rng.choice(choices) for _ in range(faults - len(drawn))]
+    rng.shuffle(drawn)
     clock = rng.uniform(*gap)
     for kind in drawn:
         duration = round(rng.uniform(*fault_duration), 3)

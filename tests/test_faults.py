@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
 from pytest_consensus.cluster_ops import majority, wait_for_leader
@@ -102,6 +104,23 @@ def test_every_required_kind_is_in_the_schedule_even_with_fewer_faults() -> None
             required=("lost-replies", "kill-all"),
         )
         assert {"lost-replies", "kill-all"} <= {f.kind for f in schedule.faults}
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    faults=st.integers(1, 5),
+    required=st.lists(st.sampled_from(["lost-replies", "isolate-leader", "kill-one"]), max_size=3),
+)
+def test_a_required_kind_that_was_also_drawn_is_never_replaced(
+    seed: int, faults: int, required: list[str]
+) -> None:
+    """Found by CI: with "lost-replies" drawn and "isolate-leader" missing, the missing kind
+    took the drawn one's place, and the retry test ran without lost replies."""
+    kinds = ("isolate-leader", "pause-one", "client-from-node", "lost-replies", "kill-one")
+    schedule = generate_schedule(seed, ["n1", "n2", "n3"], kinds, faults=faults, required=required)
+    drawn = [f.kind for f in schedule.faults]
+    assert set(required) <= set(drawn)
+    assert len(drawn) == max(faults, len(set(required)))
 
 
 def test_uneven_restarts_start_each_node_a_gap_after_the_previous() -> None:
