@@ -376,7 +376,7 @@ def _term_at_least(node: Node, term: int) -> int | None:
 
 
 #: Seconds of writing after the nodes of one uneven restart are all started, before the next.
-AFTER_UNEVEN_RESTART = 2.0
+AFTER_UNEVEN_RESTART = 1.0
 
 
 @pytest.mark.consensus_requires("kill", "restart", "leader", "strong", "digest")

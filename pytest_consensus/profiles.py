@@ -52,7 +52,7 @@ PROFILES = {
         "default",
         faults=3,
         fault_seconds=(1.5, 2.5),
-        gap_seconds=(0.4, 1.2),
+        gap_seconds=(0.3, 1.0),
         search_examples=2,
         fsm_examples=60,
         rounds=1,
