@@ -27,7 +27,7 @@ from pytest_consensus.checkers.formats import read_history
 from pytest_consensus.checkers.linearizability import check_operations
 from pytest_consensus.checkers.models import model_named
 from pytest_consensus.checkers.operations import pair_operations
-from pytest_consensus.history import Event, write_events
+from pytest_consensus.clients.history import Event, write_events
 
 DATA_SETS = (("porcupine-etcd", "cas-register"), ("porcupine-kv", "kv"))
 

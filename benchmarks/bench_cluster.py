@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
-from pytest_consensus.cluster_ops import wait_for_leader
+from pytest_consensus.clients.cluster_ops import wait_for_leader
+from pytest_consensus.clients.history import History, RecordingClient
 from pytest_consensus.contract import Client, ReadLevel
-from pytest_consensus.history import History, RecordingClient
-from pytest_consensus.hosts import LoopbackHosts
+from pytest_consensus.hosts.base import LoopbackHosts
 
 
 def percentile(samples: list[float], fraction: float) -> float:

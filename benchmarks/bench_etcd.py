@@ -19,9 +19,9 @@ from pathlib import Path
 from bench_cluster import latencies, summarise
 
 from pytest_consensus.adapters.etcd import EtcdAdapter
-from pytest_consensus.cluster_ops import wait_for_leader
-from pytest_consensus.history import History, RecordingClient
-from pytest_consensus.host_providers import make_provider, resolve_host_choice
+from pytest_consensus.clients.cluster_ops import wait_for_leader
+from pytest_consensus.clients.history import History, RecordingClient
+from pytest_consensus.hosts.providers import make_provider, resolve_host_choice
 
 
 def main() -> None:

@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 
 from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
-from pytest_consensus.cluster_ops import wait_for_leader
-from pytest_consensus.errors import ConsensusError
-from pytest_consensus.faults import Fault, Firewall, Nemesis
-from pytest_consensus.history import History
-from pytest_consensus.netns import NamespaceNetwork, network_faults_unavailable
+from pytest_consensus.clients.cluster_ops import wait_for_leader
+from pytest_consensus.clients.history import History
+from pytest_consensus.contract.errors import ConsensusError
+from pytest_consensus.hosts.firewall import Firewall
+from pytest_consensus.hosts.netns import NamespaceNetwork, network_faults_unavailable
+from pytest_consensus.nemesis.faults import Fault, Nemesis
 
 
 def host_times(network: NamespaceNetwork, nodes: int, repeat: int) -> tuple[float, float]:

@@ -24,7 +24,7 @@ SELECTION = "read_levels or safety"
 
 
 def leftovers(pid: int) -> int:
-    from pytest_consensus.netns import base36
+    from pytest_consensus.hosts.netns import base36
 
     tag = f"pcons-{base36(pid)}"
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from pytest_consensus.cluster_ops import (
+from pytest_consensus.clients.cluster_ops import (
     LeaderObserver,
     strong_read_anywhere,
     wait_for_leader,
     wait_for_same_applied_index,
 )
+from pytest_consensus.clients.history import History, RecordingClient
+from pytest_consensus.clients.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.contract import Cluster, Node, ReadLevel
-from pytest_consensus.errors import CapabilityMissing, ConsensusError
-from pytest_consensus.evidence import EvidenceKeeper
-from pytest_consensus.faults import (
+from pytest_consensus.contract.errors import CapabilityMissing, ConsensusError
+from pytest_consensus.contract.waiting import WaitTimeout, wait_for
+from pytest_consensus.nemesis.faults import (
     Fault,
     Nemesis,
     Schedule,
@@ -30,14 +32,12 @@ from pytest_consensus.faults import (
     restart_offsets,
     static_targets,
 )
-from pytest_consensus.fixtures import ClusterFactory, ScheduleFactory
-from pytest_consensus.history import History, RecordingClient
-from pytest_consensus.profiles import active_profile
-from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
-from pytest_consensus.search import schedules, search_schedules
-from pytest_consensus.settings import Settings
-from pytest_consensus.waiting import WaitTimeout, wait_for
-from pytest_consensus.workload import run_through_schedule
+from pytest_consensus.nemesis.search import schedules, search_schedules
+from pytest_consensus.nemesis.workload import run_through_schedule
+from pytest_consensus.plugin.fixtures import ClusterFactory, ScheduleFactory
+from pytest_consensus.plugin.profiles import active_profile
+from pytest_consensus.plugin.settings import Settings
+from pytest_consensus.report.evidence import EvidenceKeeper
 
 pytestmark = pytest.mark.consensus_rule("consensus-safety")
 

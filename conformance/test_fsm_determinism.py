@@ -12,28 +12,28 @@ import time
 
 import pytest
 
-from pytest_consensus.cluster_ops import (
+from pytest_consensus.clients.cluster_ops import (
     Convergence,
     ReplicasStalled,
     strong_read_anywhere,
     wait_for_leader,
     wait_for_same_applied_index,
 )
+from pytest_consensus.clients.history import History, RecordingClient
+from pytest_consensus.clients.retry import RetryingClient, RetryPolicy
 from pytest_consensus.contract import Adapter, Client, Cluster, ReadLevel
-from pytest_consensus.errors import (
+from pytest_consensus.contract.errors import (
     CapabilityMissing,
     ConsensusError,
     NotLeader,
     Rejected,
     Unavailable,
 )
-from pytest_consensus.faults import Fault, Nemesis, Schedule, cut
-from pytest_consensus.fixtures import ScheduleFactory
-from pytest_consensus.history import History, RecordingClient
-from pytest_consensus.retry import RetryingClient, RetryPolicy
-from pytest_consensus.settings import Settings
-from pytest_consensus.waiting import wait_for
-from pytest_consensus.workload import run_through_schedule, run_workload
+from pytest_consensus.contract.waiting import wait_for
+from pytest_consensus.nemesis.faults import Fault, Nemesis, Schedule, cut
+from pytest_consensus.nemesis.workload import run_through_schedule, run_workload
+from pytest_consensus.plugin.fixtures import ScheduleFactory
+from pytest_consensus.plugin.settings import Settings
 
 pytestmark = pytest.mark.consensus_rule("fsm-determinism")
 

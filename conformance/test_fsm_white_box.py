@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from pytest_consensus.child_python import import_path, package_file, python_environment
 from pytest_consensus.contract import Adapter, StateMachine
-from pytest_consensus.errors import HarnessError
-from pytest_consensus.profiles import active_profile, active_seed
+from pytest_consensus.contract.child_python import import_path, package_file, python_environment
+from pytest_consensus.contract.errors import HarnessError
+from pytest_consensus.plugin.profiles import active_profile, active_seed
 
 pytestmark = [pytest.mark.consensus_rule("fsm-determinism"), pytest.mark.consensus_requires("fsm")]
 
@@ -190,7 +190,7 @@ CHILD = f"""
 import base64, json, os, sys
 try:
     import pytest_consensus
-    from pytest_consensus.registry import load_adapter
+    from pytest_consensus.plugin.registry import load_adapter
     adapter = load_adapter(sys.argv[1])
     mine = os.path.realpath(pytest_consensus.__file__)
     if mine != sys.argv[2]:

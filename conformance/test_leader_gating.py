@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_consensus.cluster_ops import majority, strong_read_anywhere, wait_for_leader
+from pytest_consensus.clients.cluster_ops import majority, strong_read_anywhere, wait_for_leader
+from pytest_consensus.clients.history import RecordingClient
 from pytest_consensus.contract import Cluster, ReadLevel
-from pytest_consensus.errors import ConsensusError, NotLeader
-from pytest_consensus.faults import Fault, Nemesis
-from pytest_consensus.history import RecordingClient
-from pytest_consensus.settings import Settings
-from pytest_consensus.waiting import WaitTimeout, wait_for
+from pytest_consensus.contract.errors import ConsensusError, NotLeader
+from pytest_consensus.contract.waiting import WaitTimeout, wait_for
+from pytest_consensus.nemesis.faults import Fault, Nemesis
+from pytest_consensus.plugin.settings import Settings
 
 pytestmark = pytest.mark.consensus_rule("leader-gating")
 

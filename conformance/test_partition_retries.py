@@ -20,22 +20,22 @@ from pathlib import Path
 
 import pytest
 
-from pytest_consensus.adapters.http_protocol import TRANSPORT_GRACE
 from pytest_consensus.checkers.linearizability import check_history
 from pytest_consensus.checkers.models import RegisterModel
 from pytest_consensus.checkers.sets import check_sets
-from pytest_consensus.cluster_ops import strong_read_anywhere, wait_for_leader
+from pytest_consensus.clients.cluster_ops import strong_read_anywhere, wait_for_leader
+from pytest_consensus.clients.history import NEMESIS, Event, History, RecordingClient
+from pytest_consensus.clients.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.contract import Cluster, ReadLevel
-from pytest_consensus.errors import ConsensusError, HarnessError, IndefiniteError
-from pytest_consensus.evidence import write_counterexample
-from pytest_consensus.faults import Fault, Nemesis, cut
-from pytest_consensus.fixtures import ScheduleFactory
-from pytest_consensus.history import NEMESIS, Event, History, RecordingClient
-from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY
-from pytest_consensus.retry import RetryingClient, RetryPolicy, spread_clients
-from pytest_consensus.settings import Settings
-from pytest_consensus.waiting import WaitTimeout, wait_for
-from pytest_consensus.workload import run_through_schedule
+from pytest_consensus.contract.errors import ConsensusError, HarnessError, IndefiniteError
+from pytest_consensus.contract.http_protocol import TRANSPORT_GRACE
+from pytest_consensus.contract.waiting import WaitTimeout, wait_for
+from pytest_consensus.nemesis.faults import Fault, Nemesis, cut
+from pytest_consensus.nemesis.workload import run_through_schedule
+from pytest_consensus.plugin.fixtures import ScheduleFactory
+from pytest_consensus.plugin.settings import Settings
+from pytest_consensus.report.evidence import write_counterexample
+from pytest_consensus.report.records import COUNTEREXAMPLE_PROPERTY
 
 pytestmark = pytest.mark.consensus_rule("partition-retries")
 

@@ -14,21 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from pytest_consensus import stopping
 from pytest_consensus.checkers.linearizability import check_history
 from pytest_consensus.checkers.models import CasRegisterModel
 from pytest_consensus.checkers.stale import check_stale_reads, committed_values
-from pytest_consensus.cluster_ops import strong_read_anywhere, wait_for_leader
+from pytest_consensus.clients import stopping
+from pytest_consensus.clients.cluster_ops import strong_read_anywhere, wait_for_leader
+from pytest_consensus.clients.history import History, RecordingClient
 from pytest_consensus.contract import Cluster, ReadLevel
-from pytest_consensus.errors import ConsensusError, DefiniteError
-from pytest_consensus.evidence import write_counterexample
-from pytest_consensus.faults import Fault, Nemesis, cut
-from pytest_consensus.fixtures import ScheduleFactory
-from pytest_consensus.history import History, RecordingClient
-from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY
-from pytest_consensus.settings import Settings
-from pytest_consensus.waiting import WaitTimeout, wait_for
-from pytest_consensus.workload import run_through_schedule
+from pytest_consensus.contract.errors import ConsensusError, DefiniteError
+from pytest_consensus.contract.waiting import WaitTimeout, wait_for
+from pytest_consensus.nemesis.faults import Fault, Nemesis, cut
+from pytest_consensus.nemesis.workload import run_through_schedule
+from pytest_consensus.plugin.fixtures import ScheduleFactory
+from pytest_consensus.plugin.settings import Settings
+from pytest_consensus.report.evidence import write_counterexample
+from pytest_consensus.report.records import COUNTEREXAMPLE_PROPERTY
 
 pytestmark = pytest.mark.consensus_rule("read-levels")
 

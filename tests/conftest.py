@@ -42,7 +42,7 @@ def node_processes_of(parent_pid: int) -> list[int]:
 @pytest.fixture
 def needs_network_faults() -> None:
     """Skip (with the reason) where this machine cannot make namespaces and rules."""
-    from pytest_consensus.netns import network_faults_unavailable
+    from pytest_consensus.hosts.netns import network_faults_unavailable
 
     reason = network_faults_unavailable()
     if reason is not None:
@@ -74,7 +74,7 @@ def start_inner_run(
         # inner run: it must react to Ctrl-C as a user's terminal run does.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    from pytest_consensus.waiting import wait_for
+    from pytest_consensus.contract.waiting import wait_for
 
     wait_for(marker.exists, timeout=60, what=what)
     return process

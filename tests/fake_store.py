@@ -21,7 +21,7 @@ from pytest_consensus.contract import (
     ReadLevel,
     Role,
 )
-from pytest_consensus.errors import NotLeader, Unavailable
+from pytest_consensus.contract.errors import NotLeader, Unavailable
 
 
 class FakeNode(Node):

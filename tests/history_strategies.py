@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pytest_consensus.checkers.models import ILLEGAL, Model
 from pytest_consensus.checkers.operations import Operation
-from pytest_consensus.history import Event
+from pytest_consensus.clients.history import Event
 
 VALUES = [None, 0, 1, 2]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_consensus.faults import Fault, Schedule
+from pytest_consensus.nemesis.faults import Fault, Schedule
 
 pytestmark = pytest.mark.usefixtures("tests_on_path")
 

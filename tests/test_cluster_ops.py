@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_consensus.cluster_ops import ReplicasStalled, wait_for_same_applied_index
+from pytest_consensus.clients.cluster_ops import ReplicasStalled, wait_for_same_applied_index
 from pytest_consensus.contract import HostSpec, NodeStatus, Role
-from pytest_consensus.errors import Timeout
+from pytest_consensus.contract.errors import Timeout
 
 from fake_store import FakeCluster, FakeNode
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pytest_consensus.checkers import edn
 from pytest_consensus.checkers.cli import main, read_operations
 from pytest_consensus.checkers.formats import HistoryFormatError, read_history, write_edn
-from pytest_consensus.history import Event, write_events
+from pytest_consensus.clients.history import Event, write_events
 
 from history_strategies import random_register_histories
 

@@ -106,7 +106,7 @@ def test_the_guides_minimal_adapter_is_complete_and_under_60_lines(tmp_path: Pat
     adapter = adapter_class({})  # type: ignore[operator]
     assert adapter.version() == "mystore 1.0" and adapter.name == "mystore"
     from pytest_consensus.contract import HostSpec
-    from pytest_consensus.errors import NodeStartError
+    from pytest_consensus.contract.errors import NodeStartError
 
     hosts = [
         HostSpec(f"n{i}", f"127.0.0.{i}", tmp_path / f"d{i}", tmp_path / f"l{i}") for i in (1, 2)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_consensus.adapters.etcd import EtcdAdapter
-from pytest_consensus.docker_host import (
+from pytest_consensus.hosts.docker import (
     container_hosts,
     container_name,
     docker_unavailable,
@@ -17,7 +17,7 @@ from pytest_consensus.docker_host import (
     stale_run_labels,
     subnet_for,
 )
-from pytest_consensus.netns import base36
+from pytest_consensus.hosts.netns import base36
 
 pytestmark = pytest.mark.usefixtures("tests_on_path")
 

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_consensus.adapters.etcd import EtcdBinaryNotFound, find_etcd_binary, supports_pre_vote
 from pytest_consensus.adapters.etcd.client import map_grpc_error
-from pytest_consensus.errors import ConnectionLost, Rejected, Timeout, Unavailable
+from pytest_consensus.contract.errors import ConnectionLost, Rejected, Timeout, Unavailable
 
 pytestmark = pytest.mark.usefixtures("tests_on_path")
 

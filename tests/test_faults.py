@@ -17,9 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
-from pytest_consensus.cluster_ops import majority, wait_for_leader
+from pytest_consensus.clients.cluster_ops import majority, wait_for_leader
+from pytest_consensus.clients.history import NEMESIS, History
 from pytest_consensus.contract import HostSpec
-from pytest_consensus.errors import (
+from pytest_consensus.contract.errors import (
     CapabilityMissing,
     ConsensusError,
     HarnessError,
@@ -27,17 +28,9 @@ from pytest_consensus.errors import (
     NodeStartError,
     Timeout,
 )
-from pytest_consensus.faults import (
-    CLIENT,
-    Fault,
-    Firewall,
-    Nemesis,
-    Schedule,
-    generate_schedule,
-    restart_offsets,
-)
-from pytest_consensus.history import NEMESIS, History
-from pytest_consensus.netns import (
+from pytest_consensus.contract.waiting import WaitTimeout, wait_for
+from pytest_consensus.hosts.firewall import CLIENT
+from pytest_consensus.hosts.netns import (
     NAMESPACE_PREFIX,
     USER_NAMESPACE_COMMAND,
     NamespaceNetwork,
@@ -45,7 +38,14 @@ from pytest_consensus.netns import (
     has_namespace_capabilities,
     sweep_stale_network,
 )
-from pytest_consensus.waiting import WaitTimeout, wait_for
+from pytest_consensus.nemesis.faults import (
+    Fault,
+    Firewall,
+    Nemesis,
+    Schedule,
+    generate_schedule,
+    restart_offsets,
+)
 
 from conftest import node_processes_of, start_inner_run
 from fake_store import FakeAdapter
@@ -244,7 +244,7 @@ def test_a_replayed_schedule_produces_the_same_fault_events(
 SLOW_PARTITIONED_TEST = """
 import time
 from pathlib import Path
-from pytest_consensus.faults import Fault
+from pytest_consensus.nemesis.faults import Fault
 
 def test_partitioned(consensus_cluster, consensus_nemesis):
     consensus_nemesis.apply(Fault("isolate-leader", 0, 0))
@@ -332,7 +332,7 @@ def test_after_kill_9_mid_partition_the_next_run_starts_clean(
 
 USER_NAMESPACE_SUITE = """
 import pytest
-from pytest_consensus.faults import Fault
+from pytest_consensus.nemesis.faults import Fault
 
 @pytest.mark.consensus_rule("leader-gating")
 @pytest.mark.consensus_requires("network")
@@ -458,7 +458,7 @@ def test_a_failing_test_leaves_no_namespace_behind(
         test_fails="""
         import os
         from pathlib import Path
-        from pytest_consensus.faults import Fault
+        from pytest_consensus.nemesis.faults import Fault
 
         def test_fails_mid_partition(consensus_cluster, consensus_nemesis):
             consensus_nemesis.apply(Fault("isolate-leader", 0, 0))
@@ -476,7 +476,7 @@ def test_a_failing_test_leaves_no_namespace_behind(
 def test_a_bridge_that_cannot_be_made_stops_the_run_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pytest_consensus.netns as netns
+    import pytest_consensus.hosts.netns as netns
 
     real = netns.ip_command
 
@@ -507,7 +507,7 @@ class ReportingNode:
 
 
 def test_the_leader_observer_trusts_histories_and_flags_a_term_led_twice() -> None:
-    from pytest_consensus.cluster_ops import LeaderObserver
+    from pytest_consensus.clients.cluster_ops import LeaderObserver
     from pytest_consensus.contract import NodeStatus, Role
 
     class Nodes:
@@ -527,7 +527,7 @@ def test_the_leader_observer_trusts_histories_and_flags_a_term_led_twice() -> No
 
 def test_a_polled_leader_seen_once_is_not_counted() -> None:
     """A torn status (old role, new term) seen in one poll only is not a second leader."""
-    from pytest_consensus.cluster_ops import LeaderObserver
+    from pytest_consensus.clients.cluster_ops import LeaderObserver
     from pytest_consensus.contract import NodeStatus, Role
 
     torn = ReportingNode(NodeStatus("n1", Role.LEADER, 3, "n1"))
@@ -549,7 +549,7 @@ def test_lost_replies_let_a_write_apply_while_its_answer_never_arrives(
 ) -> None:
     """The node acts on the request (the write is readable elsewhere), but the client hears
     nothing: an outcome it cannot know, which is what retries must survive."""
-    from pytest_consensus.registry import load_adapter
+    from pytest_consensus.plugin.registry import load_adapter
 
     adapter = load_adapter(backend)
     allocation = network.allocate(3)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_consensus.errors import (
+from pytest_consensus.contract.errors import (
     CapabilityMissing,
     HarnessError,
     NodeStartError,
     harness_problem,
 )
-from pytest_consensus.waiting import WaitTimeout
+from pytest_consensus.contract.waiting import WaitTimeout
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Tests the first-command check runs: the one whose child process once imported the
@@ -130,8 +130,8 @@ def test_a_child_process_that_cannot_import_the_adapter_is_a_harness_error(
 
 PROBLEM_SUITE = """
 import pytest
-from pytest_consensus.errors import CapabilityMissing, HarnessError
-from pytest_consensus.waiting import WaitTimeout
+from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
+from pytest_consensus.contract.waiting import WaitTimeout
 
 @pytest.mark.consensus_rule("read-levels")
 def test_harness_broke(consensus_adapter):

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_consensus.checkers import edn
 from pytest_consensus.checkers.formats import HistoryFormatError, read_history, write_edn
-from pytest_consensus.history import Event, write_events
+from pytest_consensus.clients.history import Event, write_events
 
 EVENTS = [
     Event(0, 0.5, 1, "invoke", "cas", "k1", ["a", "b"], "n2"),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_consensus.clients.history import History, RecordingClient, read_jsonl
 from pytest_consensus.contract import Client, HostSpec, ReadLevel
-from pytest_consensus.errors import CapabilityMissing, NotLeader, Timeout, UnknownError
-from pytest_consensus.history import History, RecordingClient, read_jsonl
+from pytest_consensus.contract.errors import CapabilityMissing, NotLeader, Timeout, UnknownError
 
 from fake_store import FakeAdapter
 

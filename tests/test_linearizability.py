@@ -14,7 +14,7 @@ from pytest_consensus.checkers.formats import read_history
 from pytest_consensus.checkers.linearizability import check_history, check_operations
 from pytest_consensus.checkers.models import CasRegisterModel, KVModel, ModelError, model_named
 from pytest_consensus.checkers.operations import pair_operations
-from pytest_consensus.history import Event
+from pytest_consensus.clients.history import Event
 
 from history_strategies import (
     brute_force_linearizable,

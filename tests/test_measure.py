@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_consensus.history import NEMESIS, Event
-from pytest_consensus.measure import figures_of, percentile, summarize
+from pytest_consensus.clients.history import NEMESIS, Event
+from pytest_consensus.report.measure import figures_of, percentile, summarize
 
 
 def history(*rows: tuple[float, object, str, str]) -> list[Event]:

@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 
 from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter, node_ports
-from pytest_consensus.cluster_ops import wait_for_leader
+from pytest_consensus.clients.cluster_ops import wait_for_leader
 from pytest_consensus.contract import Cluster, ReadLevel, Role
-from pytest_consensus.errors import NodeStartError, Timeout, Unavailable
-from pytest_consensus.hosts import (
+from pytest_consensus.contract.errors import NodeStartError, Timeout, Unavailable
+from pytest_consensus.contract.waiting import wait_for
+from pytest_consensus.hosts.base import (
     RUN_PREFIX,
     LoopbackHosts,
     RunDirectory,
     port_free,
     sweep_stale_run_dirs,
 )
-from pytest_consensus.netns import base36
-from pytest_consensus.waiting import wait_for
+from pytest_consensus.hosts.netns import base36
 
 from conftest import node_processes_of, start_inner_run
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
-from pytest_consensus.errors import AdapterLoadError, AdapterNotFound
-from pytest_consensus.registry import installed_adapters, load_adapter, resolve_adapter_class
+from pytest_consensus.contract.errors import AdapterLoadError, AdapterNotFound
+from pytest_consensus.plugin.registry import installed_adapters, load_adapter, resolve_adapter_class
 
 
 def test_builtin_pysyncobj_is_registered_through_the_entry_point() -> None:

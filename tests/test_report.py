@@ -20,7 +20,7 @@ from pytest_consensus.checkers.linearizability import check_history
 from pytest_consensus.checkers.models import CasRegisterModel
 from pytest_consensus.checkers.operations import pair_operations
 from pytest_consensus.checkers.timeline import render_timeline
-from pytest_consensus.records import COUNTEREXAMPLE_PROPERTY
+from pytest_consensus.report.records import COUNTEREXAMPLE_PROPERTY
 
 
 @pytest.mark.consensus_rule("leader-gating")
@@ -297,7 +297,7 @@ def test_compare_with_a_certificate_of_another_name_when_one_adapter_runs(
 
 
 def test_evidence_folders_of_long_test_ids_never_collide() -> None:
-    from pytest_consensus.reporting import slug
+    from pytest_consensus.plugin.summary import slug
 
     prefix = "conformance/test_read_levels.py::" + "a_long_test_name_" * 8
     leader, follower = slug(prefix + "[x-leader]"), slug(prefix + "[x-follower]")
@@ -307,7 +307,7 @@ def test_evidence_folders_of_long_test_ids_never_collide() -> None:
 
 
 def test_a_failures_headline_is_its_cause_not_the_start_of_a_quoted_traceback() -> None:
-    from pytest_consensus.records import headline
+    from pytest_consensus.report.records import headline
 
     quoted = (
         "the state machine failed in a child process: Traceback (most recent call last):\n"
@@ -323,7 +323,7 @@ def test_a_failures_headline_is_its_cause_not_the_start_of_a_quoted_traceback() 
 
 
 def test_the_throughput_line_reaches_the_last_operation_and_rates_a_short_last_bin_fairly() -> None:
-    from pytest_consensus.plots import BIN_SECONDS, throughput_steps
+    from pytest_consensus.report.plots import BIN_SECONDS, throughput_steps
 
     times, rates = throughput_steps([0.1, 0.2, 0.6, 1.1, 1.15], end=1.2)
     assert times == [0.0, BIN_SECONDS, 2 * BIN_SECONDS, 1.2]
@@ -333,7 +333,7 @@ def test_the_throughput_line_reaches_the_last_operation_and_rates_a_short_last_b
 
 def test_logarithmic_axes_are_labelled_with_plain_numbers() -> None:
     pytest.importorskip("matplotlib")
-    from pytest_consensus.plots import _pyplot, plain_numbers
+    from pytest_consensus.report.plots import _pyplot, plain_numbers
 
     plt = _pyplot()
     figure, axes = plt.subplots()

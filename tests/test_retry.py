@@ -6,16 +6,16 @@ import random
 
 import pytest
 
+from pytest_consensus.clients.history import History
+from pytest_consensus.clients.retry import RetryingClient, RetryPolicy
 from pytest_consensus.contract import Client, ReadLevel
-from pytest_consensus.errors import (
+from pytest_consensus.contract.errors import (
     ConnectionLost,
     NotLeader,
     Rejected,
     Timeout,
     Unavailable,
 )
-from pytest_consensus.history import History
-from pytest_consensus.retry import RetryingClient, RetryPolicy
 
 
 class FakeTime:

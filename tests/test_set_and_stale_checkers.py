@@ -6,7 +6,7 @@ from typing import Any
 
 from pytest_consensus.checkers.sets import check_sets
 from pytest_consensus.checkers.stale import check_stale_reads, committed_values
-from pytest_consensus.history import Event
+from pytest_consensus.clients.history import Event
 
 
 class Script:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pytest_consensus.adapters.etcd.client import EtcdClient, member_names
-from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
 from pytest_consensus.contract import (
     Adapter,
     Capability,
@@ -28,9 +27,10 @@ from pytest_consensus.contract import (
     Node,
     NodeStatus,
 )
-from pytest_consensus.errors import ConsensusError, HarnessError
-from pytest_consensus.process import NodeProcess
-from pytest_consensus.waiting import wait_for
+from pytest_consensus.contract.errors import ConsensusError, HarnessError
+from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
+from pytest_consensus.contract.waiting import wait_for
 
 ETCD_IN_IMAGE = "/usr/local/bin/etcd"
 CLIENT_PORT = 2379

@@ -19,7 +19,7 @@ import grpc
 from etcd3 import etcdrpc
 
 from pytest_consensus.contract import Client, NodeStatus, ReadLevel, Role
-from pytest_consensus.errors import (
+from pytest_consensus.contract.errors import (
     ConnectionLost,
     ConsensusError,
     NotLeader,

@@ -1,4 +1,4 @@
-"""etcd members as Docker containers (the Docker host; see pytest_consensus.docker_host).
+"""etcd members as Docker containers (the Docker host; see pytest_consensus.hosts.docker).
 
 Only the engine calls need Docker; the command each member runs is the same as for a local
 process (``member_flags``), which is what the project's unit tests check without an engine.
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_consensus.adapters.etcd.client import EtcdClient
-from pytest_consensus.adapters.process_cluster import wait_until_serving
 from pytest_consensus.contract import HostSpec, Node, NodeStatus
-from pytest_consensus.docker_host import LABEL
+from pytest_consensus.contract.process_cluster import wait_until_serving
+from pytest_consensus.hosts.docker import LABEL
 
 DEFAULT_IMAGE = "quay.io/coreos/etcd:v3.5.17"
 ETCD_IN_IMAGE = "/usr/local/bin/etcd"

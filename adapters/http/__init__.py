@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
-from pytest_consensus.child_python import python_environment
 from pytest_consensus.contract import SNAPSHOT_ENTRIES, Adapter, Capability, Cluster, HostSpec
-from pytest_consensus.errors import HarnessError
-from pytest_consensus.process import NodeProcess
+from pytest_consensus.contract.child_python import python_environment
+from pytest_consensus.contract.errors import HarnessError
+from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -13,9 +13,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import ClassVar
 
-from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
 from pytest_consensus.adapters.pysyncobj.statemachine import KVStateMachine
-from pytest_consensus.child_python import python_environment
 from pytest_consensus.contract import (
     SNAPSHOT_ENTRIES,
     Adapter,
@@ -24,8 +22,10 @@ from pytest_consensus.contract import (
     HostSpec,
     StateMachine,
 )
-from pytest_consensus.errors import HarnessError
-from pytest_consensus.process import NodeProcess
+from pytest_consensus.contract.child_python import python_environment
+from pytest_consensus.contract.errors import HarnessError
+from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
 
 #: Node i (from 0) uses RAFT_PORT + 2i and API_PORT + 2i. Ports differ per node even
 #: though addresses do too: PySyncObj 0.3.17 elects no leader when every node has the

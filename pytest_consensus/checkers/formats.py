@@ -1,6 +1,6 @@
 """Reading and writing histories: JSON Lines, Jepsen-style EDN, and the Jepsen log format.
 
-Every reader returns :class:`~pytest_consensus.history.Event` objects in file order and
+Every reader returns :class:`~pytest_consensus.clients.history.Event` objects in file order and
 raises :class:`HistoryFormatError` naming the file and line of anything it cannot read.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pytest_consensus.checkers import edn
-from pytest_consensus.history import NEMESIS, Event, EventType
+from pytest_consensus.clients.history import NEMESIS, Event, EventType
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 EVENT_TYPES = {"invoke", "ok", "fail", "info"}

@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pytest_consensus.adapters.process_cluster import ProcessCluster, ProcessNode
 from pytest_consensus.contract import (
     Adapter,
     Capability,
@@ -20,8 +19,9 @@ from pytest_consensus.contract import (
     ReadLevel,
     Role,
 )
-from pytest_consensus.errors import ConnectionLost, NoAnswer, Timeout, Unavailable
-from pytest_consensus.process import NodeProcess
+from pytest_consensus.contract.errors import ConnectionLost, NoAnswer, Timeout, Unavailable
+from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
 
 RAFT, HTTP = 7701, 7702  # node i adds 2 * i
 

@@ -1,0 +1,290 @@
+"""The adapter contract: what a store author implements to be certified.
+
+Pure Python, importable without pytest. A store provides an :class:`Adapter` (registered
+under the entry-point group ``pytest_consensus.adapters`` or named ``module:attr``) that
+starts a :class:`Cluster` of :class:`Node` objects on hosts chosen by the harness, and a
+:class:`Client` per node. Operations fail only with the errors of
+:mod:`pytest_consensus.contract.errors`. See docs/writing-an-adapter.md.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pytest_consensus.contract.errors import CapabilityMissing
+
+#: The snapshot interval (in log entries) adapters give their nodes: small, so that a follower
+#: that misses a few hundred writes is sent a snapshot, and restore is exercised every run.
+SNAPSHOT_ENTRIES = 100
+
+
+class Capability(str, enum.Enum):
+    """What an adapter declares it can do; tests that need more are reported N/A."""
+
+    STRONG_READ = "strong"
+    STALE_READ = "stale"
+    CAS = "cas"
+    APPEND = "append"
+    DELETE = "delete"
+    KILL = "kill"
+    PAUSE = "pause"
+    RESTART = "restart"
+    LEADER = "leader"
+    DIGEST = "digest"
+    FSM = "fsm"
+    MEMBERSHIP = "membership"
+
+    @classmethod
+    def parse(cls, name: str) -> Capability:
+        """Turn a marker argument into a capability, listing the valid names on error."""
+        try:
+            return cls(name)
+        except ValueError:
+            valid = ", ".join(c.value for c in cls)
+            raise ValueError(f"unknown capability {name!r}; valid: {valid}") from None
+
+
+class ReadLevel(str, enum.Enum):
+    """Read consistency levels: strong is linearizable, stale may lag but never invents."""
+
+    STRONG = "strong"
+    STALE = "stale"
+
+
+class Role(str, enum.Enum):
+    LEADER = "leader"
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What a node reports about itself; fields a store cannot observe stay None."""
+
+    node: str
+    role: Role = Role.UNKNOWN
+    term: int | None = None
+    leader: str | None = None
+    commit_index: int | None = None
+    applied_index: int | None = None
+    digest: str | None = None
+    #: Every term this node has led, as the node itself recorded when it became leader
+    #: (kept across restarts); None where the store does not keep such a history.
+    led_terms: tuple[int, ...] | None = None
+    #: How many snapshots this node's process has restored since it started (its own at
+    #: start-up, or one the leader sent it); None where the store does not say. Failure
+    #: messages use it to name the likely cause of a divergence.
+    restores: int | None = None
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """Where the harness wants node ``name`` to live.
+
+    ``address`` is an IP the node binds to (ports are the adapter's choice, since every
+    node has its own address); ``command_prefix`` must be put in front of the node's
+    command line (for example ``ip netns exec NS``) so it runs on that host. On the Docker
+    host, ``container`` names the container to create (on ``container_network``, with
+    ``address`` as its fixed IP) instead; adapters that cannot run in containers refuse it.
+    """
+
+    name: str
+    address: str
+    data_dir: Path
+    log_dir: Path
+    command_prefix: tuple[str, ...] = ()
+    container: str | None = None
+    container_network: str | None = None
+
+
+class StateMachine(Protocol):
+    """The white-box view of a store's FSM (capability ``fsm``)."""
+
+    def apply(self, entry: bytes) -> Any: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+
+class Client(abc.ABC):
+    """One client bound to one node. Every call has a timeout in seconds.
+
+    ``request_id`` identifies a logical write across retries: a store that honours it
+    applies the write at most once however often it is retried.
+    """
+
+    node: str
+
+    @abc.abstractmethod
+    def put(self, key: str, value: str, *, timeout: float, request_id: str | None = None) -> None:
+        """Write ``value`` under ``key``."""
+
+    @abc.abstractmethod
+    def get(self, key: str, *, level: ReadLevel = ReadLevel.STRONG, timeout: float) -> str | None:
+        """Read ``key`` at ``level``; None when the key is absent."""
+
+    def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
+        """Remove ``key`` (capability ``delete``)."""
+        raise CapabilityMissing("delete")
+
+    def append(
+        self, key: str, value: str, *, timeout: float, request_id: str | None = None
+    ) -> None:
+        """Append ``value`` to the string under ``key`` (capability ``append``)."""
+        raise CapabilityMissing("append")
+
+    def cas(
+        self,
+        key: str,
+        expected: str | None,
+        new: str,
+        *,
+        timeout: float,
+        request_id: str | None = None,
+    ) -> bool:
+        """Set ``key`` to ``new`` if it holds ``expected``; False when it did not match."""
+        raise CapabilityMissing("cas")
+
+    def close(self) -> None:  # noqa: B027 - optional hook with a do-nothing default
+        """Release connections; the default holds none."""
+
+
+class Node(abc.ABC):
+    """One member of a cluster, running as its own OS process on its own host."""
+
+    name: str
+    host: HostSpec
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the process with whatever data its data directory holds."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM, then SIGKILL after a grace period)."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Crash the process with SIGKILL; its data directory stays."""
+
+    def restart(self) -> None:
+        """Start again after a stop or kill, keeping its data."""
+        if self.is_running():
+            self.kill()
+        self.start()
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP) (capability ``pause``)."""
+        raise CapabilityMissing("pause")
+
+    def resume(self) -> None:
+        """Unfreeze the process (SIGCONT) (capability ``pause``)."""
+        raise CapabilityMissing("pause")
+
+    @abc.abstractmethod
+    def is_running(self) -> bool:
+        """Whether the process is alive (a paused process is alive)."""
+
+    @abc.abstractmethod
+    def status(self, timeout: float) -> NodeStatus:
+        """Ask the node for its role, term, leader, indexes and digest."""
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the node's log, for error messages."""
+        return ""
+
+
+class Cluster(abc.ABC):
+    """A running set of nodes; a context manager that tears everything down on exit."""
+
+    nodes: Sequence[Node]
+
+    @abc.abstractmethod
+    def client(self, node: Node) -> Client:
+        """A new client bound to ``node``."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop every node and release every resource; safe to call twice."""
+
+    def node(self, name: str) -> Node:
+        for candidate in self.nodes:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"no node named {name!r}; nodes: {[n.name for n in self.nodes]}")
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What the certificate says about the store under test."""
+
+    name: str
+    version: str
+    capabilities: frozenset[Capability] = field(default_factory=frozenset)
+
+
+class Adapter(abc.ABC):
+    """A store's entry point into the suite.
+
+    Subclasses set ``name`` and ``capabilities`` and implement :meth:`version` and
+    :meth:`start_cluster`. The harness instantiates the class with the adapter options
+    the user passed (``--consensus-adapter-option KEY=VALUE``).
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: How many applied entries at most lie between two snapshots (log compactions) of a
+    #: node this adapter starts, so that a follower kept away for longer than that catches
+    #: up by installing a snapshot. Adapters configure their nodes with
+    #: :data:`SNAPSHOT_ENTRIES` where the store allows it; None when the store decides.
+    snapshot_entries: ClassVar[int | None] = None
+
+    def __init__(self, options: Mapping[str, str] | None = None) -> None:
+        self.options: Mapping[str, str] = dict(options or {})
+
+    @abc.abstractmethod
+    def version(self) -> str:
+        """The store's version, as the certificate should print it."""
+
+    @abc.abstractmethod
+    def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
+        """Start one node per host and return once every process is up.
+
+        If a node fails to start, stop what was started and raise
+        :class:`~pytest_consensus.contract.errors.NodeStartError` with its log.
+        """
+
+    def fsm_factory(self) -> Callable[[], StateMachine]:
+        """Fresh state machines for white-box FSM tests (capability ``fsm``)."""
+        raise CapabilityMissing("fsm")
+
+    def fsm_encode(self, f: str, key: str, value: Any) -> bytes:
+        """The log entry the store writes for an operation, for white-box FSM tests.
+
+        The default is the JSON the project's own state machine reads:
+        ``{"f": "put", "key": "k", "value": "v"}`` (a cas puts ``expected`` beside
+        ``value``). Override it for your store's entry format."""
+        command: dict[str, Any] = {"f": f, "key": key, "value": value}
+        if f == "cas":
+            command["expected"], command["value"] = value
+        return json.dumps(command, sort_keys=True).encode()
+
+    def has(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(self.name, self.version(), frozenset(self.capabilities))

