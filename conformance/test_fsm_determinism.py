@@ -7,6 +7,7 @@ every node gets one answer, and no replica diverges, stalls or dies on it.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 
@@ -199,7 +200,7 @@ def test_odd_input_gets_one_answer_and_no_replica_diverges_or_dies(
             continue
         if kinds == {"ok"}:
             read = wait_for(
-                lambda key=key: strong_read_anywhere(consensus_clients, key, timeout),
+                functools.partial(strong_read_anywhere, consensus_clients, key, timeout),
                 timeout=CONVERGENCE_TIMEOUT,
                 what=f"a strong read of {key[:20]!r} from any node",
             )[0]
@@ -256,7 +257,11 @@ def test_a_follower_kept_away_catches_up_to_the_majoritys_state_through_a_snapsh
     away = followers[consensus_rng.randrange(len(followers))]
     majority_side = {c.node: c.inner for c in consensus_clients if c.node != away.name}
     writer = RetryingClient(
-        majority_side, consensus_history, RetryPolicy(deadline=30.0), consensus_rng, leader.name
+        majority_side,
+        consensus_history,
+        RetryPolicy(deadline=30.0),
+        consensus_rng,
+        first_node=leader.name,
     )
     keys = [f"lag-{number}" for number in range(LAGGING_KEYS)]
     for key in keys:
@@ -281,8 +286,9 @@ def test_a_follower_kept_away_catches_up_to_the_majoritys_state_through_a_snapsh
             writer.delete(key)
         for number in range(writes):
             key = kept[number % len(kept)]
-            expected[key] = f"{key}-{number}"
-            writer.put(key, expected[key])
+            value = f"{key}-{number}"
+            expected[key] = value
+            writer.put(key, value)
         if kept_away_by == "partition":
             time.sleep(max(0.0, away_since + MIN_PARTITION_SECONDS - time.monotonic()))
     finally:

@@ -6,6 +6,8 @@ a not-leader error; it is never applied by the follower alone.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from pytest_consensus.clients.cluster_ops import majority, strong_read_anywhere, wait_for_leader
@@ -182,7 +184,7 @@ def test_a_deposed_leader_in_a_minority_acknowledges_no_write(
     assert acknowledged, "the majority side acknowledged no write; cannot check survival"
     for key, value in acknowledged.items():
         read = wait_for(
-            lambda key=key: strong_read_anywhere(consensus_clients, key, timeout),
+            functools.partial(strong_read_anywhere, consensus_clients, key, timeout),
             timeout=REPLICATION_TIMEOUT,
             what=f"a strong read of {key}",
         )[0]

@@ -39,7 +39,14 @@ from pytest_consensus.report.records import COUNTEREXAMPLE_PROPERTY
 
 pytestmark = pytest.mark.consensus_rule("partition-retries")
 
-KINDS = ("isolate-leader", "random-halves", "majority-ring", "bridge", "kill-one", "pause-one")
+KINDS: tuple[str, ...] = (
+    "isolate-leader",
+    "random-halves",
+    "majority-ring",
+    "bridge",
+    "kill-one",
+    "pause-one",
+)
 WORKERS = 4
 #: Seconds between one worker's appends, so that traffic meets every fault of the schedule.
 PACE = 0.05

@@ -43,10 +43,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def installed_modules() -> dict[str, Path]:
     """Every module of the installed package, by dotted name, with its source file."""
     modules = {"pytest_consensus": Path(pytest_consensus.__file__)}
-    for info in pkgutil.walk_packages(pytest_consensus.__path__, "pytest_consensus."):
-        spec = importlib.util.find_spec(info.name)
-        assert spec is not None and spec.origin is not None, info.name
-        modules[info.name] = Path(spec.origin)
+    # adapters/ and conformance/ are mapped into the package from folders of their own,
+    # which an editable install's finder knows and a walk of the package's folder does not.
+    roots = ["pytest_consensus", "pytest_consensus.adapters", "pytest_consensus.conformance"]
+    for root in roots:
+        package = importlib.import_module(root)
+        modules[root] = Path(str(package.__file__))
+        for info in pkgutil.walk_packages(package.__path__, f"{root}."):
+            spec = importlib.util.find_spec(info.name)
+            assert spec is not None and spec.origin is not None, info.name
+            modules[info.name] = Path(spec.origin)
     return modules
 
 

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_consensus.adapters.etcd.client import EtcdClient, member_names
 from pytest_consensus.contract import (
@@ -31,6 +31,9 @@ from pytest_consensus.contract.errors import ConsensusError, HarnessError
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
 from pytest_consensus.contract.waiting import wait_for
+
+if TYPE_CHECKING:
+    from pytest_consensus.adapters.etcd.containers import ContainerEtcdNode
 
 ETCD_IN_IMAGE = "/usr/local/bin/etcd"
 CLIENT_PORT = 2379
@@ -260,23 +263,24 @@ class EtcdAdapter(Adapter):
 class ContainerCluster(Cluster):
     """Members as containers; closing removes them."""
 
-    def __init__(self, nodes: Sequence[Any], names: dict[int, str]) -> None:
+    def __init__(self, nodes: Sequence[ContainerEtcdNode], names: dict[int, str]) -> None:
+        self.containers = list(nodes)
         self.nodes = list(nodes)
         self.names = names
 
     def start(self) -> ContainerCluster:
         try:
-            for node in self.nodes:
+            for node in self.containers:
                 node.start()
-            load_member_names(self.nodes, self.names)
+            load_member_names(self.containers, self.names)
         except BaseException:
             self.close()
             raise
         return self
 
     def client(self, node: Node) -> Client:
-        return self.node(node.name).client()  # type: ignore[attr-defined, no-any-return]
+        return next(c for c in self.containers if c.name == node.name).client()
 
     def close(self) -> None:
-        for node in self.nodes:
+        for node in self.containers:
             node.remove()

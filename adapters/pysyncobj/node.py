@@ -70,7 +70,7 @@ class KVConsumer(SyncObjConsumer):  # type: ignore[misc]
         self.fsm = state_machine
         self.restores = 0
 
-    @replicated  # type: ignore[misc]
+    @replicated
     def apply_entry(self, entry: bytes) -> dict[str, Any]:
         with self.lock:
             return self.fsm.apply(entry)

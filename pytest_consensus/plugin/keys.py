@@ -12,6 +12,7 @@ import pytest
 if TYPE_CHECKING:
     # Used only inside the StashKey subscripts below, which ruff does not read as types.
     from pytest_consensus.contract import Adapter  # noqa: F401
+    from pytest_consensus.plugin.settings import Settings  # noqa: F401
     from pytest_consensus.report.verdicts import VerdictTable  # noqa: F401
 
 settings_key = pytest.StashKey["Settings"]()
