@@ -151,7 +151,7 @@ def load_member_names(nodes: Sequence[Any], names: dict[int, str]) -> None:
 PEER_PORT_TIMEOUT = 5.0
 
 
-def wait_for_peer_port(node: EtcdNode, timeout: float = PEER_PORT_TIMEOUT) -> None:
+def wait_for_peer_port(node: ProcessNode, timeout: float = PEER_PORT_TIMEOUT) -> None:
     """Poll the member's peer URL until it answers (or the member exits, or time is up)."""
     url = f"http://{node.host.address}:{PEER_PORT}/version"
     deadline = time.monotonic() + timeout
@@ -294,23 +294,22 @@ class ContainerCluster(Cluster):
     """Members as containers; closing removes them."""
 
     def __init__(self, nodes: Sequence[ContainerEtcdNode], names: dict[int, str]) -> None:
-        self.containers = list(nodes)
-        self.nodes = list(nodes)
+        self.nodes: Sequence[ContainerEtcdNode] = list(nodes)
         self.names = names
 
     def start(self) -> ContainerCluster:
         try:
-            for node in self.containers:
+            for node in self.nodes:
                 node.start()
-            load_member_names(self.containers, self.names)
+            load_member_names(self.nodes, self.names)
         except BaseException:
             self.close()
             raise
         return self
 
     def client(self, node: Node) -> Client:
-        return next(c for c in self.containers if c.name == node.name).client()
+        return next(c for c in self.nodes if c.name == node.name).client()
 
     def close(self) -> None:
-        for node in self.containers:
+        for node in self.nodes:
             node.remove()
