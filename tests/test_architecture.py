@@ -95,10 +95,11 @@ def layer_of(name: str) -> tuple[str, int] | None:
 
 
 def test_every_package_has_a_layer() -> None:
-    packages = {name.split(".")[1] for name in installed_modules() if name.count(".") >= 1}
+    modules = installed_modules()
+    packages = {name.split(".")[1] for name in modules if name.count(".") >= 1}
     top_level_modules = {
         name.split(".")[1]
-        for name, path in installed_modules().items()
+        for name, path in modules.items()
         if name.count(".") == 1 and path.name != "__init__.py"
     }
     assert packages - top_level_modules == set(LAYERS)

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from pytest_consensus.contract import (
 from pytest_consensus.contract.errors import ConsensusError, HarnessError
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
-from pytest_consensus.contract.waiting import wait_for
+from pytest_consensus.contract.waiting import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
     from pytest_consensus.adapters.etcd.containers import ContainerEtcdNode
@@ -154,15 +153,26 @@ PEER_PORT_TIMEOUT = 5.0
 def wait_for_peer_port(node: ProcessNode, timeout: float = PEER_PORT_TIMEOUT) -> None:
     """Poll the member's peer URL until it answers (or the member exits, or time is up)."""
     url = f"http://{node.host.address}:{PEER_PORT}/version"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and node.is_running():
+
+    def served_or_exited() -> bool:
+        if not node.is_running():
+            return True
         try:
             with urllib.request.urlopen(url, timeout=0.25):
-                return
+                return True
         except urllib.error.HTTPError:
-            return  # served, whatever the answer
-        except (OSError, ValueError):
-            time.sleep(0.02)
+            return True  # served, whatever the answer
+
+    try:
+        wait_for(
+            served_or_exited,
+            timeout=timeout,
+            what=f"{node.name} to serve its peer port",
+            interval=0.02,
+            ignore=(OSError, ValueError),
+        )
+    except WaitTimeout:
+        pass  # the next member starts anyway; this one's own start-up check reports it
 
 
 class EtcdCluster(ProcessCluster):
