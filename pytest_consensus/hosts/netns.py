@@ -16,15 +16,23 @@ import ipaddress
 import os
 import re
 import shutil
-import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
 from pytest_consensus.hosts.base import pid_alive
+from pytest_consensus.hosts.commands import run_tool
+from pytest_consensus.hosts.forwarding import (
+    BRIDGE_PREFIX,
+    allow_bridge_forwarding,
+    forwarding_diagnosis,
+    remove_bridge_forwarding,
+    sweep_stale_forward_rules,
+)
+from pytest_consensus.hosts.reachability import NamespacesUnreachable, unreachable_paths
 
 #: RFC 2544's benchmarking range: reserved for tests, routed nowhere, unlikely to clash
 #: with the machine's own networks. Each run takes one /24 of it.
@@ -56,23 +64,11 @@ def run_tag(pid: int, worker: str) -> str:
 def ip_command(*arguments: str, namespace: str | None = None, check: bool = True) -> str:
     """Run ``ip``; a failure is a HarnessError quoting the command and its stderr."""
     command = ["ip", *(("-n", namespace) if namespace else ()), *arguments]
-    return _run(command, check)
-
-
-def _run(command: Sequence[str], check: bool = True) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
-    except FileNotFoundError as error:
-        raise HarnessError(f"{command[0]} not found: {error}") from error
-    except subprocess.TimeoutExpired as error:
-        raise HarnessError(f"{' '.join(command)} did not finish in 30 s") from error
-    if check and done.returncode != 0:
-        raise HarnessError(f"{' '.join(command)} failed: {done.stderr.strip() or done.stdout}")
-    return done.stdout
+    return run_tool(command, check)
 
 
 def in_namespace(namespace: str, *command: str) -> str:
-    return _run(["ip", "netns", "exec", namespace, *command])
+    return run_tool(["ip", "netns", "exec", namespace, *command])
 
 
 #: Running without root: a user namespace of one's own, in which the run is root over its
@@ -123,7 +119,7 @@ def netem_unavailable() -> str | None:
     except HarnessError as error:
         return f"cannot create a probe link for netem: {error}"
     try:
-        _run(["tc", "qdisc", "add", "dev", probe, "root", "netem", "delay", "1ms"])
+        run_tool(["tc", "qdisc", "add", "dev", probe, "root", "netem", "delay", "1ms"])
         return None
     except HarnessError as error:
         return f"delay and loss need the netem qdisc, which this kernel lacks ({error})"
@@ -164,7 +160,7 @@ def sweep_stale_network() -> list[str]:
         if pid is not None and not pid_alive(pid):
             ip_command("link", "del", link, check=False)
             removed.append(link)
-    return removed
+    return removed + sweep_stale_forward_rules()
 
 
 def _subnets_in_use() -> list[ipaddress.IPv4Network]:
@@ -194,19 +190,49 @@ class NamespaceNetwork:
             raise CapabilityMissing(reason)
         self.run_dir = run_dir
         self.tag = run_tag(os.getpid(), worker)
-        self.bridge = f"{LINK_PREFIX}b{self.tag}"
+        self.bridge = f"{BRIDGE_PREFIX}{self.tag}"
         self.subnet = self._pick_subnet()
         self.gateway = str(self.subnet.network_address + 1)
         self._clusters = 0
+        self.forwarding_rule = False
         try:
             ip_command("link", "add", self.bridge, "type", "bridge")
             ip_command("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge)
             ip_command("link", "set", self.bridge, "up")
+            self.forwarding_rule = allow_bridge_forwarding(self.bridge)
         except HarnessError as error:
             self.close()
             raise HarnessError(
                 f"cannot create the run's bridge {self.bridge}: {error}; no traffic was sent"
             ) from error
+        try:
+            self._check_reachability()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_reachability(self) -> None:
+        """Two probe namespaces on the bridge, one connection between them and one from the
+        test process; a usage error naming the host firewall's part when either fails."""
+        probe = self._create(2, "probe", 0)
+        try:
+            failed = unreachable_paths(
+                [probe.namespaces["n1"], probe.namespaces["n2"]],
+                [probe.addresses["n1"], probe.addresses["n2"]],
+            )
+        finally:
+            self.release(probe)
+        if failed:
+            raise NamespacesUnreachable(
+                f"the run's network namespaces cannot reach each other across its bridge "
+                f"{self.bridge}: {'; '.join(failed)}. On this machine: "
+                f"{forwarding_diagnosis(self.bridge)}. No store was tested. Fix: let bridged "
+                f"traffic of the bridges named {BRIDGE_PREFIX}* through the host firewall "
+                f"(with Docker: iptables -I DOCKER-USER -i {BRIDGE_PREFIX}+ -o {BRIDGE_PREFIX}+ "
+                "-j ACCEPT; with an nftables forward chain that drops: an accept rule for "
+                f'iifname "{BRIDGE_PREFIX}*" in it), or run on loopback addresses with '
+                "--consensus-host=loopback, where network faults are n/a"
+            )
 
     def _pick_subnet(self) -> ipaddress.IPv4Network:
         used = _subnets_in_use()
@@ -223,13 +249,16 @@ class NamespaceNetwork:
         if not 1 <= count <= 200:
             raise HarnessError(f"cluster size must be between 1 and 200, got {count}")
         self._clusters += 1
-        number = self._clusters % 100
-        cluster_dir = self.run_dir / f"cluster-{self._clusters}"
+        return self._create(count, f"c{self._clusters}", self._clusters % 100)
+
+    def _create(self, count: int, label: str, number: int) -> NamespaceCluster:
+        """Namespaces ``{tag}-{label}-nK`` with host-side links numbered ``number``."""
+        cluster_dir = self.run_dir / f"cluster-{label.removeprefix('c')}"
         created = NamespaceCluster([], {}, {})
         try:
             for index in range(count):
                 name = f"n{index + 1}"
-                namespace = f"{NAMESPACE_PREFIX}{self.tag}-c{self._clusters}-{name}"
+                namespace = f"{NAMESPACE_PREFIX}{self.tag}-{label}-{name}"
                 outside = f"{LINK_PREFIX}v{self.tag}{number:02d}{index + 1:02d}"[:15]
                 inside = f"{outside}i"[:15] if len(outside) < 15 else f"pci{index}{number}"
                 address = str(self.subnet.network_address + 10 + index)
@@ -283,6 +312,9 @@ class NamespaceNetwork:
         for link in _links():
             if link.startswith(f"{LINK_PREFIX}v{self.tag}") or link == self.bridge:
                 ip_command("link", "del", link, check=False)
+        if self.forwarding_rule:
+            remove_bridge_forwarding(self.bridge)
+            self.forwarding_rule = False
 
 
 def _chain_setup() -> Iterable[tuple[str, ...]]:

@@ -62,6 +62,12 @@ def consensus_hosts(
         provider = make_provider(consensus_settings.host, consensus_run_dir, worker)
     except CapabilityMissing as missing:
         pytest.skip(f"n/a: the {consensus_settings.host} host is unavailable: {missing}")
+    except HarnessError as error:
+        # No cluster of any test can run without hosts: one usage error, not a verdict per test.
+        pytest.exit(
+            f"consensus: the {consensus_settings.host} host could not be set up: {error}",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
     try:
         yield provider
     finally:
