@@ -14,6 +14,15 @@ TESTS_DIR = Path(__file__).parent
 
 pytest_plugins = ["pytester"]
 
+try:
+    # pytester restores sys.modules after each test that uses it, which drops a docker SDK
+    # first imported inside such a test while objects of the old requests module survive;
+    # the SDK then fails ("You can only merge into CookieJar") although the engine answers.
+    # Imported here, before any test, the SDK and its requests stay one set of modules.
+    import docker  # noqa: F401
+except ImportError:
+    pass
+
 
 @pytest.fixture
 def tests_on_path(monkeypatch: pytest.MonkeyPatch) -> None:

