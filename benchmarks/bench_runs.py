@@ -7,6 +7,8 @@ Run from the repository root:
     python benchmarks/bench_runs.py --adapter pysyncobj --profile default --runs 10
     python benchmarks/bench_runs.py --adapter etcd --profile quick --runs 3
     python benchmarks/bench_runs.py --broken --runs 10       # every broken store, 10 times
+    python benchmarks/bench_runs.py --adapter etcd --host docker \
+        --adapter-option docker_image=local/etcd:3.5.1 --runs 3   # etcd in containers
 
 Each run is a separate ``pytest`` process, as a user would start it, with its certificate
 written to a scratch folder; verdicts are read from the certificate, not from the output.
@@ -112,13 +114,15 @@ RUN_SECONDS: list[float | None] = []
 
 
 def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
-    print(f"{arguments.adapter}, profile {arguments.profile}, {arguments.runs} runs")
+    where = f", host {arguments.host}" if arguments.host else ""
+    print(f"{arguments.adapter}, profile {arguments.profile}{where}, {arguments.runs} runs")
+    extra = [f"--consensus-profile={arguments.profile}"]
+    extra += [f"--consensus-host={arguments.host}"] if arguments.host else []
+    extra += [f"--consensus-adapter-option={option}" for option in arguments.adapter_option]
     times, passing = [], 0
     for number in range(arguments.runs):
         seed = arguments.seed_base + number
-        seconds, verdicts = run_suite(
-            arguments.adapter, seed, scratch, f"--consensus-profile={arguments.profile}"
-        )
+        seconds, verdicts = run_suite(arguments.adapter, seed, scratch, *extra)
         times.append(seconds)
         failed = [rule for rule, verdict in verdicts.items() if verdict == "fail"]
         passing += not failed
@@ -167,6 +171,13 @@ def main() -> None:
     parser.add_argument("--seed-base", type=int, default=1000)
     parser.add_argument("--broken", action="store_true", help="run the broken stores instead")
     parser.add_argument("--only", default="", help="with --broken: stores whose name has this")
+    parser.add_argument("--host", default="", help="--consensus-host for the runs (default: auto)")
+    parser.add_argument(
+        "--adapter-option",
+        action="append",
+        default=[],
+        help="KEY=VALUE passed as --consensus-adapter-option (repeatable)",
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pytest-consensus-bench-") as scratch:
         if arguments.broken:
