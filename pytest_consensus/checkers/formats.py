@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pytest_consensus.checkers import edn
-from pytest_consensus.clients.history import NEMESIS, Event, EventType
+from pytest_consensus.clients.events import NEMESIS, Event, EventType
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 EVENT_TYPES = {"invoke", "ok", "fail", "info"}

@@ -20,7 +20,7 @@ from typing import Any
 
 from pytest_consensus.checkers.models import ILLEGAL, Model
 from pytest_consensus.checkers.operations import Operation, pair_operations
-from pytest_consensus.clients.history import Event
+from pytest_consensus.clients.events import Event
 
 #: How many search steps run between looks at the clock.
 CLOCK_CHECK_INTERVAL = 2048
