@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_consensus.checkers.models import ILLEGAL, Model
+from pytest_consensus.checkers.models import ILLEGAL, CasRegisterModel, KVModel, Model
 from pytest_consensus.checkers.operations import Operation
 from pytest_consensus.clients.history import Event
 
@@ -28,6 +29,29 @@ def brute_force_linearizable(ops: Sequence[Operation], model: Model) -> bool:
                 if _respects_real_time(order) and _legal(order, model):
                     return True
     return False
+
+
+def search_linearizable(ops: Sequence[Operation], model: Model) -> bool:
+    """Wing and Gong's search with no pruning but memory of (placed, state) pairs: any
+    operation called before the earliest pending return may go next, and operations of
+    unknown outcome may be left out. Obviously right, and fast enough for a dozen ops."""
+    included = [o for o in ops if model.include(o)]
+
+    @functools.cache
+    def can_finish(placed: frozenset[int], state: Any) -> bool:
+        pending = [o.ret for i, o in enumerate(included) if i not in placed and o.ret is not None]
+        if not pending:
+            return True
+        deadline = min(pending)
+        for index, operation in enumerate(included):
+            if index in placed or operation.call > deadline:
+                continue
+            after = model.step(state, operation)
+            if after is not ILLEGAL and can_finish(placed | {index}, after):
+                return True
+        return False
+
+    return can_finish(frozenset(), model.init())
 
 
 def _respects_real_time(order: Sequence[Operation]) -> bool:
@@ -182,3 +206,42 @@ def random_kv_histories(draw: st.DrawFn, max_ops: int = 6) -> list[Event]:
                 )
             )
     return events
+
+
+@st.composite
+def near_boundary_histories(draw: st.DrawFn, max_ops: int = 7) -> tuple[list[Operation], Model]:
+    """A run of a sequential store (register with cas, or kv with append) whose operations
+    overlap in time, many with unknown outcome (applied or not), some reads then disturbed:
+    mostly linearizable, often only just, and small enough for the brute-force oracle."""
+    kv = draw(st.booleans())
+    model: Model = KVModel() if kv else CasRegisterModel()
+    values: list[Any] = ["a", "b"] if kv else [0, 1, 2]
+    kinds = ["get", "put", "append", "cas", "get"] if kv else ["read", "write", "cas", "cas"]
+    state: Any = "" if kv else None
+    ops = []
+    for index in range(draw(st.integers(2, max_ops))):
+        f = draw(st.sampled_from(kinds))
+        status = draw(st.sampled_from(["ok", "ok", "info", "info", "fail"]))
+        applies = status != "info" or draw(st.booleans())
+        value = output = None
+        if f in ("read", "get"):
+            status, output = "ok", state
+            if draw(st.integers(0, 3)) == 0:  # a disturbed read
+                output = draw(st.sampled_from([*values, "" if kv else None]))
+        elif f in ("write", "put", "append"):
+            status = "ok" if status == "fail" else status
+            value = draw(st.sampled_from(values))
+            if applies:
+                state = state + value if f == "append" else value
+        else:
+            expected = draw(st.sampled_from([state, *values]))
+            value = [expected, draw(st.sampled_from(values))]
+            if expected == state:
+                status = "ok" if status == "fail" else status
+                state = value[1] if applies else state
+            elif status == "ok":
+                status = "fail"
+        ret = None if status == "info" else index + draw(st.integers(0, 4)) + 0.5
+        call = index - (draw(st.integers(0, 3)) if ret is not None else 0)
+        ops.append(Operation(index, index % 3, f, None, value, output, status, max(call, 0), ret))
+    return ops, model

@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_consensus.checkers.formats import FORMATS, HistoryFormatError, read_history_lines
-from pytest_consensus.checkers.linearizability import check_operations
+from pytest_consensus.checkers.linearizability import Counterexample, check_operations
 from pytest_consensus.checkers.models import MODELS, Model, ModelError, model_named
 from pytest_consensus.checkers.operations import HistoryError, Operation, pair_operations
-from pytest_consensus.checkers.timeline import render_timeline
 
 EXIT_LINEARIZABLE, EXIT_NOT_LINEARIZABLE, EXIT_UNREADABLE, EXIT_UNKNOWN = 0, 1, 2, 3
 
@@ -53,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object per file instead of text"
+    )
+    parser.add_argument(
+        "--counterexample",
+        action="store_true",
+        help="with --json: also find and include a minimal counterexample for each file that "
+        "is not linearizable (text output always shows one)",
     )
     parser.add_argument(
         "--budget",
@@ -105,7 +110,10 @@ def read_operations(path: Path, format: str) -> list[Operation]:  # noqa: A002
 def check_file(path: Path, model: Model, arguments: argparse.Namespace) -> int:
     try:
         operations = read_operations(path, arguments.format)
-        result = check_operations(operations, model, budget=arguments.budget)
+        # Shrinking a counterexample costs more than the verdict on most failing histories:
+        # only when something shows it (the text, the timeline page, --counterexample).
+        wanted = not arguments.json or arguments.counterexample or arguments.html is not None
+        result = check_operations(operations, model, budget=arguments.budget, counterexample=wanted)
     except (HistoryFormatError, ModelError) as error:
         message = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
         if arguments.json:
@@ -113,16 +121,15 @@ def check_file(path: Path, model: Model, arguments: argparse.Namespace) -> int:
         print(f"consensus-check: {message}", file=sys.stderr)
         return EXIT_UNREADABLE
     if arguments.json:
-        print(
-            json.dumps(
-                {
-                    "file": str(path),
-                    "linearizable": result.linearizable,
-                    "ops": result.operations,
-                    "seconds": round(result.seconds, 6),
-                }
-            )
-        )
+        record: dict[str, object] = {
+            "file": str(path),
+            "linearizable": result.linearizable,
+            "ops": result.operations,
+            "seconds": round(result.seconds, 6),
+        }
+        if arguments.counterexample and result.counterexample is not None:
+            record["counterexample"] = counterexample_record(result.counterexample, model)
+        print(json.dumps(record, default=repr))
     else:
         verdict = {
             True: "linearizable",
@@ -139,12 +146,43 @@ def check_file(path: Path, model: Model, arguments: argparse.Namespace) -> int:
     if arguments.html is not None and result.linearizable is not True:
         arguments.html.mkdir(parents=True, exist_ok=True)
         page = arguments.html / f"{path.name}.html"
+        from pytest_consensus.checkers.timeline import render_timeline
+
         page.write_text(render_timeline(operations, model, result, f"{path.name}"))
         if not arguments.json:
             print(f"timeline: {page}")
     if result.linearizable is None:
         return EXIT_UNKNOWN
     return EXIT_LINEARIZABLE if result.linearizable else EXIT_NOT_LINEARIZABLE
+
+
+def counterexample_record(example: Counterexample, model: Model) -> dict[str, object]:
+    """A counterexample as JSON: the key, the minimal subset, the operation that could not
+    be placed, the longest order found (with the state after each), and the text."""
+
+    def operation(item: Operation) -> dict[str, object]:
+        return {
+            "process": item.process,
+            "f": item.f,
+            "key": item.key,
+            "value": item.value,
+            "output": item.output,
+            "status": item.status,
+            "call": item.call,
+            "return": item.ret,
+        }
+
+    return {
+        "key": example.key,
+        "minimal": example.minimal,
+        "operations": [operation(item) for item in example.operations],
+        "blocked": None if example.blocked is None else operation(example.blocked),
+        "longest_prefix": [
+            {"operation": operation(item), "state": model.describe(state)}
+            for item, state in example.longest_prefix
+        ],
+        "text": example.describe(model),
+    }
 
 
 if __name__ == "__main__":

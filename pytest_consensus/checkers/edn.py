@@ -99,6 +99,92 @@ def loads(text: str) -> Any:
     return result[0]
 
 
+#: A scalar or a vector of scalars: what Jepsen's events hold, read by a fast path.
+_PLAIN_VALUE = r""""(?:[^"\\]|\\.)*"|\[[^\[\]{}()"#]*\]|[^\s,\[\]{}()"#;]+"""
+_KEYWORD = r""":[^\s,\[\]{}()"#;]+"""
+_PAIR = re.compile(rf":([^\s,\[\]{{}}()\"#;]+)[\s,]+({_PLAIN_VALUE})")
+_FLAT_MAP = re.compile(rf"[\s,]*\{{[\s,]*(?:{_KEYWORD}[\s,]+(?:{_PLAIN_VALUE})[\s,]*)*\}}[\s,]*")
+_VECTOR_ITEM = re.compile(r""""(?:[^"\\]|\\.)*"|[^\s,"]+""")
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_INTEGER = re.compile(r"[-+]?\d+")
+_NUMBER_START = frozenset("0123456789-+")
+_CACHE_LIMIT = 10_000
+#: Values already read, by their text: Jepsen histories repeat a few keywords, processes
+#: and values on every line. Lists are never cached (callers may change them).
+_SCALARS: dict[str, Any] = {}
+
+
+def _scalar(text: str) -> Any:
+    value = _SCALARS.get(text, _SCALARS)
+    if value is not _SCALARS:
+        return value
+    first = text[0]
+    if first == '"':
+        body = text[1:-1]
+        return _unescape(body) if "\\" in body else body
+    if first in _NUMBER_START:
+        if _INTEGER.fullmatch(text):
+            value = int(text)
+            if len(_SCALARS) < _CACHE_LIMIT and -1000 < value < 1000:
+                _SCALARS[text] = value  # process ids and small values repeat
+            return value
+        if _NUMBER.fullmatch(text):
+            return float(text)
+        raise EdnError(f"unknown symbol {text!r}")
+    if first == ":":
+        value = text[1:]
+    elif text in SYMBOLS:
+        value = SYMBOLS[text]
+    else:
+        raise EdnError(f"unknown symbol {text!r}")
+    if len(_SCALARS) < _CACHE_LIMIT:
+        _SCALARS[text] = value  # keywords and symbols repeat on every line
+    return value
+
+
+def _vector(text: str) -> list[Any]:
+    return [_scalar(item) for item in _VECTOR_ITEM.findall(text, 1, len(text) - 1)]
+
+
+def _plain_value(text: str) -> Any:
+    return _vector(text) if text[0] == "[" else _scalar(text)
+
+
+def loads_flat_map(text: str) -> dict[str, Any] | None:
+    """A map of keywords to scalars or vectors of scalars, read about ten times faster than
+    :func:`loads`, with keywords as plain strings (as the history readers want them); None
+    when the text is anything else, for :func:`loads` to read or reject."""
+    if _FLAT_MAP.fullmatch(text) is None:
+        return None
+    return {
+        key: _vector(value) if value[0] == "[" else _scalar(value)
+        for key, value in _PAIR.findall(text)
+    }
+
+
+def loads_value(text: str) -> Any:
+    """One value with keywords as plain strings: the fast path for scalars and vectors of
+    scalars, :func:`loads` for anything else."""
+    stripped = text.strip(" \t\r\n,")
+    if stripped and (
+        (stripped[0] == "[" and _FLAT_VECTOR.fullmatch(stripped)) or _SCALAR.fullmatch(stripped)
+    ):
+        return _plain_value(stripped)
+    return _keywords_as_strings(loads(text))
+
+
+_FLAT_VECTOR = re.compile(r"""\[[^\[\]{}()"#]*\]""")
+_SCALAR = re.compile(r""""(?:[^"\\]|\\.)*"|[^\s,\[\]{}()"#;]+""")
+
+
+def _keywords_as_strings(value: Any) -> Any:
+    if isinstance(value, Keyword):
+        return str(value)
+    if isinstance(value, list):
+        return [_keywords_as_strings(item) for item in value]
+    return value
+
+
 def dumps(value: Any) -> str:
     """Write a value as EDN; Keyword values are written as keywords, str as strings."""
     if value is None:

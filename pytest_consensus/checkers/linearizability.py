@@ -20,7 +20,7 @@ from typing import Any
 
 from pytest_consensus.checkers.models import ILLEGAL, Model
 from pytest_consensus.checkers.operations import Operation, pair_operations
-from pytest_consensus.clients.history import Event
+from pytest_consensus.clients.events import Event
 
 #: How many search steps run between looks at the clock.
 CLOCK_CHECK_INTERVAL = 2048
@@ -205,7 +205,22 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
     after_unknown = False
     # (candidates, next position, state, op, after_unknown before it)
     frames: list[tuple[list[int], int, Any, int, bool]] = []
-    cache: set[tuple[int, Hashable, bool]] = set()
+    # Visited nodes, by (placed operations with a known outcome, state): the sets of placed
+    # operations of unknown outcome met with them, and whether placement was restricted.
+    # A node is dominated by a visited one with the same key whose unknown set is a subset
+    # of its own (and which was no more restricted): operations of unknown outcome have no
+    # return to respect, so one still unplaced can be placed later or never, and whatever
+    # the dominated node could still do the visited one could too. A visited node has
+    # either failed or is an ancestor still being explored, which covers it; either way
+    # the dominated node adds nothing. This is what keeps histories with hundreds of
+    # writes of unknown outcome, open to the end, from exploring every subset of them.
+    unknown_mask = 0
+    for index, operation in enumerate(ops):
+        if operation.ret is None:
+            unknown_mask |= 1 << index
+    known_mask = ((1 << n) - 1) & ~unknown_mask
+    cache: dict[tuple[int, Hashable], list[tuple[int, bool]]] = {}
+    visited: set[tuple[int, Hashable]] = set()
     longest: list[int] = []
     blocked: int | None = None
     steps = 0
@@ -225,10 +240,24 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
                 continue
             new_linearized = linearized | (1 << index)
             unknown_now = operation.ret is None
-            marker = (new_linearized, new_state, unknown_now)
-            if marker in cache:
-                continue
-            cache.add(marker)
+            if not unknown_mask:  # nothing to dominate with: a plain visited set
+                marker = (new_linearized, new_state)
+                if marker in visited:
+                    continue
+                visited.add(marker)
+            else:
+                unknown_placed = new_linearized & unknown_mask
+                key = (new_linearized & known_mask, new_state)
+                seen = cache.get(key)
+                if seen is None:
+                    cache[key] = [(unknown_placed, unknown_now)]
+                elif any(
+                    not placed & ~unknown_placed and (unknown_now or not restricted)
+                    for placed, restricted in seen
+                ):
+                    continue
+                else:
+                    seen.append((unknown_placed, unknown_now))
             frames.append((options, position, state, index, after_unknown))
             after_unknown = unknown_now
             lift(call_entry[index])

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_consensus.clients.history import NEMESIS, Event
+from pytest_consensus.clients.events import NEMESIS, Event
 
 Status = Literal["ok", "fail", "info"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_consensus.checkers.operations import Operation, pair_operations
-from pytest_consensus.clients.history import Event
+from pytest_consensus.clients.events import Event
 
 READS = frozenset({"read", "get"})
 

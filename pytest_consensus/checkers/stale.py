@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_consensus.checkers.operations import pair_operations
-from pytest_consensus.clients.history import NEMESIS, Event
+from pytest_consensus.clients.events import NEMESIS, Event
 
 WRITES = frozenset({"put", "write", "cas", "delete"})
 STALE_READS = frozenset({"stale-get", "stale-read"})

@@ -15,31 +15,12 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from pytest_consensus.clients.events import NEMESIS, Event, EventType
 from pytest_consensus.contract import Client, ReadLevel
 from pytest_consensus.contract.errors import CapabilityMissing, ConsensusError, UnknownError
-
-EventType = Literal["invoke", "ok", "fail", "info"]
-NEMESIS = "nemesis"
-
-
-@dataclass(frozen=True)
-class Event:
-    index: int
-    time: float
-    process: int | str
-    type: EventType
-    f: str
-    key: str | None = None
-    value: Any = None
-    node: str | None = None
-    error: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(", ", ": "))
 
 
 class History:
