@@ -18,7 +18,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_consensus.clients.events import NEMESIS, Event, EventType
+# Re-exported: histories and their events are imported from here across the project.
+from pytest_consensus.clients.events import NEMESIS as NEMESIS
+from pytest_consensus.clients.events import Event as Event
+from pytest_consensus.clients.events import EventType as EventType
 from pytest_consensus.contract import Client, ReadLevel
 from pytest_consensus.contract.errors import CapabilityMissing, ConsensusError, UnknownError
 
