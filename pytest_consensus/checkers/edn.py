@@ -100,11 +100,14 @@ def loads(text: str) -> Any:
 
 
 #: A scalar or a vector of scalars: what Jepsen's events hold, read by a fast path.
-_PLAIN_VALUE = r""""(?:[^"\\]|\\.)*"|\[[^\[\]{}()"#]*\]|[^\s,\[\]{}()"#;]+"""
+#: Strings as an unrolled loop (runs of plain characters, then an escape), which Python's
+#: regex engine matches several times faster than a per-character alternation.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_PLAIN_VALUE = rf"""{_STRING}|\[[^\[\]{{}}()"#]*\]|[^\s,\[\]{{}}()"#;]+"""
 _KEYWORD = r""":[^\s,\[\]{}()"#;]+"""
 _PAIR = re.compile(rf":([^\s,\[\]{{}}()\"#;]+)[\s,]+({_PLAIN_VALUE})")
 _FLAT_MAP = re.compile(rf"[\s,]*\{{[\s,]*(?:{_KEYWORD}[\s,]+(?:{_PLAIN_VALUE})[\s,]*)*\}}[\s,]*")
-_VECTOR_ITEM = re.compile(r""""(?:[^"\\]|\\.)*"|[^\s,"]+""")
+_VECTOR_ITEM = re.compile(rf"""{_STRING}|[^\s,"]+""")
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _INTEGER = re.compile(r"[-+]?\d+")
 _NUMBER_START = frozenset("0123456789-+")
@@ -174,7 +177,7 @@ def loads_value(text: str) -> Any:
 
 
 _FLAT_VECTOR = re.compile(r"""\[[^\[\]{}()"#]*\]""")
-_SCALAR = re.compile(r""""(?:[^"\\]|\\.)*"|[^\s,\[\]{}()"#;]+""")
+_SCALAR = re.compile(rf"""{_STRING}|[^\s,\[\]{{}}()"#;]+""")
 
 
 def _keywords_as_strings(value: Any) -> Any:
