@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pytest_consensus.checkers import edn
-from pytest_consensus.clients.events import NEMESIS, Event, EventType
+from pytest_consensus.clients.events import NEMESIS, Event, EventType, new_event
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 EVENT_TYPES = {"invoke", "ok", "fail", "info"}
@@ -114,17 +114,18 @@ def _jsonl_event(line: str, position: int) -> Event:
 
 
 def _jsonl_record_event(record: Any, position: int) -> Event:
-    if not isinstance(record, dict):
+    if type(record) is not dict:
         raise ValueError("a JSON Lines event must be an object")
     if not JSONL_FIELDS.issuperset(record):
         raise ValueError(f"unknown fields {sorted(set(record) - JSONL_FIELDS)}")
     get = record.get
-    return Event(
-        int(get("index", position)),
-        float(get("time", position)),
+    index, time, f = get("index", position), get("time", position), record["f"]
+    return new_event(
+        index if type(index) is int else int(index),
+        time if type(time) is float else float(time),
         record["process"],
         _check_type(record["type"]),
-        str(record["f"]),
+        f if type(f) is str else str(f),
         get("key"),
         get("value"),
         get("node"),
@@ -149,7 +150,7 @@ def _edn_event(line: str, position: int) -> Event:
             raise ValueError("an EDN event must be a map")
         record = {str(key): _plain(value) for key, value in parsed.items()}
     get = record.get
-    return Event(
+    return new_event(
         int(get("index", position)),
         float(get("time", position)),
         record["process"],
@@ -181,14 +182,8 @@ def _jepsen_log_event(line: str, position: int) -> Event:
     error = None
     if type_ in ("fail", "info") and isinstance(value, str) and raw_value.startswith(":"):
         error, value = value, None  # e.g. ":fail :read :timed-out": the value is the reason
-    return Event(
-        index=position,
-        time=float(position),
-        process=process,
-        type=type_,
-        f=match.group("f"),
-        value=value,
-        error=error,
+    return new_event(
+        position, float(position), process, type_, match.group("f"), None, value, None, error
     )
 
 
