@@ -1,13 +1,17 @@
-"""Checker speed against Porcupine's figures, and a 100,000-operation history.
+"""Checker speed against Porcupine's figures, on easy and hard histories, and at scale.
 
-Run: ``python benchmarks/bench_checkers.py [--data ../shared/data] [--repeat 5]``.
+Run: ``python benchmarks/bench_checkers.py [--data ../shared/data] [--repeat 3]``.
 
-Per reference data set: our total and slowest-file checking time (median of ``--repeat``
-runs per file, parsing excluded, verdict only, as Porcupine's figures are) and their ratio
-to the ``porcupine_seconds`` in expected.json; parsing and counterexample time are shown
-apart. Then a linearizable kv history of 100,000 operations (1,000 keys, 50 clients),
-generated from a sequential store with overlapping timing, checked in a child process so
-its peak memory (max RSS) is its own.
+Per reference data set (porcupine-etcd, porcupine-kv, hard): our total and slowest-file
+checking time (median of ``--repeat`` runs per file, parsing excluded, verdict only, as
+Porcupine's figures are), their ratio to the ``porcupine_seconds`` in expected.json, the
+files where we are slower than Porcupine, and the whole process as a user runs it
+(``consensus-check --json`` on the folder: start-up, parsing, checking). Then generated
+histories of the hard shapes at larger sizes (cas-register Jepsen logs with 10% of writes
+and cas timing out, open to the end; multi-key kv EDN), up to 50,000 operations and 50
+clients; start-up (``consensus-check --help`` against a bare interpreter, same run); and a
+linearizable kv history of 100,000 operations (1,000 keys, 50 clients) parsed from JSON Lines
+and EDN and checked in a child process so its peak memory (max RSS) is its own.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_consensus.checkers.formats import read_history
+from pytest_consensus.checkers.formats import read_history, write_edn
 from pytest_consensus.checkers.linearizability import check_operations
 from pytest_consensus.checkers.models import model_named
 from pytest_consensus.checkers.operations import pair_operations
 from pytest_consensus.clients.history import Event, write_events
 
-DATA_SETS = (("porcupine-etcd", "cas-register"), ("porcupine-kv", "kv"))
+#: Folder and model; hard/ names each file's model in its expected.json.
+DATA_SETS = (("porcupine-etcd", "cas-register"), ("porcupine-kv", "kv"), ("hard", ""))
 
 
 def bench_data_set(folder: Path, model_name: str, repeat: int) -> dict[str, Any]:
@@ -38,11 +43,12 @@ def bench_data_set(folder: Path, model_name: str, repeat: int) -> dict[str, Any]
     slowest = ("", 0.0)
     wrong = []
     medians: dict[str, float] = {}
+    slower_than_porcupine: dict[str, tuple[float, float]] = {}
     for name, known in sorted(expected.items()):
         begin = time.perf_counter()
         operations = pair_operations(read_history(folder / name))
         totals["parse"] += time.perf_counter() - begin
-        model = model_named(model_name)
+        model = model_named(model_name or known["model"])
         samples = []
         for _ in range(repeat):
             begin = time.perf_counter()
@@ -55,6 +61,8 @@ def bench_data_set(folder: Path, model_name: str, repeat: int) -> dict[str, Any]
         totals["with_counterexample"] += time.perf_counter() - begin
         median = statistics.median(samples)
         medians[name] = median
+        if median > known["porcupine_seconds"]:
+            slower_than_porcupine[name] = (median, known["porcupine_seconds"])
         totals["ours"] += median
         totals["porcupine"] += known["porcupine_seconds"]
         if median > slowest[1]:
@@ -74,7 +82,116 @@ def bench_data_set(folder: Path, model_name: str, repeat: int) -> dict[str, Any]
         "ours_on_porcupine_slowest_s": medians[porcupine_slowest[0]],
         "parse_total_s": totals["parse"],
         "with_counterexample_total_s": totals["with_counterexample"],
+        "slower_than_porcupine": slower_than_porcupine,
+        "whole_process_s": whole_process(folder, model_name, expected),
     }
+
+
+def whole_process(folder: Path, model_name: str, expected: dict[str, Any]) -> float:
+    """``consensus-check --json`` over the folder's files, as a user runs it: one process
+    per model, its wall time summed (start-up, reading, checking; no counterexamples)."""
+    by_model: dict[str, list[str]] = {}
+    for name, known in sorted(expected.items()):
+        by_model.setdefault(model_name or known["model"], []).append(str(folder / name))
+    seconds = 0.0
+    for model, files in by_model.items():
+        begin = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "pytest_consensus.checkers.cli", "--json", "--model", model]
+            + files,
+            capture_output=True,
+            check=False,
+        )
+        seconds += time.perf_counter() - begin
+    return seconds
+
+
+def generate_register_log(operations: int, clients: int, seed: int) -> str:
+    """A Jepsen log of a cas register (values 0-4) that ran linearizably: each operation takes
+    effect at a random point of its interval; 10% of writes and cas time out (``:info``) and
+    then took effect or not, at random; a read of a nil register logs ``nil``."""
+    rng = random.Random(seed)
+    clock = [0.0] * clients
+    planned = []
+    for number in range(operations):
+        client = number % clients
+        call = clock[client] + rng.uniform(0.0, 0.002)
+        ret = call + rng.uniform(0.001, 0.02)
+        clock[client] = ret
+        f = rng.choice(["read", "write", "cas"])
+        value: Any = rng.randrange(5) if f == "write" else [rng.randrange(5), rng.randrange(5)]
+        timed_out = f != "read" and rng.random() < 0.1
+        planned.append((rng.uniform(call, ret), number, client, call, ret, f, value, timed_out))
+    planned.sort()
+    register: int | None = None
+    lines = []
+    for _point, _number, client, call, ret, f, value, timed_out in planned:
+        applies = not timed_out or rng.random() < 0.5
+        if f == "read":
+            outcome, shown = "ok", "nil" if register is None else str(register)
+        elif f == "write":
+            outcome, shown = "ok", str(value)
+            register = value if applies else register
+        else:
+            matches = register == value[0]
+            outcome, shown = ("ok" if matches else "fail"), f"[{value[0]} {value[1]}]"
+            register = value[1] if matches and applies else register
+        invoked = "nil" if f == "read" else shown
+        if timed_out:
+            outcome, shown = "info", ":timed-out"
+        lines.append((call, f"{client}\t:invoke\t:{f}\t{invoked}"))
+        lines.append((ret, f"{client}\t:{outcome}\t:{f}\t{shown}"))
+    lines.sort(key=lambda item: item[0])
+    return "".join(f"INFO  jepsen.util - {text}\n" for _, text in lines)
+
+
+def bench_generated(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
+    """Hard shapes at larger sizes: parse and check times (median of ``repeat``)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pytest-consensus-bench-") as scratch:
+        for operations in sizes:
+            register = Path(scratch) / f"register-{operations}.log"
+            register.write_text(generate_register_log(operations, 50, seed=operations))
+            kv = Path(scratch) / f"kv-{operations}.edn"
+            write_edn(generate_kv_history(operations, max(10, operations // 100), 50, 7), kv)
+            for path, model in ((register, "cas-register"), (kv, "kv")):
+                begin = time.perf_counter()
+                ops = pair_operations(read_history(path))
+                parsed = time.perf_counter() - begin
+                samples, verdict = [], None
+                for _ in range(repeat):
+                    begin = time.perf_counter()
+                    verdict = check_operations(
+                        ops, model_named(model), counterexample=False, budget=300
+                    ).linearizable
+                    samples.append(time.perf_counter() - begin)
+                rows.append(
+                    {
+                        "history": path.name,
+                        "ops": len(ops),
+                        "model": model,
+                        "linearizable": verdict,
+                        "parse_s": parsed,
+                        "check_s": statistics.median(samples),
+                    }
+                )
+    return rows
+
+
+def bench_start_up(repeat: int) -> dict[str, float]:
+    """``consensus-check --help`` against ``python -c pass``, medians of the same run."""
+
+    def median_of(command: list[str]) -> float:
+        samples = []
+        for _ in range(repeat):
+            begin = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True)
+            samples.append(time.perf_counter() - begin)
+        return statistics.median(samples)
+
+    bare = median_of([sys.executable, "-c", "pass"])
+    help_ = median_of([sys.executable, "-m", "pytest_consensus.checkers.cli", "--help"])
+    return {"bare_interpreter_s": bare, "help_s": help_, "help_over_bare_s": help_ - bare}
 
 
 def generate_kv_history(operations: int, keys: int, clients: int, seed: int) -> list[Event]:
@@ -113,8 +230,19 @@ def generate_kv_history(operations: int, keys: int, clients: int, seed: int) -> 
     ]
 
 
-CHILD = """
-import json, resource, sys, time
+#: Peak memory of this process since its exec: VmHWM, not ru_maxrss, which Linux carries over
+#: from the parent at fork (the benchmark's own peak would show as the child's).
+PEAK_RSS = """
+def peak_rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+"""
+
+CHILD = (
+    PEAK_RSS
+    + """
+import json, sys, time
 from pytest_consensus.checkers.formats import read_history
 from pytest_consensus.checkers.linearizability import check_operations
 from pytest_consensus.checkers.models import model_named
@@ -125,28 +253,40 @@ operations = pair_operations(events)
 parsed = time.perf_counter()
 result = check_operations(operations, model_named("kv"), counterexample=False)
 done = time.perf_counter()
+edn_begin = time.perf_counter()
+edn_events = read_history(sys.argv[2])
+edn_parsed = time.perf_counter()
+assert len(edn_events) == len(events)
 print(json.dumps({"linearizable": result.linearizable, "ops": result.operations,
                   "parse_s": parsed - begin, "check_s": done - parsed, "total_s": done - begin,
-                  "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "edn_parse_s": edn_parsed - edn_begin,
+                  "max_rss_mib": peak_rss_mib()}))
 """
+)
 
 
 def bench_large_history(operations: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pytest-consensus-bench-") as scratch:
         path = Path(scratch) / "large.jsonl"
-        write_events(generate_kv_history(operations, 1000, 50, seed=1), path)
+        edn_path = Path(scratch) / "large.edn"
+        events = generate_kv_history(operations, 1000, 50, seed=1)
+        write_events(events, path)
+        write_edn(events, edn_path)
         baseline = subprocess.run(
             [
                 sys.executable,
                 "-c",
-                "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)",
+                PEAK_RSS + "print(peak_rss_mib())",
             ],
             capture_output=True,
             text=True,
             check=True,
         )
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", CHILD, str(path), str(edn_path)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         figures: dict[str, Any] = json.loads(done.stdout)
         figures["interpreter_baseline_rss_mib"] = float(baseline.stdout)
@@ -159,14 +299,37 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--large-ops", type=int, default=100_000)
+    parser.add_argument(
+        "--sizes",
+        default="2000,10000,50000",
+        help="operations in the generated hard histories (comma-separated)",
+    )
     parser.add_argument("--json", type=Path)
     arguments = parser.parse_args()
     results: dict[str, Any] = {}
+    start_up = bench_start_up(7)
+    results["start_up"] = start_up
+    print(
+        f"start-up: consensus-check --help {start_up['help_s']:.3f} s, a bare interpreter "
+        f"{start_up['bare_interpreter_s']:.3f} s "
+        f"(ours on top: {start_up['help_over_bare_s']:.3f} s)"
+    )
     for folder, model in DATA_SETS:
         row = bench_data_set(arguments.data / folder, model, arguments.repeat)
         results[folder] = row
+        slower = row["slower_than_porcupine"]
+        shown = ", ".join(
+            f"{name} {ours:.3f} s vs {theirs:.3f} s"
+            for name, (ours, theirs) in sorted(slower.items())
+            if theirs >= 0.01  # below 10 ms the figures are mostly start-up noise
+        )
+        print(
+            f"{folder}: whole process (consensus-check --json) {row['whole_process_s']:.2f} s; "
+            f"files slower than Porcupine: {len(slower)} of {row['files']}"
+            f"{'; of those Porcupine takes 10 ms or more on: ' + shown if shown else ''}"
+        )
         print(
             f"{folder}: {row['files']} files, total {row['total_s']:.3f} s vs Porcupine "
             f"{row['porcupine_total_s']:.3f} s (ratio {row['ratio_total']:.2f}); slowest "
@@ -178,12 +341,20 @@ def main() -> None:
             f"counterexamples {row['with_counterexample_total_s']:.3f} s; wrong verdicts: "
             f"{row['wrong_verdicts'] or 'none'}"
         )
+    generated = bench_generated([int(size) for size in arguments.sizes.split(",")], 1)
+    results["generated"] = generated
+    for row in generated:
+        print(
+            f"generated {row['history']}: {row['ops']} ops, linearizable={row['linearizable']}, "
+            f"parse {row['parse_s']:.2f} s, check {row['check_s']:.2f} s"
+        )
     large = bench_large_history(arguments.large_ops)
     results["large_kv_history"] = large
     print(
         f"large kv history: {large['ops']} ops (1000 keys, 50 clients, "
         f"{large['file_mib']:.1f} MiB JSONL): linearizable={large['linearizable']}, parse "
         f"{large['parse_s']:.2f} s + check {large['check_s']:.2f} s = {large['total_s']:.2f} s; "
+        f"the same as EDN parsed in {large['edn_parse_s']:.2f} s; "
         f"peak RSS {large['max_rss_mib']:.0f} MiB (bare interpreter "
         f"{large['interpreter_baseline_rss_mib']:.0f} MiB)"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_consensus.checkers import edn
 from pytest_consensus.checkers.formats import HistoryFormatError, read_history, write_edn
@@ -99,3 +101,53 @@ def test_edn_values() -> None:
     ]
     with pytest.raises(edn.EdnError, match="unknown symbol"):
         edn.loads("[foo]")
+
+
+edn_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=12),
+    st.from_regex(r"[a-z][a-z0-9\-]{0,8}", fullmatch=True).map(edn.Keyword),
+)
+edn_flat_maps = st.dictionaries(
+    st.from_regex(r"[a-z][a-z0-9\-?]{0,8}", fullmatch=True).map(edn.Keyword),
+    st.one_of(edn_scalars, st.lists(edn_scalars, max_size=4)),
+    max_size=8,
+)
+
+
+def plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return str(value) if isinstance(value, edn.Keyword) else value
+
+
+@settings(max_examples=500)
+@given(edn_flat_maps)
+def test_the_fast_path_reads_what_the_full_reader_reads(record: dict[edn.Keyword, object]) -> None:
+    """The fast path reads every flat map the full reader reads, to the same values, or
+    leaves it to the full reader (a vector holding strings, say); never a different value."""
+    text = edn.dumps(record)
+    fast = edn.loads_flat_map(text)
+    assert fast is None or fast == plain(edn.loads(text))
+    if all(not isinstance(value, list) for value in record.values()):
+        assert fast == plain(record)
+
+
+@settings(max_examples=300)
+@given(st.one_of(edn_scalars, st.lists(edn_scalars, max_size=4)))
+def test_jepsen_log_values_read_as_the_full_reader_reads_them(value: object) -> None:
+    text = edn.dumps(value)
+    assert edn.loads_value(text) == plain(edn.loads(text))
+
+
+def test_a_bad_line_among_good_json_lines_is_named(tmp_path: Path) -> None:
+    good = '{"index": 0, "process": 1, "type": "invoke", "f": "put"}\n'
+    path = tmp_path / "h.jsonl"
+    path.write_text(good * 500 + '{"index": 1, "process": 1, "type": "ok", "f": put}\n' + good)
+    with pytest.raises(HistoryFormatError, match=r"h.jsonl:501: Expecting value"):
+        read_history(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pytest_consensus.checkers import edn
-from pytest_consensus.clients.events import NEMESIS, Event, EventType
+from pytest_consensus.clients.events import NEMESIS, Event, EventType, new_event
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 EVENT_TYPES = {"invoke", "ok", "fail", "info"}
@@ -97,9 +97,9 @@ def _check_type(type_: Any) -> EventType:
 
 
 def _jsonl_events_at_once(lines: list[str]) -> list[Event]:
-    """Every line's event from one call of the C JSON decoder over the whole file, about
-    four times faster than a call per line; an empty list when any line is not exactly one
-    valid event, so the line-by-line reader can name the line that is wrong."""
+    """Every line's event from one call of the C JSON decoder over the whole file; an empty
+    list when any line is not exactly one valid event, so the line-by-line reader can name
+    the line that is wrong."""
     try:
         records = json.loads("[" + ",".join(lines) + "]")
         if len(records) != len(lines):  # a line held two values ("{...}, {...}")
@@ -114,22 +114,44 @@ def _jsonl_event(line: str, position: int) -> Event:
 
 
 def _jsonl_record_event(record: Any, position: int) -> Event:
-    if not isinstance(record, dict):
+    if type(record) is not dict:
         raise ValueError("a JSON Lines event must be an object")
     if not JSONL_FIELDS.issuperset(record):
         raise ValueError(f"unknown fields {sorted(set(record) - JSONL_FIELDS)}")
-    get = record.get
-    return Event(
-        int(get("index", position)),
-        float(get("time", position)),
-        record["process"],
-        _check_type(record["type"]),
-        str(record["f"]),
-        get("key"),
-        get("value"),
-        get("node"),
-        get("error"),
-    )
+    return _event_of_fields(record, position)
+
+
+_OPTIONAL_FIELDS = (("key", None), ("value", None), ("node", None), ("error", None))
+_new = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _event_of_fields(record: dict[str, Any], position: int) -> Event:
+    """The Event whose fields are ``record`` itself, which must hold Event's fields only:
+    checked and completed in place, then taken as the event's attributes, with no copy and
+    none of the frozen dataclass's per-field setattr (most of the time of reading a large
+    history went there)."""
+    kind = record["type"]
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"event type {kind!r} is not one of invoke, ok, fail, info")
+    if type(kind) is not str:
+        record["type"] = str(kind)
+    record["process"]  # noqa: B018 - required: a KeyError names it
+    index = record.setdefault("index", position)
+    if type(index) is not int:
+        record["index"] = int(index)
+    moment = record.setdefault("time", float(position))
+    if type(moment) is not float:
+        record["time"] = float(moment)
+    f = record["f"]
+    if type(f) is not str:
+        record["f"] = str(f)
+    if len(record) != len(JSONL_FIELDS):
+        for name, default in _OPTIONAL_FIELDS:
+            record.setdefault(name, default)
+    event = _new(Event)
+    _set_attribute(event, "__dict__", record)
+    return event
 
 
 def _plain(value: Any) -> Any:
@@ -148,18 +170,9 @@ def _edn_event(line: str, position: int) -> Event:
         if not isinstance(parsed, dict):
             raise ValueError("an EDN event must be a map")
         record = {str(key): _plain(value) for key, value in parsed.items()}
-    get = record.get
-    return Event(
-        int(get("index", position)),
-        float(get("time", position)),
-        record["process"],
-        _check_type(str(record["type"])),
-        str(record["f"]),
-        get("key"),
-        get("value"),
-        get("node"),
-        get("error"),
-    )
+    if not JSONL_FIELDS.issuperset(record):  # Jepsen's maps may carry more: keep Event's
+        record = {name: value for name, value in record.items() if name in JSONL_FIELDS}
+    return _event_of_fields(record, position)
 
 
 def _jepsen_log_event(line: str, position: int) -> Event:
@@ -181,14 +194,8 @@ def _jepsen_log_event(line: str, position: int) -> Event:
     error = None
     if type_ in ("fail", "info") and isinstance(value, str) and raw_value.startswith(":"):
         error, value = value, None  # e.g. ":fail :read :timed-out": the value is the reason
-    return Event(
-        index=position,
-        time=float(position),
-        process=process,
-        type=type_,
-        f=match.group("f"),
-        value=value,
-        error=error,
+    return new_event(
+        position, float(position), process, type_, match.group("f"), None, value, None, error
     )
 
 

@@ -83,21 +83,24 @@ class _Search:
 def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _Search:
     """Lowe's just-in-time linearization over one key's operations."""
     n = len(ops)
-    infinity = float("inf")
-    # Entries 0..2n-1: a call and a return per operation, in history order.
+    # Entries: a call and a return per operation with a known outcome, in history order, in
+    # a linked list the search lifts placed operations out of. Operations of unknown outcome
+    # have no return to respect and are kept apart, by kind (below): in the list, the many
+    # of them open to the end of a long history would be rescanned at every step.
     timed: list[tuple[float, int, int]] = []
     for index, operation in enumerate(ops):
-        timed.append((float(operation.call), 0, index))
-        ret = operation.ret
-        timed.append((infinity if ret is None else ret, 1, index))
+        if operation.ret is not None:
+            timed.append((float(operation.call), 0, index))
+            timed.append((operation.ret, 1, index))
     timed.sort()
-    head = 2 * n
+    size = len(timed)
+    head = size
     end = -1
-    nxt = [end] * (2 * n + 1)
-    prv = [head] * (2 * n + 1)
-    entry_op = [0] * (2 * n)
-    is_call = [False] * (2 * n)
-    partner = [0] * (2 * n)
+    nxt = [end] * (size + 1)
+    prv = [head] * (size + 1)
+    entry_op = [0] * size
+    is_call = [False] * size
+    partner = [0] * size
     call_entry = [0] * n
     return_entry = [0] * n
     previous = head
@@ -111,22 +114,27 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
         nxt[previous] = position
         prv[position] = previous
         previous = position
-    for index in range(n):
-        partner[call_entry[index]] = return_entry[index]
-    completed = sum(1 for operation in ops if operation.ret is not None)
+    completed = size // 2
+    for operation_index in range(n):
+        if ops[operation_index].ret is not None:
+            partner[call_entry[operation_index]] = return_entry[operation_index]
 
     # Operations with unknown outcome and the same effect are interchangeable once both
-    # are called (they have no return to respect), so only the earliest-called pending one
-    # of each kind is tried: `twin[i]` is the previous such operation, which must go first.
+    # are called, so they are placed in call order within their kind: `unknown_kinds` holds
+    # each kind's operations by call, and `placed_of_kind` how many of each are placed.
     step = model.step
-    twin = [-1] * n
-    last_of_kind: dict[Hashable, int] = {}
+    by_effect: dict[Hashable, list[int]] = {}
     for index in sorted(range(n), key=lambda i: ops[i].call):
         operation = ops[index]
         if operation.ret is None:
-            effect = (operation.f, _hashable(operation.value))
-            twin[index] = last_of_kind.get(effect, -1)
-            last_of_kind[effect] = index
+            by_effect.setdefault((operation.f, _hashable(operation.value)), []).append(index)
+    unknown_kinds = list(by_effect.values())
+    kind_of = [0] * n
+    for kind_number, members in enumerate(unknown_kinds):
+        for index in members:
+            kind_of[index] = kind_number
+    placed_of_kind = [0] * len(unknown_kinds)
+    call_time = [float(operation.call) for operation in ops]
     # Candidates are tried earliest return first, those with unknown outcome last: the
     # operation whose return comes first must be placed before anything called after it,
     # and a linearizable history rarely needs an unknown write. (Measured on the reference
@@ -173,16 +181,22 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
                     return [index]
                 if (
                     uses_monotone
-                    and operation.ret is not None
                     and not rescue_mask[index] & ~linearized
                     and not model.could_reach(state, operation)
                 ):
                     return []  # this observation can never become legal on this branch
-            elif (twin[index] < 0 or (linearized >> twin[index]) & 1) and not (
-                after_unknown and blind[index]
-            ):
+            elif not (after_unknown and blind[index]):
                 found.append(index)
             entry = nxt[entry]
+        # An operation of unknown outcome may go next once it is called before the first
+        # pending return (a call at the same time as a return counts as before it).
+        limit = timed[entry][0] if entry != end else float("inf")
+        for kind_number, members in enumerate(unknown_kinds):
+            placed = placed_of_kind[kind_number]
+            if placed < len(members):
+                index = members[placed]
+                if call_time[index] <= limit and not (after_unknown and blind[index]):
+                    found.append(index)
         found.sort(key=priority.__getitem__)
         return found
 
@@ -221,7 +235,11 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
     known_mask = ((1 << n) - 1) & ~unknown_mask
     cache: dict[tuple[int, Hashable], list[tuple[int, bool]]] = {}
     visited: set[tuple[int, Hashable]] = set()
+    # The deepest order reached, for a counterexample: its depth, and the order itself,
+    # copied only when the search first backs out of that depth (copying at every new
+    # depth made a long linearizable history quadratic).
     longest: list[int] = []
+    longest_depth = 0
     blocked: int | None = None
     steps = 0
     options = candidates()
@@ -260,26 +278,34 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
                     seen.append((unknown_placed, unknown_now))
             frames.append((options, position, state, index, after_unknown))
             after_unknown = unknown_now
-            lift(call_entry[index])
+            if unknown_now:
+                placed_of_kind[kind_of[index]] += 1
+            else:
+                lift(call_entry[index])
+                remaining -= 1
             state = new_state
             linearized = new_linearized
-            if operation.ret is not None:
-                remaining -= 1
-            if len(frames) > len(longest):
-                longest = [frame[3] for frame in frames]
+            if len(frames) > longest_depth:
+                longest_depth = len(frames)
                 blocked = None
             options = candidates()
             position = 0
             continue
-        if len(frames) == len(longest) and blocked is None:
+        if len(frames) == longest_depth and blocked is None:
+            longest = [frame[3] for frame in frames]
             blocked = _first_return(nxt, is_call, entry_op, head, end)
+            if blocked is None:
+                blocked = -1  # nothing pending returned: remembered as captured
         if not frames:
-            return _Search(False, longest, _replay_states(ops, longest, model), blocked)
+            found = None if blocked is None or blocked < 0 else blocked
+            return _Search(False, longest, _replay_states(ops, longest, model), found)
         options, position, state, index, after_unknown = frames.pop()
         linearized &= ~(1 << index)
         if ops[index].ret is not None:
             remaining += 1
-        unlift(call_entry[index])
+            unlift(call_entry[index])
+        else:
+            placed_of_kind[kind_of[index]] -= 1
     order = [frame[3] for frame in frames]
     return _Search(True, order, [], None)  # states are only needed for counterexamples
 

