@@ -31,6 +31,15 @@ from pytest_consensus.hosts.netns import base36
 
 pytestmark = pytest.mark.usefixtures("tests_on_path")
 
+#: A conformance test that must never get a cluster: the host or image is missing.
+NEEDS_A_CLUSTER = """
+import pytest
+
+@pytest.mark.consensus_rule("leader-gating")
+def test_needs_a_cluster(consensus_cluster):
+    raise AssertionError("must not run")
+"""
+
 
 def test_names_carry_the_run_tag_and_addresses_are_fixed(tmp_path: Path) -> None:
     subnet = ipaddress.IPv4Network("198.19.7.0/24")
@@ -78,15 +87,7 @@ def test_without_an_engine_the_docker_host_is_na_with_the_reason(
     if reason is not None and "SDK is not installed" in reason:
         pytest.skip(reason)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    pytester.makepyfile(
-        test_x="""
-        import pytest
-
-        @pytest.mark.consensus_rule("leader-gating")
-        def test_needs_a_cluster(consensus_cluster):
-            raise AssertionError("must not run")
-    """
-    )
+    pytester.makepyfile(test_x=NEEDS_A_CLUSTER)
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=etcd",
         "--consensus-host=docker",
@@ -149,15 +150,7 @@ def test_an_image_the_engine_lacks_is_a_harness_error_naming_the_fix(
     pytester: pytest.Pytester,
 ) -> None:
     image_under_test()
-    pytester.makepyfile(
-        test_x="""
-        import pytest
-
-        @pytest.mark.consensus_rule("leader-gating")
-        def test_needs_a_cluster(consensus_cluster):
-            raise AssertionError("must not run")
-    """
-    )
+    pytester.makepyfile(test_x=NEEDS_A_CLUSTER)
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=etcd",
         "--consensus-host=docker",
