@@ -151,3 +151,23 @@ def test_a_bad_line_among_good_json_lines_is_named(tmp_path: Path) -> None:
     path.write_text(good * 500 + '{"index": 1, "process": 1, "type": "ok", "f": put}\n' + good)
     with pytest.raises(HistoryFormatError, match=r"h.jsonl:501: Expecting value"):
         read_history(path)
+
+
+def test_a_jepsen_log_read_at_once_is_read_as_line_by_line(tmp_path: Path) -> None:
+    from pytest_consensus.checkers.formats import _jepsen_log_event
+
+    lines = [
+        "INFO  jepsen.util - 0\t:invoke\t:cas\t[1 2]",
+        "INFO  jepsen.util - 1\t:invoke\t:read\tnil",
+        "INFO  jepsen.util - :nemesis\t:info\t:start\tnil",
+        "INFO  jepsen.util - 0\t:info\t:cas\t:timed-out",
+        "INFO  jepsen.util - 1 :ok :read 3  ",
+        "INFO  jepsen.util - -2\t:fail\t:cas\t[1 2]",
+        'INFO  jepsen.util - 0\t:invoke\t:write\t"a b"',
+    ]
+    path = tmp_path / "h.log"
+    path.write_text("\n".join(lines) + "\n")
+    events = read_history(path)
+    assert events == [_jepsen_log_event(line, number) for number, line in enumerate(lines)]
+    assert events[0].value == [1, 2] and events[0].value is not events[5].value
+    assert events[3].error == "timed-out" and events[2].process == "nemesis"

@@ -81,6 +81,8 @@ def read_history_lines(
     events: list[Event] = []
     if format == "jsonl":
         events = _jsonl_events_at_once([line for _, line in content])
+    elif format == "jepsen-log":
+        events = _jepsen_log_events_at_once(text, len(content))
     if not events:
         for number, line in content:
             try:
@@ -175,14 +177,59 @@ def _edn_event(line: str, position: int) -> Event:
     return _event_of_fields(record, position)
 
 
+#: Every line of a Jepsen log at once (one regex pass over the whole text); unlike
+#: JEPSEN_LOG_LINE it never crosses a line end, and it needs the value Jepsen always writes.
+JEPSEN_LOG_LINES = re.compile(
+    r"^\S+[ \t]+jepsen\.util[ \t]+-[ \t]+(\S+)[ \t]+:(\w+)[ \t]+:([\w-]+)[ \t]+(.*?)[ \t\r]*$",
+    re.MULTILINE,
+)
+
+
+def _jepsen_log_events_at_once(text: str, lines: int) -> list[Event]:
+    """The events of a whole Jepsen log from one regex pass, values read once per distinct
+    text (a log repeats a few values on every line); an empty list when any line is not a
+    regular one, so the line-by-line reader can name it."""
+    rows = JEPSEN_LOG_LINES.findall(text)
+    if len(rows) != lines:
+        return []
+    events = []
+    append = events.append
+    values: dict[str, Any] = {}
+    processes: dict[str, int | str] = {}
+    try:
+        for position, (raw_process, type_, f, raw_value) in enumerate(rows):
+            if type_ not in EVENT_TYPES or not raw_value:
+                return []
+            process = processes.get(raw_process)
+            if process is None:
+                process = processes[raw_process] = _jepsen_process(raw_process)
+            if raw_value[0] == "[":
+                value: Any = edn.loads_value(raw_value)  # a list: never shared between events
+            else:
+                value = values.get(raw_value, values)
+                if value is values:
+                    value = values[raw_value] = edn.loads_value(raw_value)
+            error = None
+            if raw_value[0] == ":" and type_ in ("fail", "info") and isinstance(value, str):
+                error, value = value, None  # ":fail :read :timed-out": the value is the reason
+            moment = float(position)
+            append(new_event(position, moment, process, type_, f, None, value, None, error))
+    except (ValueError, TypeError):
+        return []
+    return events
+
+
+def _jepsen_process(raw: str) -> int | str:
+    if raw == ":nemesis":
+        return NEMESIS
+    return int(raw) if raw.lstrip("-").isdigit() else raw
+
+
 def _jepsen_log_event(line: str, position: int) -> Event:
     match = JEPSEN_LOG_LINE.match(line)
     if match is None:
         raise ValueError(f"not a Jepsen log line: {line[:80]!r}")
-    raw_process = match.group("process")
-    process: int | str = int(raw_process) if raw_process.lstrip("-").isdigit() else raw_process
-    if process == ":nemesis":
-        process = NEMESIS
+    process = _jepsen_process(match.group("process"))
     raw_value = match.group("value")
     if not raw_value:
         raise ValueError(
