@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pytest_consensus.checkers import edn
-from pytest_consensus.clients.events import NEMESIS, Event, EventType, new_event
+from pytest_consensus.clients.events import NEMESIS, Event, EventType, event_of_fields, new_event
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 EVENT_TYPES = {"invoke", "ok", "fail", "info"}
@@ -120,24 +120,16 @@ def _jsonl_record_event(record: Any, position: int) -> Event:
         raise ValueError("a JSON Lines event must be an object")
     if not JSONL_FIELDS.issuperset(record):
         raise ValueError(f"unknown fields {sorted(set(record) - JSONL_FIELDS)}")
-    return _event_of_fields(record, position)
+    return _checked_event(record, position)
 
 
 _OPTIONAL_FIELDS = (("key", None), ("value", None), ("node", None), ("error", None))
-_new = object.__new__
-_set_attribute = object.__setattr__
 
 
-def _event_of_fields(record: dict[str, Any], position: int) -> Event:
+def _checked_event(record: dict[str, Any], position: int) -> Event:
     """The Event whose fields are ``record`` itself, which must hold Event's fields only:
-    checked and completed in place, then taken as the event's attributes, with no copy and
-    none of the frozen dataclass's per-field setattr (most of the time of reading a large
-    history went there)."""
-    kind = record["type"]
-    if kind not in EVENT_TYPES:
-        raise ValueError(f"event type {kind!r} is not one of invoke, ok, fail, info")
-    if type(kind) is not str:
-        record["type"] = str(kind)
+    checked and completed in place (see clients.events.event_of_fields)."""
+    record["type"] = _check_type(record["type"])
     record["process"]  # noqa: B018 - required: a KeyError names it
     index = record.setdefault("index", position)
     if type(index) is not int:
@@ -151,9 +143,7 @@ def _event_of_fields(record: dict[str, Any], position: int) -> Event:
     if len(record) != len(JSONL_FIELDS):
         for name, default in _OPTIONAL_FIELDS:
             record.setdefault(name, default)
-    event = _new(Event)
-    _set_attribute(event, "__dict__", record)
-    return event
+    return event_of_fields(record)
 
 
 def _plain(value: Any) -> Any:
@@ -174,7 +164,7 @@ def _edn_event(line: str, position: int) -> Event:
         record = {str(key): _plain(value) for key, value in parsed.items()}
     if not JSONL_FIELDS.issuperset(record):  # Jepsen's maps may carry more: keep Event's
         record = {name: value for name, value in record.items() if name in JSONL_FIELDS}
-    return _event_of_fields(record, position)
+    return _checked_event(record, position)
 
 
 #: Every line of a Jepsen log at once (one regex pass over the whole text); unlike

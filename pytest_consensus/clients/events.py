@@ -28,6 +28,17 @@ class Event:
 
 
 _new = object.__new__
+_set_attribute = object.__setattr__
+
+
+def event_of_fields(fields: dict[str, Any]) -> Event:
+    """The Event whose attributes are ``fields`` itself, which must hold exactly Event's
+    fields, already checked: no copy, and none of the frozen dataclass's per-field
+    ``object.__setattr__`` in ``__init__``, which was most of the time of reading a
+    200,000-event history. The event stays frozen."""
+    event = _new(Event)
+    _set_attribute(event, "__dict__", fields)
+    return event
 
 
 def new_event(
@@ -41,22 +52,20 @@ def new_event(
     node: str | None,
     error: str | None,
 ) -> Event:
-    """An Event from fields already checked, three times faster than ``Event(...)``: a frozen
-    dataclass's ``__init__`` sets each field through ``object.__setattr__``, which is most of
-    the cost of reading a 200,000-event history."""
-    event = _new(Event)
-    event.__dict__.update(
-        index=index,
-        time=time,
-        process=process,
-        type=type_,
-        f=f,
-        key=key,
-        value=value,
-        node=node,
-        error=error,
+    """An Event from fields already checked, about three times faster than ``Event(...)``."""
+    return event_of_fields(
+        {
+            "index": index,
+            "time": time,
+            "process": process,
+            "type": type_,
+            "f": f,
+            "key": key,
+            "value": value,
+            "node": node,
+            "error": error,
+        }
     )
-    return event
 
 
-__all__ = ["NEMESIS", "Event", "EventType", "new_event"]
+__all__ = ["NEMESIS", "Event", "EventType", "event_of_fields", "new_event"]
