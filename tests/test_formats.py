@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,49 @@ def test_a_jepsen_log_read_at_once_is_read_as_line_by_line(tmp_path: Path) -> No
     assert events == [_jepsen_log_event(line, number) for number, line in enumerate(lines)]
     assert events[0].value == [1, 2] and events[0].value is not events[5].value
     assert events[3].error == "timed-out" and events[2].process == "nemesis"
+
+
+history_events = st.lists(
+    st.builds(
+        Event,
+        index=st.integers(0, 10**6),
+        time=st.floats(0, 1e6, allow_nan=False),
+        process=st.one_of(st.integers(-5, 60), st.just("nemesis")),
+        type=st.sampled_from(["invoke", "ok", "fail", "info"]),
+        f=st.sampled_from(["read", "write", "cas", "append", "start"]),
+        key=st.one_of(st.none(), st.sampled_from(["k1", "k 2"]), st.integers(0, 3)),
+        value=st.one_of(
+            st.none(), st.integers(-3, 3), st.text(max_size=6), st.lists(st.integers(0, 4))
+        ),
+        error=st.one_of(st.none(), st.sampled_from(["timed-out", "no leader"])),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(history_events)
+def test_an_edn_file_read_at_once_is_read_as_line_by_line(events: list[Event]) -> None:
+    """Whichever way the reader takes (one pass over the file when every line has the first
+    line's shape, else line by line), the events are those each line gives on its own."""
+    from pytest_consensus.checkers.formats import _edn_event
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_edn(events, Path(folder) / "h.edn")
+        lines = [line for line in path.read_text().split("\n") if line.strip()]
+        assert read_history(path) == [_edn_event(line, n) for n, line in enumerate(lines)]
+
+
+def test_a_jepsen_edn_history_of_one_shape_is_read_at_once(tmp_path: Path) -> None:
+    """The shape every Jepsen history has takes the one-pass reader (not the fallback)."""
+    from pytest_consensus.checkers import edn as edn_module
+
+    events = [
+        Event(i, i / 10, i % 3, "invoke" if i % 2 == 0 else "ok", "append", "k", f"x{i}")
+        for i in range(50)
+    ]
+    text = write_edn(events, tmp_path / "h.edn").read_text()
+    columns = edn_module.flat_map_columns(text, text.splitlines()[0], 50)
+    assert columns is not None and columns["value"][3] == "x3"
+    assert read_history(tmp_path / "h.edn") == events

@@ -6,6 +6,7 @@ Keywords read as :class:`Keyword` so a writer can round-trip them.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -176,6 +177,58 @@ def loads_flat_map(text: str) -> dict[str, Any] | None:
     }
 
 
+#: The same values, never crossing a line end: for reading a whole file at once.
+_LINE_STRING = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+_LINE_VALUE = rf"""{_LINE_STRING}|\[[^\[\]{{}}()"#\n]*\]|[^\s,\[\]{{}}()"#;]+"""
+#: Whole columns of one kind, checked with one match each before a fast conversion.
+_INTEGER_COLUMN = re.compile(r"[-+]?[0-9]+(?:\n[-+]?[0-9]+)*")
+#: Numbers that EDN reads as floats: a fraction or an exponent on every one.
+_FLOAT = r"[-+]?[0-9]+(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)"
+_FLOAT_COLUMN = re.compile(rf"{_FLOAT}(?:\n{_FLOAT})*")
+_KEYWORD_COLUMN = re.compile(r':[^\s,\[\]{}()"#;]+(?:\n:[^\s,\[\]{}()"#;]+)*')
+_PLAIN_STRING_OR_NIL_COLUMN = re.compile(r'(?:nil|"[^"\\\n]*")(?:\n(?:nil|"[^"\\\n]*"))*')
+
+
+@functools.lru_cache(maxsize=16)
+def _rows_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
+    """Lines that are flat maps of exactly these keys in this order, one group per value."""
+    pairs = "[ \t,]+".join(f":{re.escape(key)}[ \t,]+({_LINE_VALUE})" for key in keys)
+    return re.compile(rf"^[ \t,]*\{{[ \t,]*{pairs}[ \t,]*\}}[ \t,\r]*$", re.MULTILINE)
+
+
+def _column(texts: tuple[str, ...]) -> list[Any]:
+    """One key's values on every line, converted as a column when all are of one simple
+    kind (checked by one match over the joined column), else one by one."""
+    joined = "\n".join(texts)
+    if _INTEGER_COLUMN.fullmatch(joined):
+        return list(map(int, texts))
+    if _FLOAT_COLUMN.fullmatch(joined):
+        return list(map(float, texts))
+    if _KEYWORD_COLUMN.fullmatch(joined):
+        return [text[1:] for text in texts]
+    if _PLAIN_STRING_OR_NIL_COLUMN.fullmatch(joined):
+        return [None if text == "nil" else text[1:-1] for text in texts]
+    return [_vector(text) if text[0] == "[" else _scalar(text) for text in texts]
+
+
+def flat_map_columns(text: str, first: str, lines: int) -> dict[str, list[Any]] | None:
+    """The values of every line of ``text``, by key, read in one regex pass when all
+    ``lines`` non-blank lines are flat maps of the keys of the ``first`` in the same order
+    (as Jepsen writes them) and converted a column at a time; None otherwise, for a reader
+    that goes line by line."""
+    record = loads_flat_map(first)
+    if not record:
+        return None
+    keys = tuple(record)
+    rows = _rows_pattern(keys).findall(text)
+    if len(rows) != lines:
+        return None
+    if len(keys) == 1:
+        return {keys[0]: _column(tuple(rows))}  # findall gives strings for a single group
+    columns = zip(*rows, strict=True)
+    return {key: _column(column) for key, column in zip(keys, columns, strict=True)}
+
+
 def loads_value(text: str) -> Any:
     """One value with keywords as plain strings: the fast path for scalars and vectors of
     scalars, :func:`loads` for anything else."""
@@ -210,7 +263,13 @@ def dumps(value: Any) -> str:
     if isinstance(value, Keyword):
         return f":{value}"
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        escaped = (
+            value.replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+            .replace("\t", "\\t")
+        )
         return f'"{escaped}"'
     if isinstance(value, int | float):
         return repr(value)

@@ -62,7 +62,9 @@ def read_history_lines(
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as error:
         raise HistoryFormatError(f"{path}: cannot read: {error}") from error
-    lines = text.splitlines()
+    # Lines end at "\n" only (a "\r" before it is whitespace to every reader): splitlines
+    # would also break a line at a U+2028 or a form feed inside a string.
+    lines = text.split("\n")
     content = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     if not content:
         return [], []
@@ -83,6 +85,8 @@ def read_history_lines(
         events = _jsonl_events_at_once([line for _, line in content])
     elif format == "jepsen-log":
         events = _jepsen_log_events_at_once(text, len(content))
+    elif format == "edn":
+        events = _edn_events_at_once(text, content[0][1], len(content))
     if not events:
         for number, line in content:
             try:
@@ -153,6 +157,54 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def _edn_events_at_once(text: str, first: str, lines: int) -> list[Event]:
+    """Every line's event when the file reads as maps of one shape at once, checked a
+    column at a time; an empty list otherwise, so the line-by-line reader reads it (and
+    names any line that is wrong)."""
+    columns = edn.flat_map_columns(text, first, lines)
+    if columns is None or not JSONL_FIELDS.issuperset(columns):
+        return []
+    types, fs, processes = columns.get("type"), columns.get("f"), columns.get("process")
+    if types is None or fs is None or processes is None or not EVENT_TYPES.issuperset(types):
+        return []
+    if not all(type(f) is str for f in fs):
+        return []
+    indexes = columns.get("index", range(lines))
+    times = columns.get("time") or [float(position) for position in range(lines)]
+    if not all(type(index) is int for index in indexes):
+        return []
+    if not all(type(moment) is float for moment in times):
+        times = [float(moment) for moment in times]
+    nothing = [None] * lines
+    return [
+        event_of_fields(
+            {
+                "index": index,
+                "time": moment,
+                "process": process,
+                "type": kind,
+                "f": f,
+                "key": key,
+                "value": value,
+                "node": node,
+                "error": error,
+            }
+        )
+        for index, moment, process, kind, f, key, value, node, error in zip(
+            indexes,
+            times,
+            processes,
+            types,
+            fs,
+            columns.get("key", nothing),
+            columns.get("value", nothing),
+            columns.get("node", nothing),
+            columns.get("error", nothing),
+            strict=True,
+        )
+    ]
 
 
 def _edn_event(line: str, position: int) -> Event:
