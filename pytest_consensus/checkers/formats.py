@@ -234,7 +234,7 @@ def _jepsen_log_events_at_once(text: str, lines: int) -> list[Event]:
     rows = JEPSEN_LOG_LINES.findall(text)
     if len(rows) != lines:
         return []
-    events = []
+    events: list[Event] = []
     append = events.append
     values: dict[str, Any] = {}
     processes: dict[str, int | str] = {}
