@@ -154,7 +154,7 @@ def _plain_value(text: str) -> Any:
 
 
 def loads_flat_map(text: str) -> dict[str, Any] | None:
-    """A map of keywords to scalars or vectors of scalars, read about ten times faster than
+    """A map of keywords to scalars or vectors of scalars, read several times faster than
     :func:`loads`, with keywords as plain strings (as the history readers want them); None
     when the text is anything else, for :func:`loads` to read or reject."""
     # One split gives the separators, keys and values interleaved; the text is a flat map
