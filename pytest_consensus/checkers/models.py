@@ -143,7 +143,12 @@ class CasRegisterModel(RegisterModel):
     operations = RegisterModel.operations | {"cas"}
 
     def step(self, state: Any, operation: Operation) -> Any:
-        if operation.f != "cas":
+        f = operation.f
+        if f == "read" or f == "get":  # the register's own steps, inline: the hot path
+            return state if operation.output == state else ILLEGAL
+        if f == "write" or f == "put":
+            return operation.value
+        if f != "cas":
             return super().step(state, operation)
         expected, new = operation.value
         matches = state == _freeze(expected)
