@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -269,3 +270,37 @@ def test_the_readmes_examples_run_as_written_and_write_nothing_into_the_clone(
     assert "timeline: " + str(tmp_path) in done.stdout
     assert list(tmp_path.glob("*/stale-read.log.html"))
     assert sorted(p.name for p in root.iterdir()) == before
+
+
+def test_jobs_must_be_a_number_of_processes(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", "kv", "--jobs", "-1", str(good)])
+    assert exit_info.value.code == 2
+    assert "'-1' is not a number of processes: give 0 (one per core) or more" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_big_file_split_over_processes_gets_the_verdict_of_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the thresholds down to this small file, it is read in parts and its keys are
+    checked in other processes; the verdict, count and counterexample are those of -j 1."""
+    from pytest_consensus.checkers import formats, linearizability
+
+    monkeypatch.setattr(formats, "PARALLEL_MIN_LINES", 4)
+    monkeypatch.setattr(linearizability, "PARALLEL_MIN_OPERATIONS", 2)
+    path = tmp_path / "many.edn"
+    copies = [
+        dataclasses.replace(event, key=f"k{n}", process=n * 2 + int(event.process))
+        for n in range(6)
+        for event in GOOD
+    ]
+    write_edn(copies + BAD, path)
+    outputs = []
+    for jobs in ("1", "3"):
+        assert main(["--model", "kv", "--jobs", jobs, str(path)]) == 1
+        outputs.append(re.sub(r"[0-9.]+ s\)", "", capsys.readouterr().out))
+    assert "NOT linearizable (15 ops, 7 keys, " in outputs[0]
+    assert "cannot place: p1 get k 'a'" in outputs[0]
+    assert outputs[0] == outputs[1]

@@ -218,3 +218,74 @@ def test_a_jepsen_edn_history_of_one_shape_is_read_at_once(tmp_path: Path) -> No
     columns = edn_module.flat_map_columns(text, text.splitlines()[0], 50)
     assert columns is not None and columns["value"][3] == "x3"
     assert read_history(tmp_path / "h.edn") == events
+
+
+one_kind_columns = st.one_of(
+    st.lists(st.integers(-(10**12), 10**12), min_size=1),
+    st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1),
+    st.lists(
+        st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=8), min_size=1
+    ),
+    st.lists(st.one_of(st.none(), st.text(max_size=4)), min_size=1),
+    st.lists(st.from_regex(r"[a-z][a-z0-9\-:]{0,8}", fullmatch=True).map(edn.Keyword), min_size=1),
+    st.lists(st.one_of(edn_scalars, st.lists(st.integers(0, 4), max_size=3)), min_size=1),
+)
+
+
+@settings(max_examples=500)
+@given(one_kind_columns)
+def test_a_column_is_read_as_each_of_its_values_alone(values: list[object]) -> None:
+    """A column converted at once (by counts of quotes, colons and digits) holds what the
+    full reader reads from each value on its own, whatever mix of kinds it has."""
+    from pytest_consensus.checkers.edn import _column
+
+    texts = tuple(edn.dumps(value) for value in values)
+    assert _column(texts) == [plain(edn.loads(text)) for text in texts]
+
+
+@pytest.mark.parametrize("format", ["jsonl", "edn", "jepsen-log"])
+def test_a_file_read_in_parts_at_once_is_the_file_read_whole(
+    tmp_path: Path, format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in three forked parts, a history is the same events, with the same default
+    indexes and times (each event's position in the file), and the same line numbers, as
+    read in one process."""
+    from pytest_consensus.checkers import formats
+
+    monkeypatch.setattr(formats, "PARALLEL_MIN_LINES", 10)
+    path = tmp_path / f"h.{format}"
+    kinds = ["invoke", "ok"]
+    if format == "jepsen-log":
+        lines = [
+            f"INFO  jepsen.util - {i % 4}\t:{kinds[i // 4 % 2]}\t:write\t{i}" for i in range(40)
+        ]
+    elif format == "edn":
+        lines = [
+            f'{{:process {i % 3}, :type :{kinds[i // 3 % 2]}, :f :put, :value "x{i}"}}'
+            for i in range(40)
+        ]
+    else:
+        lines = [
+            f'{{"process": {i % 3}, "type": "{kinds[i // 3 % 2]}", "f": "put"}}' for i in range(40)
+        ]
+    lines.insert(20, "")  # a blank line: the line numbers after it move on by one
+    path.write_text("\n".join(lines) + "\n")
+    whole, whole_lines = formats.read_history_columns(path, workers=1)
+    parts, parts_lines = formats.read_history_columns(path, workers=3)
+    assert parts == whole and parts_lines == whole_lines
+    assert whole.index == list(range(40)) and whole.time == [float(i) for i in range(40)]
+    assert whole_lines[19:21] == [20, 22]
+
+
+def test_a_bad_line_in_a_later_part_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_consensus.checkers import formats
+
+    monkeypatch.setattr(formats, "PARALLEL_MIN_LINES", 10)
+    good = '{"index": 0, "process": 1, "type": "invoke", "f": "put"}\n'
+    path = tmp_path / "h.jsonl"
+    bad = '{"index": 1, "process": 1, "type": "ok", "f": put}\n'
+    path.write_text(good * 30 + "\n" + bad + good * 9)
+    with pytest.raises(HistoryFormatError, match=r"h.jsonl:32: Expecting value"):
+        formats.read_history_columns(path, workers=2)

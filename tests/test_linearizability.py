@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import unittest.mock
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_consensus.checkers import linearizability
 from pytest_consensus.checkers.formats import read_history
 from pytest_consensus.checkers.linearizability import check_history, check_operations
 from pytest_consensus.checkers.models import (
@@ -221,3 +224,36 @@ def test_a_model_rejects_operations_it_does_not_know() -> None:
     events = [Event(0, 0, 0, "invoke", "append", value="x"), Event(1, 1, 0, "ok", "append")]
     with pytest.raises(ModelError, match="does not know operation 'append'.*choose another"):
         check_history(events, CasRegisterModel())
+
+
+@st.composite
+def many_key_histories(draw: st.DrawFn) -> list[Event]:
+    """Two to eight independent kv histories, each on a key of its own and with processes
+    of its own, one after another: some keys linearizable, some not."""
+    events: list[Event] = []
+    for number in range(draw(st.integers(2, 8))):
+        for event in draw(random_kv_histories(max_ops=5)):
+            events.append(
+                dataclasses.replace(
+                    event, index=len(events), process=f"{number}-{event.process}", key=f"k{number}"
+                )
+            )
+    return events
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(many_key_histories(), st.integers(2, 4))
+def test_keys_checked_in_forked_processes_give_the_verdict_of_one_process(
+    events: list[Event], workers: int
+) -> None:
+    """Split over processes, the verdict is the same, and so is the key a counterexample
+    names: the first failing key in the order one process checks them."""
+    ops = pair_operations(events)
+    alone = check_operations(ops, KVModel(), counterexample=True)
+    with unittest.mock.patch.object(linearizability, "PARALLEL_MIN_OPERATIONS", 0):
+        forked = check_operations(ops, KVModel(), counterexample=True, workers=workers)
+    assert forked.linearizable is alone.linearizable
+    if alone.counterexample is not None:
+        assert forked.counterexample is not None
+        assert forked.counterexample.key == alone.counterexample.key
+        assert forked.counterexample.operations == alone.counterexample.operations

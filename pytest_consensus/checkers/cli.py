@@ -14,10 +14,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_consensus.checkers.formats import FORMATS, HistoryFormatError, read_history_lines
-from pytest_consensus.checkers.linearizability import Counterexample, check_operations
+from pytest_consensus.checkers.forked import usable_cores
+from pytest_consensus.checkers.formats import (
+    FORMATS,
+    PARALLEL_MIN_LINES,
+    HistoryFormatError,
+    gc_paused,
+    read_history_columns,
+)
+from pytest_consensus.checkers.linearizability import (
+    PARALLEL_MIN_OPERATIONS,
+    Counterexample,
+    check_operations,
+)
 from pytest_consensus.checkers.models import MODELS, Model, ModelError, model_named
-from pytest_consensus.checkers.operations import HistoryError, Operation, pair_operations
+from pytest_consensus.checkers.operations import HistoryError, Operation, pair_columns
 
 EXIT_LINEARIZABLE, EXIT_NOT_LINEARIZABLE, EXIT_UNREADABLE, EXIT_UNKNOWN = 0, 1, 2, 3
 
@@ -72,7 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write a timeline page per file that is not linearizable",
     )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=_jobs,
+        default=0,
+        metavar="N",
+        help="processes for a big file: it is read in N parts at once (from "
+        f"{PARALLEL_MIN_LINES:,} lines) and its keys checked N at a time (from "
+        f"{PARALLEL_MIN_OPERATIONS:,} operations); default 0: one per usable core; "
+        "1: no child process",
+    )
     return parser
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = -1
+    if jobs < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of processes: give 0 (one per core) or more"
+        )
+    return jobs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as error:
         print(f"consensus-check: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
+    if not arguments.jobs:
+        arguments.jobs = usable_cores()
     statuses = []
     for path in arguments.files:
         statuses.append(check_file(path, model, arguments))
@@ -91,15 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_LINEARIZABLE
 
 
-def read_operations(path: Path, format: str) -> list[Operation]:  # noqa: A002
+def read_operations(path: Path, format: str, workers: int = 1) -> list[Operation]:  # noqa: A002
     """The file's operations; a file with none is an error, never a linearizable verdict."""
-    events, lines = read_history_lines(path, format)
+    columns, lines = read_history_columns(path, format, workers=workers)
     try:
-        operations = pair_operations(events)
+        with gc_paused():
+            operations = pair_columns(columns)
     except HistoryError as error:
         raise HistoryFormatError(f"{path}:{lines[error.position]}: {error.problem}") from None
     if not operations:
-        what = "no events" if not events else "only nemesis events"
+        what = "no events" if not len(columns) else "only nemesis events"
         raise HistoryFormatError(
             f"{path}: no operations to check (the file has {what}); is it the right file, "
             "and complete?"
@@ -109,11 +146,17 @@ def read_operations(path: Path, format: str) -> list[Operation]:  # noqa: A002
 
 def check_file(path: Path, model: Model, arguments: argparse.Namespace) -> int:
     try:
-        operations = read_operations(path, arguments.format)
+        operations = read_operations(path, arguments.format, arguments.jobs)
         # Shrinking a counterexample costs more than the verdict on most failing histories:
         # only when something shows it (the text, the timeline page, --counterexample).
         wanted = not arguments.json or arguments.counterexample or arguments.html is not None
-        result = check_operations(operations, model, budget=arguments.budget, counterexample=wanted)
+        result = check_operations(
+            operations,
+            model,
+            budget=arguments.budget,
+            counterexample=wanted,
+            workers=arguments.jobs,
+        )
     except (HistoryFormatError, ModelError) as error:
         message = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
         if arguments.json:

@@ -6,14 +6,25 @@ raises :class:`HistoryFormatError` naming the file and line of anything it canno
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 from pytest_consensus.checkers import edn
-from pytest_consensus.clients.events import NEMESIS, Event, EventType, event_of_fields, new_event
+from pytest_consensus.checkers.forked import map_forked
+from pytest_consensus.clients.events import (
+    NEMESIS,
+    Event,
+    EventColumns,
+    EventType,
+    event_of_fields,
+    new_event,
+)
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 EVENT_TYPES = {"invoke", "ok", "fail", "info"}
@@ -50,12 +61,42 @@ def read_history_lines(
     path: Path,
     format: str = "auto",  # noqa: A002
 ) -> tuple[list[Event], list[int]]:
-    """The events of a history file and the line each came from (for messages about them).
+    """The events of a history file and the line each came from (for messages about them)."""
+    columns, lines = read_history_columns(path, format)
+    return columns.events(), lines
 
-    A Jepsen log's lines always end with a value and a newline (Jepsen writes ``nil`` for
-    none), so a last line without its newline was cut off: a value cut short (``12`` to
-    ``1``) would still parse, as a different operation. JSON Lines and EDN events end with a
-    closing brace, so a cut one never parses.
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a history is read: the hundreds of thousands
+    of containers a big file makes would set it off again and again (a quarter of the time
+    of reading and pairing 100,000 operations) with nothing to collect."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def read_history_columns(
+    path: Path,
+    format: str = "auto",  # noqa: A002
+    *,
+    workers: int = 1,
+) -> tuple[EventColumns, list[int]]:
+    """A history file's events as columns, and the line each came from.
+
+    Each format has a reader of the whole text at once (one C-level pass, then whole
+    columns converted and checked); a file it does not take is read line by line, which
+    names the line that is wrong. With ``workers`` above 1, a file of at least
+    PARALLEL_MIN_LINES lines is read in that many parts at once, in forked processes (see
+    checkers.forked: only where no other thread runs). A Jepsen log's lines always end
+    with a value and a newline
+    (Jepsen writes ``nil`` for none), so a last line without its newline was cut off: a
+    value cut short (``12`` to ``1``) would still parse, as a different operation. JSON
+    Lines and EDN events end with a closing brace, so a cut one never parses.
     """
     path = Path(path)
     try:
@@ -65,11 +106,18 @@ def read_history_lines(
     # Lines end at "\n" only (a "\r" before it is whitespace to every reader): splitlines
     # would also break a line at a U+2028 or a form feed inside a string.
     lines = text.split("\n")
-    content = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if lines[-1] == "":
+        lines.pop()  # the end of the last line, not a line
+    if len(list(filter(None, map(str.strip, lines)))) == len(lines):  # no blank line
+        content, numbers = lines, list(range(1, len(lines) + 1))
+    else:
+        numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+        content = [line for _, line in numbered]
+        numbers = [number for number, _ in numbered]
     if not content:
-        return [], []
+        return EventColumns.of_events([]), []
     if format == "auto":
-        format = detect_format(path, content[0][1])
+        format = detect_format(path, content[0])
     parse = {"jsonl": _jsonl_event, "edn": _edn_event, "jepsen-log": _jepsen_log_event}.get(format)
     if parse is None:
         raise HistoryFormatError(
@@ -80,20 +128,57 @@ def read_history_lines(
             f"{path}:{len(lines)}: the last line has no newline, so it may be cut off "
             "(Jepsen ends every line with one); check the file is complete"
         )
-    events: list[Event] = []
-    if format == "jsonl":
-        events = _jsonl_events_at_once([line for _, line in content])
-    elif format == "jepsen-log":
-        events = _jepsen_log_events_at_once(text, len(content))
-    elif format == "edn":
-        events = _edn_events_at_once(text, content[0][1], len(content))
-    if not events:
-        for number, line in content:
+    with gc_paused():
+        parts = workers if len(content) >= PARALLEL_MIN_LINES else 1
+        bounds = [len(content) * part // parts for part in range(parts + 1)]
+        chunks = [(format, content[start:end], start) for start, end in itertools.pairwise(bounds)]
+        if parts > 1:  # each part's columns as a tuple of lists: quick through a pipe
+            read = map_forked(_read_at_once_as_lists, chunks)
+            parts_read = [None if lists is None else EventColumns(*lists) for lists in read]
+        else:
+            parts_read = [_read_at_once(chunks[0])]
+        if all(columns is not None for columns in parts_read):
+            return _concatenated(cast(list[EventColumns], parts_read)), numbers
+        events: list[Event] = []
+        for number, line in zip(numbers, content, strict=True):
             try:
                 events.append(parse(line, len(events)))
             except (ValueError, TypeError, KeyError) as error:
                 raise HistoryFormatError(f"{path}:{number}: {error}") from None
-    return events, [number for number, _ in content]
+        return EventColumns.of_events(events), numbers
+
+
+#: Files shorter than this are read in one process: a fork and the result's trip back
+#: through a pipe cost more than the half of a read of a few thousand lines they save.
+PARALLEL_MIN_LINES = 40_000
+
+
+def _read_at_once(chunk: tuple[str, list[str], int]) -> EventColumns | None:
+    """Lines of a file, at most all, by the format's whole-text reader; ``offset`` is the
+    first one's position in the file (the default index and time of an event)."""
+    format, lines, offset = chunk  # noqa: A001
+    if format == "jsonl":
+        return _jsonl_columns(lines, offset)
+    text = "\n".join(lines) + "\n"
+    if format == "jepsen-log":
+        return _jepsen_log_columns(text, len(lines), offset)
+    return _edn_columns(text, lines[0], len(lines), offset)
+
+
+def _read_at_once_as_lists(chunk: tuple[str, list[str], int]) -> tuple[list[Any], ...] | None:
+    columns = _read_at_once(chunk)
+    return None if columns is None else tuple(getattr(columns, name) for name in columns.FIELDS)
+
+
+def _concatenated(parts: list[EventColumns]) -> EventColumns:
+    if len(parts) == 1:
+        return parts[0]
+    return EventColumns(
+        *(
+            list(itertools.chain.from_iterable(getattr(part, name) for part in parts))
+            for name in EventColumns.FIELDS
+        )
+    )
 
 
 def _check_type(type_: Any) -> EventType:
@@ -102,17 +187,40 @@ def _check_type(type_: Any) -> EventType:
     return cast(EventType, str(type_))
 
 
-def _jsonl_events_at_once(lines: list[str]) -> list[Event]:
-    """Every line's event from one call of the C JSON decoder over the whole file; an empty
-    list when any line is not exactly one valid event, so the line-by-line reader can name
-    the line that is wrong."""
+def _jsonl_columns(lines: list[str], offset: int = 0) -> EventColumns | None:
+    """Every line's event from one call of the C JSON decoder over the whole file, checked
+    a column at a time; None when any line is not exactly one event whose fields need no
+    conversion, so the line-by-line reader reads it (and names any line that is wrong)."""
     try:
         records = json.loads("[" + ",".join(lines) + "]")
-        if len(records) != len(lines):  # a line held two values ("{...}, {...}")
-            return []
-        return [_jsonl_record_event(record, position) for position, record in enumerate(records)]
+        if len(records) != len(lines) or set(map(type, records)) != {dict}:
+            return None  # a line held two values ("{...}, {...}"), or not an object
+        if not JSONL_FIELDS.issuperset(set().union(*records)):
+            return None
+        types = [record["type"] for record in records]
+        processes = [record["process"] for record in records]
+        fs = [record["f"] for record in records]
+        if not EVENT_TYPES.issuperset(types) or set(map(type, fs)) != {str}:
+            return None
+        indexes = [record.get("index", at) for at, record in enumerate(records, offset)]
+        if set(map(type, indexes)) != {int}:
+            return None
+        times = [record.get("time", at) for at, record in enumerate(records, offset)]
+        if set(map(type, times)) != {float}:
+            times = list(map(float, times))
+        return EventColumns(
+            indexes,
+            times,
+            processes,
+            types,
+            fs,
+            [record.get("key") for record in records],
+            [record.get("value") for record in records],
+            [record.get("node") for record in records],
+            [record.get("error") for record in records],
+        )
     except (ValueError, TypeError, KeyError):
-        return []
+        return None
 
 
 def _jsonl_event(line: str, position: int) -> Event:
@@ -159,52 +267,36 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _edn_events_at_once(text: str, first: str, lines: int) -> list[Event]:
+def _edn_columns(text: str, first: str, lines: int, offset: int = 0) -> EventColumns | None:
     """Every line's event when the file reads as maps of one shape at once, checked a
-    column at a time; an empty list otherwise, so the line-by-line reader reads it (and
-    names any line that is wrong)."""
+    column at a time; None otherwise, so the line-by-line reader reads it (and names any
+    line that is wrong)."""
     columns = edn.flat_map_columns(text, first, lines)
     if columns is None or not JSONL_FIELDS.issuperset(columns):
-        return []
+        return None
     types, fs, processes = columns.get("type"), columns.get("f"), columns.get("process")
     if types is None or fs is None or processes is None or not EVENT_TYPES.issuperset(types):
-        return []
-    if not all(type(f) is str for f in fs):
-        return []
-    indexes = columns.get("index", range(lines))
-    times = columns.get("time") or [float(position) for position in range(lines)]
-    if not all(type(index) is int for index in indexes):
-        return []
-    if not all(type(moment) is float for moment in times):
-        times = [float(moment) for moment in times]
-    nothing = [None] * lines
-    return [
-        event_of_fields(
-            {
-                "index": index,
-                "time": moment,
-                "process": process,
-                "type": kind,
-                "f": f,
-                "key": key,
-                "value": value,
-                "node": node,
-                "error": error,
-            }
-        )
-        for index, moment, process, kind, f, key, value, node, error in zip(
-            indexes,
-            times,
-            processes,
-            types,
-            fs,
-            columns.get("key", nothing),
-            columns.get("value", nothing),
-            columns.get("node", nothing),
-            columns.get("error", nothing),
-            strict=True,
-        )
-    ]
+        return None
+    if set(map(type, fs)) != {str}:
+        return None
+    indexes = columns.get("index") or list(range(offset, offset + lines))
+    if set(map(type, indexes)) != {int}:
+        return None
+    times = columns.get("time") or list(map(float, range(offset, offset + lines)))
+    if set(map(type, times)) != {float}:
+        times = list(map(float, times))
+    absent = [None] * lines  # one list for every absent column: never changed
+    return EventColumns(
+        indexes,
+        times,
+        processes,
+        types,
+        fs,
+        columns.get("key", absent),
+        columns.get("value", absent),
+        columns.get("node", absent),
+        columns.get("error", absent),
+    )
 
 
 def _edn_event(line: str, position: int) -> Event:
@@ -227,38 +319,46 @@ JEPSEN_LOG_LINES = re.compile(
 )
 
 
-def _jepsen_log_events_at_once(text: str, lines: int) -> list[Event]:
+def _jepsen_log_columns(text: str, lines: int, offset: int = 0) -> EventColumns | None:
     """The events of a whole Jepsen log from one regex pass, values read once per distinct
-    text (a log repeats a few values on every line); an empty list when any line is not a
-    regular one, so the line-by-line reader can name it."""
+    text (a log repeats a few values on every line); None when any line is not a regular
+    one, so the line-by-line reader can name it."""
     rows = JEPSEN_LOG_LINES.findall(text)
     if len(rows) != lines:
-        return []
-    events: list[Event] = []
-    append = events.append
-    values: dict[str, Any] = {}
-    processes: dict[str, int | str] = {}
+        return None
+    raw_processes, types, fs, raw_values = (list(column) for column in zip(*rows, strict=True))
+    if not EVENT_TYPES.issuperset(types) or not all(raw_values):
+        return None
     try:
-        for position, (raw_process, type_, f, raw_value) in enumerate(rows):
-            if type_ not in EVENT_TYPES or not raw_value:
-                return []
-            process = processes.get(raw_process)
-            if process is None:
-                process = processes[raw_process] = _jepsen_process(raw_process)
+        known = {raw: _jepsen_process(raw) for raw in set(raw_processes)}
+        processes = list(map(known.__getitem__, raw_processes))
+        values: list[Any] = []
+        errors: list[str | None] = [None] * lines
+        read: dict[str, Any] = {}
+        for position, raw_value in enumerate(raw_values):
             if raw_value[0] == "[":
-                value: Any = edn.loads_value(raw_value)  # a list: never shared between events
-            else:
-                value = values.get(raw_value, values)
-                if value is values:
-                    value = values[raw_value] = edn.loads_value(raw_value)
-            error = None
-            if raw_value[0] == ":" and type_ in ("fail", "info") and isinstance(value, str):
-                error, value = value, None  # ":fail :read :timed-out": the value is the reason
-            moment = float(position)
-            append(new_event(position, moment, process, type_, f, None, value, None, error))
+                values.append(edn.loads_value(raw_value))  # a list: never shared
+                continue
+            value = read.get(raw_value, read)
+            if value is read:
+                value = read[raw_value] = edn.loads_value(raw_value)
+            if raw_value[0] == ":" and types[position] in ("fail", "info"):
+                if isinstance(value, str):  # ":fail :read :timed-out": the value is the reason
+                    errors[position], value = value, None
+            values.append(value)
     except (ValueError, TypeError):
-        return []
-    return events
+        return None
+    return EventColumns(
+        list(range(offset, offset + lines)),
+        list(map(float, range(offset, offset + lines))),
+        processes,
+        types,  # checked against EVENT_TYPES above
+        fs,
+        [None] * lines,
+        values,
+        [None] * lines,
+        errors,
+    )
 
 
 def _jepsen_process(raw: str) -> int | str:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from pytest_consensus.clients.events import NEMESIS, Event
+from pytest_consensus.clients.events import NEMESIS, Event, EventColumns
 
 Status = Literal["ok", "fail", "info"]
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(NamedTuple):
     """One client operation. ``call`` and ``ret`` are positions in the event list; ``ret``
     is None when the outcome is unknown (``info``, or never completed), which means the
-    operation may take effect at any time after its call, or never."""
+    operation may take effect at any time after its call, or never.
+
+    A named tuple rather than a frozen dataclass: a history of 100,000 operations builds
+    them about five times faster (a frozen dataclass sets each field through
+    ``object.__setattr__``), and reading a field costs the same."""
 
     id: int
     process: int | str
@@ -41,8 +43,8 @@ class HistoryError(ValueError):
     ``position`` is the offending event's place in the list, so a reader of a file can name
     its line; the message alone names the event's index."""
 
-    def __init__(self, problem: str, event: Event, position: int) -> None:
-        super().__init__(f"event {event.index}: {problem}")
+    def __init__(self, problem: str, index: int, position: int) -> None:
+        super().__init__(f"event {index}: {problem}")
         self.problem = problem
         self.position = position
 
@@ -52,55 +54,94 @@ def pair_operations(events: Sequence[Event]) -> list[Operation]:
 
     Nemesis events are skipped. An invocation never completed counts as ``info``.
     """
-    open_calls: dict[Any, tuple[int, Event]] = {}
-    completed: list[tuple[int, Event, int | None, Event | None]] = []
-    for position, event in enumerate(events):
-        if event.process == NEMESIS:
-            continue
-        if event.type == "invoke":
-            if event.process in open_calls:
-                raise HistoryError(
-                    f"process {event.process} invokes {event.f} while its "
-                    f"{open_calls[event.process][1].f} is still open",
-                    event,
-                    position,
+    return pair_columns(EventColumns.of_events(events))
+
+
+def pair_columns(columns: EventColumns) -> list[Operation]:
+    """:func:`pair_operations` over a history held a list per field, as the file readers
+    give it: one pass over processes and types, then each operation built as a tuple."""
+    calls, returns = _pairs(columns)
+    processes, types, fs = columns.process, columns.type, columns.f
+    keys, values, errors = columns.key, columns.value, columns.error
+    make = tuple.__new__
+    operations: list[Operation] = []
+    append = operations.append
+    for number, (call, ret) in enumerate(zip(calls, returns, strict=True)):
+        if ret is None:  # never completed: unknown outcome
+            append(
+                make(
+                    Operation,
+                    (
+                        number,
+                        processes[call],
+                        fs[call],
+                        keys[call],
+                        values[call],
+                        None,
+                        "info",
+                        call,
+                        None,
+                        None,
+                    ),
                 )
-            open_calls[event.process] = (position, event)
+            )
             continue
-        opened = open_calls.pop(event.process, None)
-        if opened is None:
-            raise HistoryError(
-                f"{event.type} {event.f} by process {event.process} has no invocation",
-                event,
-                position,
-            )
-        call_position, invocation = opened
-        if invocation.f != event.f:
-            raise HistoryError(
-                f"process {event.process} completes {event.f} but invoked {invocation.f}",
-                event,
-                position,
-            )
-        completed.append((call_position, invocation, position, event))
-    for call_position, invocation in open_calls.values():
-        completed.append((call_position, invocation, None, None))
-    completed.sort(key=lambda item: item[0])
-    operations = []
-    for number, (call_position, invocation, ret_position, completion) in enumerate(completed):
-        status: Status = "info" if completion is None else completion.type  # type: ignore[assignment]
-        unknown = status == "info"
-        operations.append(
-            Operation(
-                id=number,
-                process=invocation.process,
-                f=invocation.f,
-                key=invocation.key,
-                value=invocation.value,
-                output=None if completion is None else completion.value,
-                status=status,
-                call=call_position,
-                ret=None if unknown else ret_position,
-                error=None if completion is None else completion.error,
+        status = types[ret]
+        append(
+            make(
+                Operation,
+                (
+                    number,
+                    processes[call],
+                    fs[call],
+                    keys[call],
+                    values[call],
+                    values[ret],
+                    status,
+                    call,
+                    None if status == "info" else ret,
+                    errors[ret],
+                ),
             )
         )
     return operations
+
+
+def _pairs(columns: EventColumns) -> tuple[list[int], list[int | None]]:
+    """Calls and returns event by event; raises HistoryError at the first event that
+    cannot be paired."""
+    processes, types, fs = columns.process, columns.type, columns.f
+    calls: list[int] = []  # by operation, in call order: the invocation's position
+    returns: list[int | None] = []  # the completion's position, None while open
+    open_calls: dict[Any, int] = {}  # process -> its open operation
+    for position, (process, type_) in enumerate(zip(processes, types, strict=True)):
+        if process == NEMESIS:
+            continue
+        if type_ == "invoke":
+            opened = open_calls.get(process)
+            if opened is not None:
+                raise HistoryError(
+                    f"process {process} invokes {fs[position]} while its "
+                    f"{fs[calls[opened]]} is still open",
+                    columns.index[position],
+                    position,
+                )
+            open_calls[process] = len(calls)
+            calls.append(position)
+            returns.append(None)
+            continue
+        opened = open_calls.pop(process, None)
+        if opened is None:
+            raise HistoryError(
+                f"{type_} {fs[position]} by process {process} has no invocation",
+                columns.index[position],
+                position,
+            )
+        if fs[calls[opened]] != fs[position]:
+            raise HistoryError(
+                f"process {process} completes {fs[position]} but invoked {fs[calls[opened]]}",
+                columns.index[position],
+                position,
+            )
+        returns[opened] = position
+    return calls, returns

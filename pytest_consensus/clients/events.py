@@ -4,8 +4,9 @@ checkers (and ``consensus-check``) import it without the adapter contract and it
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 EventType = Literal["invoke", "ok", "fail", "info"]
 NEMESIS = "nemesis"
@@ -68,4 +69,60 @@ def new_event(
     )
 
 
-__all__ = ["NEMESIS", "Event", "EventType", "event_of_fields", "new_event"]
+@dataclass
+class EventColumns:
+    """A history's events held as one list per field, all of one length: how the file
+    readers produce a history, since a whole column is converted and checked at once, and
+    how operations are paired from it without an Event object per line."""
+
+    index: list[int]
+    time: list[float]
+    process: list[int | str]
+    type: list[EventType]
+    f: list[str]
+    key: list[str | None]
+    value: list[Any]
+    node: list[str | None]
+    error: list[str | None]
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "index", "time", "process", "type", "f", "key", "value", "node", "error"
+    )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def events(self) -> list[Event]:
+        """The Event of every row, in order."""
+        return [
+            new_event(*row)
+            for row in zip(
+                self.index,
+                self.time,
+                self.process,
+                self.type,
+                self.f,
+                self.key,
+                self.value,
+                self.node,
+                self.error,
+                strict=True,
+            )
+        ]
+
+    @classmethod
+    def of_events(cls, events: Sequence[Event]) -> EventColumns:
+        return cls(
+            [event.index for event in events],
+            [event.time for event in events],
+            [event.process for event in events],
+            [event.type for event in events],
+            [event.f for event in events],
+            [event.key for event in events],
+            [event.value for event in events],
+            [event.node for event in events],
+            [event.error for event in events],
+        )
+
+
+__all__ = ["NEMESIS", "Event", "EventColumns", "EventType", "event_of_fields", "new_event"]
