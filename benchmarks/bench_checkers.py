@@ -9,15 +9,17 @@ files where we are slower than Porcupine, and the whole process as a user runs i
 (``consensus-check --json`` on the folder: start-up, parsing, checking). Then generated
 histories of the hard shapes at larger sizes (cas-register Jepsen logs with 10% of writes
 and cas timing out, open to the end; multi-key kv EDN), up to 50,000 operations and 50
-clients; start-up (``consensus-check --help`` against a bare interpreter, same run); and a
-linearizable kv history of 100,000 operations (1,000 keys, 50 clients) parsed from JSON Lines
-and EDN and checked in a child process so its peak memory (max RSS) is its own.
+clients; start-up (``consensus-check --help`` against a bare interpreter, same run); and
+``consensus-check`` on a linearizable kv history of 100,000 operations (1,000 keys, 50
+clients) as JSON Lines and as EDN: wall time and peak memory, on one core and on all.
+``--baseline DIR`` runs the whole-process figures with another checkout's code too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -27,17 +29,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_consensus.checkers.formats import read_history, write_edn
+from pytest_consensus.checkers.forked import usable_cores
+from pytest_consensus.checkers.formats import read_history, read_history_columns, write_edn
 from pytest_consensus.checkers.linearizability import check_operations
 from pytest_consensus.checkers.models import model_named
-from pytest_consensus.checkers.operations import pair_operations
+from pytest_consensus.checkers.operations import pair_columns, pair_operations
 from pytest_consensus.clients.history import Event, write_events
 
 #: Folder and model; hard/ names each file's model in its expected.json.
 DATA_SETS = (("porcupine-etcd", "cas-register"), ("porcupine-kv", "kv"), ("hard", ""))
 
 
-def bench_data_set(folder: Path, model_name: str, repeat: int) -> dict[str, Any]:
+def bench_data_set(
+    folder: Path, model_name: str, repeat: int, baseline: Path | None = None
+) -> dict[str, Any]:
     expected = json.loads((folder / "expected.json").read_text())
     totals = {"ours": 0.0, "porcupine": 0.0, "parse": 0.0, "with_counterexample": 0.0}
     slowest = ("", 0.0)
@@ -84,25 +89,40 @@ def bench_data_set(folder: Path, model_name: str, repeat: int) -> dict[str, Any]
         "with_counterexample_total_s": totals["with_counterexample"],
         "slower_than_porcupine": slower_than_porcupine,
         "whole_process_s": whole_process(folder, model_name, expected),
+        "baseline_whole_process_s": None
+        if baseline is None
+        else whole_process(
+            folder, model_name, expected, {**os.environ, "PYTHONPATH": str(baseline)}
+        ),
     }
 
 
-def whole_process(folder: Path, model_name: str, expected: dict[str, Any]) -> float:
+def whole_process(
+    folder: Path,
+    model_name: str,
+    expected: dict[str, Any],
+    env: dict[str, str] | None = None,
+) -> float:
     """``consensus-check --json`` over the folder's files, as a user runs it: one process
-    per model, its wall time summed (start-up, reading, checking; no counterexamples)."""
+    per model, the median wall time of 3 runs, summed over models (start-up, reading,
+    checking; no counterexamples)."""
     by_model: dict[str, list[str]] = {}
     for name, known in sorted(expected.items()):
         by_model.setdefault(model_name or known["model"], []).append(str(folder / name))
     seconds = 0.0
     for model, files in by_model.items():
-        begin = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "pytest_consensus.checkers.cli", "--json", "--model", model]
-            + files,
-            capture_output=True,
-            check=False,
-        )
-        seconds += time.perf_counter() - begin
+        samples = []
+        for _ in range(3):
+            begin = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "pytest_consensus.checkers.cli", "--json", "--model"]
+                + [model, *files],
+                capture_output=True,
+                check=False,
+                env=env,
+            )
+            samples.append(time.perf_counter() - begin)
+        seconds += statistics.median(samples)
     return seconds
 
 
@@ -156,7 +176,7 @@ def bench_generated(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
             write_edn(generate_kv_history(operations, max(10, operations // 100), 50, 7), kv)
             for path, model in ((register, "cas-register"), (kv, "kv")):
                 begin = time.perf_counter()
-                ops = pair_operations(read_history(path))
+                ops = pair_columns(read_history_columns(path)[0])  # one process
                 parsed = time.perf_counter() - begin
                 samples, verdict = [], None
                 for _ in range(repeat):
@@ -230,68 +250,76 @@ def generate_kv_history(operations: int, keys: int, clients: int, seed: int) -> 
     ]
 
 
-#: Peak memory of this process since its exec: VmHWM, not ru_maxrss, which Linux carries over
-#: from the parent at fork (the benchmark's own peak would show as the child's).
-PEAK_RSS = """
-def peak_rss_mib():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-"""
-
-CHILD = (
-    PEAK_RSS
-    + """
-import json, sys, time
-from pytest_consensus.checkers.formats import read_history
-from pytest_consensus.checkers.linearizability import check_operations
-from pytest_consensus.checkers.models import model_named
-from pytest_consensus.checkers.operations import pair_operations
+#: Runs one command and prints its wall time and the peak RSS of the biggest process it
+#: and its forked children had (RUSAGE_CHILDREN of a fresh helper: only theirs).
+MEASURE = """
+import json, resource, subprocess, sys, time
 begin = time.perf_counter()
-events = read_history(sys.argv[1])
-operations = pair_operations(events)
-parsed = time.perf_counter()
-result = check_operations(operations, model_named("kv"), counterexample=False)
-done = time.perf_counter()
-edn_begin = time.perf_counter()
-edn_events = read_history(sys.argv[2])
-edn_parsed = time.perf_counter()
-assert len(edn_events) == len(events)
-print(json.dumps({"linearizable": result.linearizable, "ops": result.operations,
-                  "parse_s": parsed - begin, "check_s": done - parsed, "total_s": done - begin,
-                  "edn_parse_s": edn_parsed - edn_begin,
-                  "max_rss_mib": peak_rss_mib()}))
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+seconds = time.perf_counter() - begin
+print(json.dumps({"seconds": seconds, "peak_rss_mib": resource.getrusage(
+    resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "status": done.returncode,
+    "stdout": done.stdout}))
 """
-)
 
 
-def bench_large_history(operations: int) -> dict[str, Any]:
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, env=env
+    )
+    measured: dict[str, Any] = json.loads(done.stdout)
+    return measured
+
+
+def bench_large_history(operations: int, repeat: int, baseline: Path | None) -> dict[str, Any]:
+    """``consensus-check --json --model kv`` on a linearizable kv history of ``operations``
+    operations (1,000 keys, 50 clients) as JSON Lines and as EDN, as a user runs it: wall
+    time and peak memory (median of ``repeat``), with ``--jobs 1`` and the default (one
+    process per core); and with the code at ``baseline`` (its own default), same run."""
+    figures: dict[str, Any] = {"ops": operations}
     with tempfile.TemporaryDirectory(prefix="pytest-consensus-bench-") as scratch:
-        path = Path(scratch) / "large.jsonl"
-        edn_path = Path(scratch) / "large.edn"
         events = generate_kv_history(operations, 1000, 50, seed=1)
-        write_events(events, path)
-        write_edn(events, edn_path)
-        baseline = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                PEAK_RSS + "print(peak_rss_mib())",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
+        paths = {"jsonl": Path(scratch) / "large.jsonl", "edn": Path(scratch) / "large.edn"}
+        write_events(events, paths["jsonl"])
+        write_edn(events, paths["edn"])
+        figures["jsonl_mib"] = paths["jsonl"].stat().st_size / 2**20
+        figures["edn_mib"] = paths["edn"].stat().st_size / 2**20
+        runs: list[tuple[str, list[str], dict[str, str] | None]] = [
+            ("jobs 1", ["--jobs", "1"], None),
+            ("default jobs", [], None),
+        ]
+        if baseline is not None:
+            runs.append(("baseline", [], {**os.environ, "PYTHONPATH": str(baseline)}))
+        for format_name, path in paths.items():
+            for label, options, env in runs:
+                command = [sys.executable, "-m", "pytest_consensus.checkers.cli", "--json"]
+                samples = [
+                    run_measured([*command, *options, "--model", "kv", str(path)], env)
+                    for _ in range(repeat)
+                ]
+                verdicts = {json.loads(sample["stdout"])["linearizable"] for sample in samples}
+                figures[f"{format_name}, {label}"] = {
+                    "seconds": statistics.median(sample["seconds"] for sample in samples),
+                    "peak_rss_mib": max(sample["peak_rss_mib"] for sample in samples),
+                    "linearizable": verdicts.pop() if len(verdicts) == 1 else None,
+                }
+        figures["bare_interpreter"] = statistics.median(
+            run_measured([sys.executable, "-c", "pass"])["seconds"] for _ in range(repeat)
         )
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(path), str(edn_path)],
-            capture_output=True,
-            text=True,
-            check=True,
+        begin = time.perf_counter()
+        columns, _ = read_history_columns(paths["edn"], workers=usable_cores())
+        read = time.perf_counter()
+        operations_read = pair_columns(columns)
+        paired = time.perf_counter()
+        check_operations(
+            operations_read, model_named("kv"), counterexample=False, workers=usable_cores()
         )
-        figures: dict[str, Any] = json.loads(done.stdout)
-        figures["interpreter_baseline_rss_mib"] = float(baseline.stdout)
-        figures["file_mib"] = path.stat().st_size / 2**20
-        return figures
+        figures["edn_in_process"] = {
+            "read_s": read - begin,
+            "pair_s": paired - read,
+            "check_s": time.perf_counter() - paired,
+        }
+    return figures
 
 
 def main() -> None:
@@ -307,6 +335,12 @@ def main() -> None:
         help="operations in the generated hard histories (comma-separated)",
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout's folder of pytest_consensus to run the whole-process figures "
+        "with as well, in the same run (e.g. a git worktree of an earlier commit)",
+    )
     arguments = parser.parse_args()
     results: dict[str, Any] = {}
     start_up = bench_start_up(7)
@@ -317,7 +351,7 @@ def main() -> None:
         f"(ours on top: {start_up['help_over_bare_s']:.3f} s)"
     )
     for folder, model in DATA_SETS:
-        row = bench_data_set(arguments.data / folder, model, arguments.repeat)
+        row = bench_data_set(arguments.data / folder, model, arguments.repeat, arguments.baseline)
         results[folder] = row
         slower = row["slower_than_porcupine"]
         shown = ", ".join(
@@ -326,7 +360,13 @@ def main() -> None:
             if theirs >= 0.01  # below 10 ms the figures are mostly start-up noise
         )
         print(
-            f"{folder}: whole process (consensus-check --json) {row['whole_process_s']:.2f} s; "
+            f"{folder}: whole process (consensus-check --json) {row['whole_process_s']:.2f} s"
+            + (
+                ""
+                if row["baseline_whole_process_s"] is None
+                else f" (baseline {row['baseline_whole_process_s']:.2f} s)"
+            )
+            + "; "
             f"files slower than Porcupine: {len(slower)} of {row['files']}"
             f"{'; of those Porcupine takes 10 ms or more on: ' + shown if shown else ''}"
         )
@@ -348,15 +388,23 @@ def main() -> None:
             f"generated {row['history']}: {row['ops']} ops, linearizable={row['linearizable']}, "
             f"parse {row['parse_s']:.2f} s, check {row['check_s']:.2f} s"
         )
-    large = bench_large_history(arguments.large_ops)
+    large = bench_large_history(arguments.large_ops, arguments.repeat, arguments.baseline)
     results["large_kv_history"] = large
     print(
-        f"large kv history: {large['ops']} ops (1000 keys, 50 clients, "
-        f"{large['file_mib']:.1f} MiB JSONL): linearizable={large['linearizable']}, parse "
-        f"{large['parse_s']:.2f} s + check {large['check_s']:.2f} s = {large['total_s']:.2f} s; "
-        f"the same as EDN parsed in {large['edn_parse_s']:.2f} s; "
-        f"peak RSS {large['max_rss_mib']:.0f} MiB (bare interpreter "
-        f"{large['interpreter_baseline_rss_mib']:.0f} MiB)"
+        f"large kv history: {large['ops']} ops, 1000 keys, 50 clients "
+        f"({large['jsonl_mib']:.1f} MiB JSONL, {large['edn_mib']:.1f} MiB EDN); "
+        f"a bare interpreter {large['bare_interpreter']:.3f} s"
+    )
+    for label, row in large.items():
+        if isinstance(row, dict) and "seconds" in row:
+            print(
+                f"  consensus-check, {label}: {row['seconds']:.2f} s, peak RSS "
+                f"{row['peak_rss_mib']:.0f} MiB, linearizable={row['linearizable']}"
+            )
+    inside = large["edn_in_process"]
+    print(
+        f"  EDN in one process, {usable_cores()} workers: read {inside['read_s']:.2f} s, "
+        f"pair {inside['pair_s']:.2f} s, check {inside['check_s']:.2f} s"
     )
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2))

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_consensus.checkers.forked import usable_cores
 from pytest_consensus.checkers.formats import (
     FORMATS,
     PARALLEL_MIN_LINES,
@@ -117,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"consensus-check: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
     if not arguments.jobs:
+        from pytest_consensus.checkers.forked import usable_cores
+
         arguments.jobs = usable_cores()
     statuses = []
     for path in arguments.files:

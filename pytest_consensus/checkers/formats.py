@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from pytest_consensus.checkers import edn
-from pytest_consensus.checkers.forked import map_forked
 from pytest_consensus.clients.events import (
     NEMESIS,
     Event,
@@ -133,6 +132,8 @@ def read_history_columns(
         bounds = [len(content) * part // parts for part in range(parts + 1)]
         chunks = [(format, content[start:end], start) for start, end in itertools.pairwise(bounds)]
         if parts > 1:  # each part's columns as a tuple of lists: quick through a pipe
+            from pytest_consensus.checkers.forked import map_forked  # only for big files
+
             read = map_forked(_read_at_once_as_lists, chunks)
             parts_read = [None if lists is None else EventColumns(*lists) for lists in read]
         else:

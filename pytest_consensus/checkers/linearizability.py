@@ -19,7 +19,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_consensus.checkers.forked import map_forked
 from pytest_consensus.checkers.models import ILLEGAL, Model
 from pytest_consensus.checkers.operations import Operation, pair_operations
 from pytest_consensus.clients.events import Event
@@ -439,6 +438,8 @@ def check_operations(
     total = sum(len(ops) for ops in partitions.values())
     order = sorted(partitions.items(), key=lambda item: len(item[1]))
     if workers > 1 and len(order) > 1 and total >= PARALLEL_MIN_OPERATIONS:
+        from pytest_consensus.checkers.forked import map_forked  # only for big histories
+
         groups = _balanced_groups([len(ops) for _, ops in order], workers)
         outcomes = map_forked(
             # A child sends only the verdict and the key's position: the search it did is

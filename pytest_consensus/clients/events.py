@@ -86,7 +86,15 @@ class EventColumns:
     error: list[str | None]
 
     FIELDS: ClassVar[tuple[str, ...]] = (
-        "index", "time", "process", "type", "f", "key", "value", "node", "error"
+        "index",
+        "time",
+        "process",
+        "type",
+        "f",
+        "key",
+        "value",
+        "node",
+        "error",
     )
 
     def __len__(self) -> int:
