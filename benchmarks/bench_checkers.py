@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_consensus.checkers.forked import usable_cores
-from pytest_consensus.checkers.formats import read_history, read_history_columns, write_edn
+from pytest_consensus.checkers.formats import (
+    gc_paused,
+    read_history,
+    read_history_columns,
+    write_edn,
+)
 from pytest_consensus.checkers.linearizability import check_operations
 from pytest_consensus.checkers.models import model_named
 from pytest_consensus.checkers.operations import pair_columns, pair_operations
@@ -309,7 +314,8 @@ def bench_large_history(operations: int, repeat: int, baseline: Path | None) -> 
         begin = time.perf_counter()
         columns, _ = read_history_columns(paths["edn"], workers=usable_cores())
         read = time.perf_counter()
-        operations_read = pair_columns(columns)
+        with gc_paused():  # as consensus-check pairs
+            operations_read = pair_columns(columns)
         paired = time.perf_counter()
         check_operations(
             operations_read, model_named("kv"), counterexample=False, workers=usable_cores()
