@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_consensus.contract import reaper
 from pytest_consensus.contract.errors import NodeStartError
 
 
@@ -16,7 +17,8 @@ class NodeProcess:
     """One child process with its output appended to a log file.
 
     Each process gets its own session, so a Ctrl-C in the terminal reaches pytest (which
-    tears clusters down in order) rather than every node at once.
+    tears clusters down in order) rather than every node at once; and is registered with the
+    run's reaper (contract.reaper), which kills it if pytest dies without stopping it.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class NodeProcess:
                 raise NodeStartError(
                     self.name, f"cannot run {self.argv[0]!r}: {error}", ""
                 ) from error
+        reaper.register(self._process.pid)  # killed even if pytest dies first (kill -9)
 
     def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -80,6 +83,7 @@ class NodeProcess:
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
+        reaper.unregister(self._process.pid)
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM (after SIGCONT, in case it is paused), then SIGKILL after ``grace``."""
@@ -91,7 +95,8 @@ class NodeProcess:
         try:
             self._process.wait(grace)
         except subprocess.TimeoutExpired:
-            self.kill()
+            pass
+        self.kill()  # reaps and unregisters it, whether it stopped or not
 
     def pause(self) -> None:
         self.signal(signal.SIGSTOP)
