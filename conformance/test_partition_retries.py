@@ -126,7 +126,9 @@ def faulted_workload(
     )
 
 
-@pytest.mark.consensus_requires("append", "strong", "leader", "kill", "restart", "pause", "network")
+@pytest.mark.consensus_requires(
+    "append", "request-ids", "strong", "leader", "kill", "restart", "pause", "network"
+)
 def test_appends_through_the_retry_policy_survive_a_fault_schedule(
     request: pytest.FixtureRequest, faulted_workload: FaultedWorkload, consensus_history: History
 ) -> None:
@@ -264,7 +266,7 @@ RETRY_ATTEMPT_TIMEOUT = 2.0
 SEEN_TIMEOUT = 10.0
 
 
-@pytest.mark.consensus_requires("strong", "leader", "network")
+@pytest.mark.consensus_requires("request-ids", "strong", "leader", "network")
 def test_a_retried_write_whose_reply_was_lost_takes_effect_once(
     request: pytest.FixtureRequest,
     consensus_cluster: Cluster,

@@ -390,3 +390,33 @@ def test_progress_lines_show_under_xdist_naming_the_worker(pytester: pytest.Pyte
     result.stderr.fnmatch_lines(
         ["[[]gw?[]]  consensus progress: partition-retries [[]fake_store:FakeAdapter[]] *s · *"]
     )
+
+
+def test_a_store_without_request_ids_is_told_what_it_loses(pytester: pytest.Pytester) -> None:
+    """The retry tests that judge de-duplication are n/a for a store that does not declare
+    request-ids, with the reason, and no cluster starts for them."""
+    pytester.makepyfile(
+        no_dedup="""
+from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
+from pytest_consensus.contract import Capability
+
+class Adapter(PySyncObjAdapter):
+    name = "no-dedup"
+    capabilities = PySyncObjAdapter.capabilities - {Capability.REQUEST_IDS}
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=no_dedup:Adapter",
+        "-rs",
+        "-k",
+        "reply_was_lost or appends_through_the_retry_policy",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED*n/a: adapter no_dedup:Adapter lacks capability request-ids (a write "
+            "retried after a lost reply may apply twice*"
+        ]
+    )

@@ -219,6 +219,7 @@ class EtcdAdapter(Adapter):
             Capability.PAUSE,
             Capability.RESTART,
             Capability.LEADER,
+            Capability.REQUEST_IDS,
             Capability.DIGEST,
         }
     )

@@ -9,6 +9,7 @@ directory), which capabilities the store has and what version it is. Pass it wit
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,11 @@ from typing import Any
 
 from pytest_consensus.contract import SNAPSHOT_ENTRIES, Adapter, Capability, Cluster, HostSpec
 from pytest_consensus.contract.child_python import python_environment
-from pytest_consensus.contract.errors import HarnessError
+from pytest_consensus.contract.errors import ConsensusError, HarnessError, NodeStartError
+from pytest_consensus.contract.http_protocol import HttpStoreClient
 from pytest_consensus.contract.process import NodeProcess
-from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
+from pytest_consensus.contract.process_cluster import STARTUP_TIMEOUT, ProcessCluster, ProcessNode
+from pytest_consensus.contract.waiting import WaitTimeout, wait_for
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,11 +55,16 @@ class StoreConfig:
     ports: dict[str, int]
     port_stride: int
     api_port: str
-    capabilities: frozenset[Capability]
+    capabilities: frozenset[Capability] | None
     environment: dict[str, str] = field(default_factory=dict)
+    member: str | None = None
+    member_separator: str = ","
 
     @classmethod
     def load(cls, path: Path) -> StoreConfig:
+        # Nodes run in their log folders: a path relative to where pytest started would
+        # point nowhere there, so the file's own path (and {config_dir}) is made absolute.
+        path = Path(path).absolute()
         try:
             raw = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
@@ -81,10 +89,12 @@ class StoreConfig:
             raise StoreConfigError(
                 f"{path}: [store] api_port {api_port!r} is not in ports {sorted(ports)}"
             )
-        try:
-            capabilities = frozenset(Capability.parse(c) for c in need("capabilities", list))
-        except ValueError as error:
-            raise StoreConfigError(f"{path}: [store] capabilities: {error}") from None
+        capabilities = None  # none listed: asked of the store (GET /v1/info) when needed
+        if "capabilities" in store:
+            try:
+                capabilities = frozenset(Capability.parse(c) for c in need("capabilities", list))
+            except ValueError as error:
+                raise StoreConfigError(f"{path}: [store] capabilities: {error}") from None
         config = cls(
             path=Path(path),
             name=str(store.get("name", Path(path).stem)),
@@ -96,6 +106,8 @@ class StoreConfig:
             api_port=str(api_port),
             capabilities=capabilities,
             environment={str(k): str(v) for k, v in store.get("environment", {}).items()},
+            member=None if store.get("member") is None else str(store["member"]),
+            member_separator=str(store.get("member_separator", ",")),
         )
         config.render(
             0,
@@ -125,20 +137,100 @@ class StoreConfig:
         self, index: int, host: HostSpec, peers: Sequence[tuple[int, HostSpec]]
     ) -> list[str]:
         """Node ``index``'s command line; ``peer_arguments`` repeat once per peer, with the
-        peer's values under ``peer_`` names (``{peer_name}``, ``{peer_address}``, ...)."""
+        peer's values under ``peer_`` names (``{peer_name}``, ``{peer_address}``, ...);
+        ``{members}`` is ``member`` rendered for every node, this one included, in index
+        order, joined by ``member_separator``. A relative program path (``bin/store``) is
+        taken from this file's folder."""
         mine = self.values(index, host)
+        uses_members = any("{members}" in part for part in self.command + self.peer_arguments)
+        if uses_members and self.member is None:
+            raise StoreConfigError(
+                f"{self.path}: {{members}} needs [store] member, the template of one member, "
+                'for example member = "{name}={address}:{raft_port}"'
+            )
         try:
+            if self.member is not None:
+                everyone = sorted([(index, host), *peers], key=lambda item: item[0])
+                mine["members"] = self.member_separator.join(
+                    self.member.format(**self.values(i, member)) for i, member in everyone
+                )
             command = [part.format(**mine) for part in self.command]
             for peer_index, peer in peers:
                 theirs = {f"peer_{k}": v for k, v in self.values(peer_index, peer).items()}
                 command += [part.format(**mine, **theirs) for part in self.peer_arguments]
         except KeyError as error:
-            known = sorted(mine) + sorted(f"peer_{k}" for k in mine)
+            known = sorted(mine) + sorted(f"peer_{k}" for k in self.values(index, host))
             raise StoreConfigError(
-                f"{self.path}: unknown placeholder {{{error.args[0]}}} in the command; known: "
-                f"{', '.join(known)}"
+                f"{self.path}: unknown placeholder {{{error.args[0]}}} in the command or "
+                f"member; known: {', '.join(known)}"
             ) from None
+        program = Path(command[0])
+        if not program.is_absolute() and len(program.parts) > 1:
+            command[0] = str(self.path.parent / program)
         return command
+
+
+#: Capabilities the harness has for any store whose nodes are local processes: signals.
+PROCESS_CAPABILITIES = frozenset({Capability.KILL, Capability.PAUSE, Capability.RESTART})
+#: What GET /v1/info may list: the store's own capabilities.
+STORE_CAPABILITIES = (
+    frozenset(Capability)
+    - PROCESS_CAPABILITIES
+    - {
+        Capability.FSM,
+        Capability.MEMBERSHIP,
+    }
+)
+
+
+def probe_capabilities(
+    config: StoreConfig, timeout: float = STARTUP_TIMEOUT
+) -> frozenset[Capability]:
+    """For a file without ``capabilities``: start node 0 alone on 127.0.0.1 in a scratch
+    folder, read ``GET /v1/info``, and stop it. What the store lists, plus kill, pause and
+    restart (the harness's signals). Any failure is a StoreConfigError that says both
+    ways out: serve /v1/info, or list the capabilities in the file."""
+    with tempfile.TemporaryDirectory(prefix="pytest-consensus-probe-") as scratch:
+        host = HostSpec("n1", "127.0.0.1", Path(scratch) / "data", Path(scratch) / "logs")
+        host.data_dir.mkdir()
+        env = {**python_environment(), **config.environment}
+        process = NodeProcess(
+            "n1", config.render(0, host, []), host.log_dir / "node.log", env, host.log_dir
+        )
+        client = HttpStoreClient("n1", host.address, config.port(config.api_port, 0))
+
+        def info() -> dict[str, Any] | None:
+            if not process.is_running():
+                raise StoreConfigError(f"node n1 exited; its log ends:\n{process.log_tail(20)}")
+            return client.info(timeout=1.0)
+
+        try:
+            process.start()
+            answer = wait_for(info, timeout=timeout, what="GET /v1/info", ignore=(ConsensusError,))
+        except (StoreConfigError, WaitTimeout, NodeStartError) as error:
+            raise StoreConfigError(
+                f"{config.path}: [store] lists no capabilities, and the store could not be "
+                f"asked for them (node n1 started alone on 127.0.0.1 for GET /v1/info): "
+                f"{error}. Serve GET /v1/info (docs/http-protocol.md) or list capabilities "
+                "in the file."
+            ) from None
+        finally:
+            process.kill()
+    listed = answer.get("capabilities")
+    if not isinstance(listed, list):
+        raise StoreConfigError(
+            f"{config.path}: GET /v1/info answered {answer!r}: it needs a list 'capabilities'"
+        )
+    try:
+        found = frozenset(Capability.parse(str(name)) for name in listed)
+    except ValueError as error:
+        raise StoreConfigError(f"{config.path}: GET /v1/info: {error}") from None
+    if not found <= STORE_CAPABILITIES:
+        extra = sorted(c.value for c in found - STORE_CAPABILITIES)
+        raise StoreConfigError(
+            f"{config.path}: GET /v1/info lists {extra}, which are the harness's, not the store's"
+        )
+    return found | PROCESS_CAPABILITIES
 
 
 class HttpStoreAdapter(Adapter):
@@ -155,7 +247,10 @@ class HttpStoreAdapter(Adapter):
                 "--consensus-adapter-option=config=path/to/store.toml (see docs/adapters/http.md)"
             )
         self.config = StoreConfig.load(Path(path))
-        self.capabilities = self.config.capabilities  # type: ignore[misc]
+        declared = self.config.capabilities
+        self.capabilities = (  # type: ignore[misc]
+            declared if declared is not None else probe_capabilities(self.config)
+        )
         # A store that takes {snapshot_entries} in its command snapshots that often.
         uses_interval = any("{snapshot_entries}" in part for part in self.config.command)
         self.snapshot_entries = SNAPSHOT_ENTRIES if uses_interval else None  # type: ignore[misc]

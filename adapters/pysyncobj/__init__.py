@@ -55,6 +55,7 @@ class PySyncObjAdapter(Adapter):
             Capability.PAUSE,
             Capability.RESTART,
             Capability.LEADER,
+            Capability.REQUEST_IDS,
             Capability.DIGEST,
             Capability.FSM,
         }

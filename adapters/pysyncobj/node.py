@@ -58,7 +58,29 @@ DEFINITE_FAILURES = {
     FAIL_REASON.NOT_LEADER: ("not-leader", "the node asked to append is not the leader"),
     FAIL_REASON.REQUEST_DENIED: ("rejected", "request denied"),
 }
-HTTP_STATUS = {"not-leader": 409, "unavailable": 503, "rejected": 400, "timeout": 504}
+HTTP_STATUS = {
+    "not-leader": 409,
+    "unavailable": 503,
+    "rejected": 400,
+    "unsupported": 501,
+    "timeout": 504,
+}
+#: What GET /v1/info says this node serves (docs/http-protocol.md, version 1.1).
+INFO = {
+    "protocol": "1.1",
+    "capabilities": [
+        "strong",
+        "stale",
+        "cas",
+        "delete",
+        "append",
+        "leader",
+        "digest",
+        "request-ids",
+    ],
+}
+OPERATIONS = frozenset({"put", "get", "cas", "delete", "append"})
+LEVELS = frozenset({"strong", "stale"})
 
 
 class KVConsumer(SyncObjConsumer):  # type: ignore[misc]
@@ -151,6 +173,10 @@ class KVNode:
     # -- operations -------------------------------------------------------------------
     def execute(self, command: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Run one client operation; raise OperationFailed for errors."""
+        if command.get("f") not in OPERATIONS:
+            raise OperationFailed("unsupported", f"no operation {command.get('f')!r}")
+        if command.get("level", "strong") not in LEVELS:
+            raise OperationFailed("unsupported", f"no read level {command.get('level')!r}")
         if command.get("f") == "get" and command.get("level", "strong") == "stale":
             return self.read_local(command["key"])
         return self.replicate(command, timeout)
@@ -232,6 +258,8 @@ def make_handler(node: KVNode) -> type[BaseHTTPRequestHandler]:
                 self.send_json(200, node.status())
             elif path == "/v1/health":
                 self.send_json(200, {"ok": True})
+            elif path == "/v1/info":
+                self.send_json(200, INFO)
             else:
                 self.send_json(404, {"error": "rejected", "message": f"no route {path}"})
 

@@ -26,7 +26,9 @@ from pytest_consensus.contract.errors import (
     Timeout,
     Unavailable,
     UnknownError,
+    Unsupported,
 )
+from pytest_consensus.contract.event_loop import EventLoopThread
 from pytest_consensus.contract.http_protocol import HttpStoreClient
 from pytest_consensus.contract.interface import (
     SNAPSHOT_ENTRIES,
@@ -71,6 +73,7 @@ __all__ = [
     "NotLeader",
     "Unavailable",
     "Rejected",
+    "Unsupported",
     "IndefiniteError",
     "Timeout",
     "NoAnswer",
@@ -88,6 +91,8 @@ __all__ = [
     "wait_until_serving",
     "STARTUP_TIMEOUT",
     "HttpStoreClient",
+    # an asyncio client library behind the synchronous contract
+    "EventLoopThread",
     # polling with a deadline instead of sleeping
     "wait_for",
     "WaitTimeout",

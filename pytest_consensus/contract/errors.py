@@ -45,6 +45,12 @@ class Rejected(DefiniteError):
     kind = "rejected"
 
 
+class Unsupported(Rejected):
+    """The store has no such operation or read level (the protocol's ``unsupported``): not
+    applied, and no retry will change that. A test meeting it was given a capability the
+    store does not have: the store's declaration, not the store, is wrong."""
+
+
 class IndefiniteError(ConsensusError):
     """The outcome is unknown: the operation may take effect at any later time, or never."""
 

@@ -19,6 +19,7 @@ from pytest_consensus.contract.errors import (
     Timeout,
     Unavailable,
     UnknownError,
+    Unsupported,
 )
 from pytest_consensus.contract.interface import Client, NodeStatus, ReadLevel, Role
 
@@ -37,6 +38,8 @@ def error_from_body(body: dict[str, Any]) -> ConsensusError:
         return Unavailable(message)
     if kind == "rejected":
         return Rejected(message)
+    if kind == "unsupported":
+        return Unsupported(message)
     if kind == "timeout":
         return Timeout(message)
     return UnknownError(f"{kind}: {message}")
@@ -123,6 +126,12 @@ class HttpStoreClient(Client):
             "request_id": request_id,
         }
         return bool(self.operation(command, timeout).get("swapped"))
+
+    def info(self, timeout: float) -> dict[str, Any]:
+        """``GET /v1/info`` (protocol 1.1): the protocol version and the capabilities the
+        store serves. A node that does not serve it answers 404: an indefinite error here
+        (the caller asks again or falls back to a declaration)."""
+        return self._request("GET", "/v1/info", None, timeout)
 
     def status(self, timeout: float) -> NodeStatus:
         body = self._request("GET", "/v1/status", None, timeout)

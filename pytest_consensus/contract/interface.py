@@ -39,6 +39,7 @@ class Capability(str, enum.Enum):
     DIGEST = "digest"
     FSM = "fsm"
     MEMBERSHIP = "membership"
+    REQUEST_IDS = "request-ids"
 
     @classmethod
     def parse(cls, name: str) -> Capability:

@@ -425,6 +425,14 @@ def _keep_tmp_path_teardown_working(item: pytest.Item) -> None:
     item.stash.setdefault(tmppath_result_key, {})
 
 
+#: What a store gives up by not declaring a capability, where the name alone does not say.
+MISSING_MEANS = {
+    "request-ids": "a write retried after a lost reply may apply twice, so a store that does "
+    "not de-duplicate request ids cannot be judged on retries; declare request-ids once it "
+    "applies each request id at most once",
+}
+
+
 def _skip_when_capabilities_are_missing(item: pytest.Item) -> None:
     """Report a test whose capabilities the adapter lacks as n/a, before any cluster starts."""
     _, adapter_name = rule_and_adapter(item)
@@ -443,7 +451,8 @@ def _skip_when_capabilities_are_missing(item: pytest.Item) -> None:
         ) from None
     missing = [c.value for c in needed if not adapter.has(c)]
     if missing:
-        pytest.skip(f"n/a: adapter {adapter_name} lacks capability {', '.join(missing)}")
+        why = "".join(f" ({MISSING_MEANS[name]})" for name in missing if name in MISSING_MEANS)
+        pytest.skip(f"n/a: adapter {adapter_name} lacks capability {', '.join(missing)}{why}")
     for feature in host_needs:
         reason = _host_feature_unavailable(item.config, feature)
         if reason is not None:

@@ -104,6 +104,7 @@ class TinyStoreAdapter(Adapter):
             Capability.PAUSE,
             Capability.RESTART,
             Capability.LEADER,
+            Capability.REQUEST_IDS,
             Capability.DIGEST,
         }
     )
