@@ -251,13 +251,13 @@ class HttpStoreAdapter(Adapter):
         self.capabilities = (  # type: ignore[misc]
             declared if declared is not None else probe_capabilities(self.config)
         )
+        config = self.config
+        self.ports = tuple(  # type: ignore[misc]
+            config.port(name, i) for name in config.ports for i in range(9)
+        )
         # A store that takes {snapshot_entries} in its command snapshots that often.
         uses_interval = any("{snapshot_entries}" in part for part in self.config.command)
         self.snapshot_entries = SNAPSHOT_ENTRIES if uses_interval else None  # type: ignore[misc]
-
-    @property
-    def ports(self) -> tuple[int, ...]:
-        return tuple(self.config.port(name, i) for name in self.config.ports for i in range(9))
 
     def version(self) -> str:
         return f"{self.config.name} {self.config.version} (via {self.config.path})"

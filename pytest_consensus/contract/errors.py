@@ -91,6 +91,11 @@ class HarnessError(Exception):
     """The harness itself could not do its job (start a node, find an adapter, ...)."""
 
 
+class ClusterSetupError(HarnessError):
+    """The nodes started, but the adapter's set-up step after start-up (creating a bucket,
+    a table, a user) failed; the message says which step and why."""
+
+
 class NodeStartError(HarnessError):
     """A node process did not become ready; carries the tail of its log."""
 

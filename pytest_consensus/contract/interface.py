@@ -248,6 +248,10 @@ class Adapter(abc.ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Ports every node binds on its own address; the host checks them free on each
+    #: address before a cluster starts (a store of a previous run still holding one is
+    #: found there, not as a node that cannot start).
+    ports: ClassVar[tuple[int, ...]] = ()
     #: How many applied entries at most lie between two snapshots (log compactions) of a
     #: node this adapter starts, so that a follower kept away for longer than that catches
     #: up by installing a snapshot. Adapters configure their nodes with

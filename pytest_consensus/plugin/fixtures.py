@@ -79,7 +79,7 @@ def consensus_allocation(
     consensus_adapter: Adapter, consensus_settings: Settings, consensus_hosts: HostProvider
 ) -> Iterator[Allocation]:
     """The hosts of this test's cluster; released (namespaces deleted) after the test."""
-    ports = getattr(consensus_adapter, "ports", ())
+    ports = consensus_adapter.ports
     allocation = consensus_hosts.allocate(consensus_settings.nodes, ports)
     try:
         yield allocation
@@ -247,7 +247,7 @@ class ClusterFactory:
 
     @contextmanager
     def __call__(self) -> Iterator[tuple[Cluster, Allocation]]:
-        allocation = self.hosts.allocate(self.settings.nodes, getattr(self.adapter, "ports", ()))
+        allocation = self.hosts.allocate(self.settings.nodes, self.adapter.ports)
         try:
             with self.adapter.start_cluster(allocation.hosts) as cluster:
                 if self.adapter.has(Capability.LEADER):

@@ -13,15 +13,18 @@ from pytest_consensus.contract import (
     Capability,
     Client,
     Cluster,
+    ConnectionLost,
     HostSpec,
-    Node,
+    NoAnswer,
+    NodeProcess,
     NodeStatus,
+    ProcessCluster,
+    ProcessNode,
     ReadLevel,
     Role,
+    Timeout,
+    Unavailable,
 )
-from pytest_consensus.contract.errors import ConnectionLost, NoAnswer, Timeout, Unavailable
-from pytest_consensus.contract.process import NodeProcess
-from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
 
 RAFT, HTTP = 7701, 7702  # node i adds 2 * i
 
@@ -82,17 +85,6 @@ class TinyClient(Client):
         )
 
 
-class TinyNode(ProcessNode):
-    def __init__(
-        self, host: HostSpec, process: NodeProcess, port: int, names: dict[str, str]
-    ) -> None:
-        super().__init__(host, process, port)
-        self.names = names
-
-    def status(self, timeout: float) -> NodeStatus:
-        return TinyClient(self.name, self.host.address, self.api_port, self.names).status(timeout)
-
-
 class TinyStoreAdapter(Adapter):
     name = "tinystore"
     capabilities = frozenset(
@@ -116,6 +108,14 @@ class TinyStoreAdapter(Adapter):
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
         raft = {h.name: f"{h.address}:{RAFT + 2 * i}" for i, h in enumerate(hosts)}
         names = {address: name for name, address in raft.items()}
+
+        # The store's own API, through the process helpers' hooks: no subclass needed.
+        def client(node: ProcessNode) -> TinyClient:
+            return TinyClient(node.name, node.host.address, node.api_port, names)
+
+        def read_status(node: ProcessNode, timeout: float) -> NodeStatus:
+            return client(node).status(timeout)
+
         nodes = []
         for i, host in enumerate(hosts):
             argv = [
@@ -139,12 +139,5 @@ class TinyStoreAdapter(Adapter):
             process = NodeProcess(
                 host.name, argv, host.log_dir / "node.log", dict(os.environ), host.log_dir
             )
-            nodes.append(TinyNode(host, process, HTTP + 2 * i, names))
-        return TinyCluster(nodes).start()
-
-
-class TinyCluster(ProcessCluster):
-    def client(self, node: Node) -> Client:
-        found = self.node(node.name)
-        assert isinstance(found, TinyNode)
-        return TinyClient(found.name, found.host.address, found.api_port, found.names)
+            nodes.append(ProcessNode(host, process, HTTP + 2 * i, status=read_status))
+        return ProcessCluster(nodes, client=client).start()
