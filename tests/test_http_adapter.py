@@ -106,7 +106,7 @@ def test_a_relative_config_and_program_are_found_from_the_nodes_folders(
         "no:cacheprovider",
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
-    result.stdout.fnmatch_lines(["consensus-safety*pass (1 passed)*"])
+    result.stdout.fnmatch_lines(["leader-gating*pass (1 passed)*"])
 
 
 MEMBERS_TOML = """
