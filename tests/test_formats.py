@@ -289,3 +289,14 @@ def test_a_bad_line_in_a_later_part_is_named(
     path.write_text(good * 30 + "\n" + bad + good * 9)
     with pytest.raises(HistoryFormatError, match=r"h.jsonl:32: Expecting value"):
         formats.read_history_columns(path, workers=2)
+
+
+def test_a_time_that_is_no_number_in_a_one_shape_edn_file_is_named(tmp_path: Path) -> None:
+    """The whole-file reader gives such a file to the line-by-line one, which names the
+    line, rather than failing with a bare conversion error."""
+    lines = [f"{{:process {i % 2}, :type :invoke, :f :put, :time {i}.5}}" for i in range(6)]
+    lines[4] = '{:process 0, :type :invoke, :f :put, :time "noon"}'
+    path = tmp_path / "h.edn"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(HistoryFormatError, match=r"h.edn:5: could not convert string to float"):
+        read_history(path)

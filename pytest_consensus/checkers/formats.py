@@ -203,15 +203,14 @@ def _jsonl_columns(lines: list[str], offset: int = 0) -> EventColumns | None:
         fs = [record["f"] for record in records]
         if not EVENT_TYPES.issuperset(types) or set(map(type, fs)) != {str}:
             return None
-        indexes = [record.get("index", at) for at, record in enumerate(records, offset)]
-        if set(map(type, indexes)) != {int}:
+        positions = _indexes_and_times(
+            [record.get("index", at) for at, record in enumerate(records, offset)],
+            [record.get("time", at) for at, record in enumerate(records, offset)],
+        )
+        if positions is None:
             return None
-        times = [record.get("time", at) for at, record in enumerate(records, offset)]
-        if set(map(type, times)) != {float}:
-            times = list(map(float, times))
         return EventColumns(
-            indexes,
-            times,
+            *positions,
             processes,
             types,
             fs,
@@ -280,16 +279,15 @@ def _edn_columns(text: str, first: str, lines: int, offset: int = 0) -> EventCol
         return None
     if set(map(type, fs)) != {str}:
         return None
-    indexes = columns.get("index") or list(range(offset, offset + lines))
-    if set(map(type, indexes)) != {int}:
+    positions = _indexes_and_times(
+        columns.get("index") or list(range(offset, offset + lines)),
+        columns.get("time") or list(map(float, range(offset, offset + lines))),
+    )
+    if positions is None:
         return None
-    times = columns.get("time") or list(map(float, range(offset, offset + lines)))
-    if set(map(type, times)) != {float}:
-        times = list(map(float, times))
     absent = [None] * lines  # one list for every absent column: never changed
     return EventColumns(
-        indexes,
-        times,
+        *positions,
         processes,
         types,
         fs,
@@ -298,6 +296,21 @@ def _edn_columns(text: str, first: str, lines: int, offset: int = 0) -> EventCol
         columns.get("node", absent),
         columns.get("error", absent),
     )
+
+
+def _indexes_and_times(
+    indexes: list[Any], times: list[Any]
+) -> tuple[list[int], list[float]] | None:
+    """A whole file's indexes (integers as written) and times (made floats); None when any
+    is not, for the line-by-line reader to convert or to name the line that is wrong."""
+    if set(map(type, indexes)) != {int}:
+        return None
+    if set(map(type, times)) != {float}:
+        try:
+            times = list(map(float, times))
+        except (ValueError, TypeError):
+            return None  # ":time \"noon\"": the line-by-line reader names the line
+    return indexes, times
 
 
 def _edn_event(line: str, position: int) -> Event:

@@ -68,25 +68,9 @@ def pair_columns(columns: EventColumns) -> list[Operation]:
     append = operations.append
     for number, (call, ret) in enumerate(zip(calls, returns, strict=True)):
         if ret is None:  # never completed: unknown outcome
-            append(
-                make(
-                    Operation,
-                    (
-                        number,
-                        processes[call],
-                        fs[call],
-                        keys[call],
-                        values[call],
-                        None,
-                        "info",
-                        call,
-                        None,
-                        None,
-                    ),
-                )
-            )
-            continue
-        status = types[ret]
+            output, status, error = None, "info", None
+        else:
+            output, status, error = values[ret], types[ret], errors[ret]
         append(
             make(
                 Operation,
@@ -96,11 +80,11 @@ def pair_columns(columns: EventColumns) -> list[Operation]:
                     fs[call],
                     keys[call],
                     values[call],
-                    values[ret],
+                    output,
                     status,
                     call,
                     None if status == "info" else ret,
-                    errors[ret],
+                    error,
                 ),
             )
         )
