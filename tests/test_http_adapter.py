@@ -210,3 +210,41 @@ def test_an_operation_the_store_lacks_is_a_definite_unsupported(tmp_path: Path) 
             client.operation({"f": "get", "key": "k", "level": "eventual"}, timeout=2.0)
     finally:
         process.kill()
+
+
+def test_a_slow_connect_and_a_lost_reply_answer_within_the_one_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connect slowed by a partition (here 1.5 s) and then no reply: the request is
+    indefinite (NoAnswer) by its timeout plus the grace, as the protocol promises, not a
+    connect's worth later (the socket's timeout alone counts each step anew)."""
+    import http.client
+    import socket
+    import threading
+    import time
+
+    from pytest_consensus.contract import NoAnswer
+    from pytest_consensus.contract.http_protocol import TRANSPORT_GRACE
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    accepting = threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True)
+    accepting.start()
+    real_connect = http.client.HTTPConnection.connect
+
+    def slow_connect(self: http.client.HTTPConnection) -> None:
+        time.sleep(1.5)
+        real_connect(self)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", slow_connect)
+    client = HttpStoreClient("n1", "127.0.0.1", server.getsockname()[1])
+    started = time.monotonic()
+    try:
+        with pytest.raises(NoAnswer, match="did not answer within 2.0s"):
+            client.put("k", "v", timeout=2.0 - TRANSPORT_GRACE)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+    assert elapsed < 2.9, f"took {elapsed:.2f}s: the deadline was 2.0s, a connect took 1.5s"

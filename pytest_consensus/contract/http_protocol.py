@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from typing import Any
 
 from pytest_consensus.contract.errors import (
@@ -58,9 +59,12 @@ class HttpStoreClient(Client):
     ) -> dict[str, Any]:
         # A fresh connection per request: a reused keep-alive socket that the server
         # closed would fail *after* sending and turn a clean refusal into "unknown".
-        connection = http.client.HTTPConnection(
-            self.host, self.port, timeout=timeout + TRANSPORT_GRACE
-        )
+        # One deadline for the whole request: a socket's timeout counts each connect and
+        # each receive anew, so a connect slowed by a partition (SYN retransmits) and a
+        # reply then lost took up to twice the promised time.
+        waited = timeout + TRANSPORT_GRACE
+        deadline = time.monotonic() + waited
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=waited)
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "Connection": "close"}
         try:
@@ -68,11 +72,15 @@ class HttpStoreClient(Client):
                 connection.connect()
             except OSError as error:
                 raise Unavailable(f"cannot connect to {self.node}: {error}") from error
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:  # connected too late to ask anything: nothing was sent
+                raise Unavailable(f"connecting to {self.node} took the whole {waited}s")
+            assert connection.sock is not None
+            connection.sock.settimeout(remaining)
             connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()
             raw = response.read()
         except TimeoutError as error:
-            waited = timeout + TRANSPORT_GRACE
             raise NoAnswer(f"{self.node} did not answer within {waited}s") from error
         except (OSError, http.client.HTTPException) as error:
             raise ConnectionLost(f"connection to {self.node} lost: {error!r}") from error
