@@ -8,10 +8,6 @@ connection that breaks, after a write was sent is indefinite: etcd may still app
 
 from __future__ import annotations
 
-import json
-import socket
-import urllib.error
-import urllib.request
 from typing import Any
 
 import etcd3
@@ -28,6 +24,7 @@ from pytest_consensus.contract.errors import (
     Unavailable,
     UnknownError,
 )
+from pytest_consensus.contract.monitoring import read_json
 
 METADATA = (("hasleader", "true"),)
 #: raft.status's raftState, as roles.
@@ -184,15 +181,8 @@ class EtcdClient(Client):
     def _raft_status(self, timeout: float) -> dict[str, Any]:
         url = f"http://{self.host}:{self.port}/debug/vars"
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                status: dict[str, Any] = json.load(response)["raft.status"]
-        except TimeoutError as error:
-            raise Timeout(f"{self.node}: no status within {timeout}s") from error
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, (TimeoutError, socket.timeout)):
-                raise Timeout(f"{self.node}: no status within {timeout}s") from error
-            raise Unavailable(f"{self.node}: status: {error.reason}") from error
-        except (OSError, ValueError, KeyError) as error:
+            status: dict[str, Any] = read_json(url, self.node, timeout)["raft.status"]
+        except KeyError as error:
             raise UnknownError(f"{self.node}: unreadable raft status: {error}") from error
         return status
 
