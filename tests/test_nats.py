@@ -1,0 +1,283 @@
+"""The NATS JetStream backend: its pieces on their own, a real three-server cluster through
+the adapter, and the suite's verdicts on it, pinned (docs/adapters/nats.md says why each)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats.errors
+import nats.js.errors
+import pytest
+
+from pytest_consensus.adapters.nats import (
+    NatsAdapter,
+    NatsServerNotFound,
+    find_nats_server,
+    raft_status,
+    server_config,
+)
+from pytest_consensus.adapters.nats.client import (
+    ENCODED_PREFIX,
+    map_nats_error,
+    nats_key,
+)
+from pytest_consensus.clients.cluster_ops import wait_for_leader
+from pytest_consensus.contract import Cluster, HostSpec, ReadLevel, Role
+from pytest_consensus.contract.errors import (
+    ConnectionLost,
+    HarnessError,
+    Rejected,
+    Timeout,
+    Unavailable,
+    UnknownError,
+)
+from pytest_consensus.contract.waiting import wait_for
+from pytest_consensus.hosts.base import LoopbackHosts
+
+from conftest import node_processes_of
+
+RULES = ("consensus-safety", "leader-gating", "partition-retries")
+
+
+def test_keys_jetstream_accepts_are_kept_and_others_encoded_without_collisions() -> None:
+    assert nats_key("r1") == "r1"
+    assert nats_key("list-3") == "list-3"
+    assert nats_key("a.b") == "a.b"
+    odd = ["key with spaces", "a..b", ".lead", "trail.", "ü", "*", ">", ENCODED_PREFIX + "x"]
+    encoded = [nats_key(key) for key in odd]
+    assert all(key.startswith(ENCODED_PREFIX) for key in encoded)
+    assert len(set(encoded)) == len(odd)
+    assert all(re.fullmatch(r"[-/_=.a-zA-Z0-9]+", key) for key in encoded)
+
+
+@pytest.mark.parametrize(
+    ("error", "sent", "expected", "definite"),
+    [
+        (nats.errors.NoRespondersError(), True, Unavailable, True),
+        (nats.js.errors.NoStreamResponseError(), True, Unavailable, True),
+        (nats.js.errors.ServiceUnavailableError(code=503), True, Unavailable, True),
+        (nats.js.errors.APIError(code=400, err_code=10058), True, Rejected, True),
+        (nats.errors.TimeoutError(), True, Timeout, False),
+        (nats.errors.TimeoutError(), False, Unavailable, True),
+        (nats.errors.ConnectionClosedError(), True, ConnectionLost, False),
+        (nats.errors.ConnectionClosedError(), False, Unavailable, True),
+        (RuntimeError("odd"), True, UnknownError, False),
+    ],
+)
+def test_nats_failures_map_to_definite_or_indefinite(
+    error: BaseException, sent: bool, expected: type, definite: bool
+) -> None:
+    mapped = map_nats_error(error, "n1", sent=sent)
+    assert type(mapped) is expected
+    assert mapped.definite is definite
+    assert str(mapped).startswith("n1: ")
+
+
+def test_a_raftz_group_becomes_a_status_with_node_names() -> None:
+    raft = {
+        "id": "AAA",
+        "state": "FOLLOWER",
+        "term": 4,
+        "leader": "BBB",
+        "committed": 17,
+        "applied": 16,
+        "peers": {"BBB": {"name": "n2"}, "CCC": {"name": "n3"}},
+    }
+    status = raft_status("n1", raft)
+    assert (status.role, status.term, status.leader) == (Role.FOLLOWER, 4, "n2")
+    assert (status.commit_index, status.applied_index, status.digest) == (17, 16, None)
+    assert raft_status("n2", {**raft, "id": "BBB", "state": "LEADER"}).leader == "n2"
+    assert raft_status("n1", {**raft, "leader": ""}).leader is None
+
+
+def test_the_server_config_clusters_every_host(tmp_path: Path) -> None:
+    hosts = [
+        HostSpec(f"n{i}", f"127.0.3.{i}", tmp_path / f"d{i}", tmp_path / f"l{i}")
+        for i in (1, 2, 3)
+    ]
+    config = server_config(hosts[1], hosts)
+    assert 'server_name: "n2"' in config
+    assert 'listen: "127.0.3.2:4222"' in config
+    assert 'http: "127.0.3.2:8222"' in config
+    assert f'store_dir: "{tmp_path / "d2"}"' in config
+    for i in (1, 2, 3):
+        assert f"nats-route://127.0.3.{i}:6222" in config
+
+
+def test_a_nats_server_named_explicitly_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NATS_SERVER_BINARY", raising=False)
+    with pytest.raises(NatsServerNotFound, match=r"nats_server=.*nope: does not exist"):
+        find_nats_server(str(tmp_path / "nope"))
+    monkeypatch.setenv("NATS_SERVER_BINARY", str(tmp_path))
+    with pytest.raises(NatsServerNotFound, match=r"NATS_SERVER_BINARY=.*is not an executable"):
+        find_nats_server(None)
+
+
+def test_an_unknown_strong_read_is_a_usage_error() -> None:
+    with pytest.raises(HarnessError, match=r"strong_read='lease': use one of leader, verified"):
+        NatsAdapter({"strong_read": "lease"})
+
+
+def test_more_nodes_than_jetstream_replicates_is_a_usage_error(tmp_path: Path) -> None:
+    adapter = NatsAdapter()
+    hosts = LoopbackHosts(tmp_path)
+    with pytest.raises(HarnessError, match=r"at most 5 servers; this run has 6 nodes"):
+        adapter.start_cluster(hosts.allocate(6, adapter.ports))
+    assert node_processes_of(os.getpid()) == []
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    adapter = NatsAdapter()
+    hosts = LoopbackHosts(tmp_path)
+    with adapter.start_cluster(hosts.allocate(3, adapter.ports)) as running:
+        wait_for_leader(running)
+        yield running
+    assert node_processes_of(os.getpid()) == []
+
+
+def test_every_server_reports_the_bucket_groups_leader_by_node_name(cluster: Cluster) -> None:
+    leader, status = wait_for_leader(cluster)
+    statuses = [node.status(5.0) for node in cluster.nodes]
+    assert [s.leader for s in statuses] == [leader.name] * 3
+    assert {s.term for s in statuses} == {status.term}
+    assert [s.role for s in statuses].count(Role.LEADER) == 1
+
+
+def test_operations_at_both_read_levels(cluster: Cluster) -> None:
+    one, two = (cluster.client(node) for node in cluster.nodes[:2])
+    assert one.get("k", timeout=5.0) is None
+    one.put("k", "v1", timeout=5.0)
+    assert two.get("k", level=ReadLevel.STRONG, timeout=5.0) == "v1"
+    wait_for(
+        lambda: two.get("k", level=ReadLevel.STALE, timeout=5.0) == "v1",
+        timeout=10.0,
+        what="a stale read of the new value",
+    )
+    assert one.cas("k", "other", "v2", timeout=5.0) is False
+    assert one.cas("k", "v1", "v2", timeout=5.0) is True
+    assert two.cas("new", None, "n1", timeout=5.0) is True  # create
+    assert two.cas("new", None, "n2", timeout=5.0) is False
+    one.delete("k", timeout=5.0)
+    assert two.get("k", timeout=5.0) is None
+    assert two.cas("k", None, "again", timeout=5.0) is True  # created over a delete marker
+    one.append("list", "a", timeout=5.0)
+    two.append("list", "b", timeout=5.0)
+    assert one.get("list", timeout=5.0) == "ab"
+    one.put("key with spaces", "odd", timeout=5.0)
+    assert two.get("key with spaces", timeout=5.0) == "odd"
+
+
+def test_a_request_id_applies_a_write_once(cluster: Cluster) -> None:
+    """JetStream's de-duplication: a retried append or cas with the same id, even through
+    another server, is acknowledged without being applied again."""
+    one, two = (cluster.client(node) for node in cluster.nodes[:2])
+    one.append("list", "x", timeout=5.0, request_id="r-1")
+    two.append("list", "x", timeout=5.0, request_id="r-1")
+    assert one.get("list", timeout=5.0) == "x"
+    assert one.cas("c", None, "first", timeout=5.0, request_id="r-2") is True
+    # The retry finds "first" where it expected None: the earlier attempt's success stands.
+    assert two.cas("c", None, "first", timeout=5.0, request_id="r-2") is True
+    assert two.cas("c", None, "second", timeout=5.0, request_id="r-3") is False
+    one.put("p", "1", timeout=5.0, request_id="r-4")
+    one.put("p", "2", timeout=5.0)
+    one.put("p", "1-again", timeout=5.0, request_id="r-4")
+    assert two.get("p", timeout=5.0) == "2"
+
+
+def test_verified_strong_reads_confirm_the_leaders_answer(tmp_path: Path) -> None:
+    adapter = NatsAdapter({"strong_read": "verified"})
+    hosts = LoopbackHosts(tmp_path)
+    with adapter.start_cluster(hosts.allocate(3, adapter.ports)) as running:
+        wait_for_leader(running)
+        client = running.client(running.nodes[2])
+        assert client.get("absent", timeout=5.0) is None
+        client.put("k", "v", timeout=5.0)
+        assert client.get("k", timeout=5.0) == "v"
+        assert client.get("absent", timeout=5.0) is None
+
+
+def test_a_client_stays_bound_to_its_server(cluster: Cluster) -> None:
+    """Its server killed, a client fails at once (definite: nothing sent) rather than
+    moving to another server; the server back, the same client works again."""
+    node = cluster.nodes[1]
+    client = cluster.client(node)
+    client.put("k", "v", timeout=5.0)
+    node.kill()
+    with pytest.raises(Unavailable):
+        client.get("k", level=ReadLevel.STALE, timeout=2.0)
+    with pytest.raises(Unavailable):
+        client.put("k", "w", timeout=2.0)
+    node.start()
+    wait_for(
+        lambda: node.status(5.0).term is not None, timeout=30.0, what="n2 back in the group"
+    )
+    assert wait_for(
+        lambda: client.get("k", timeout=5.0) == "v",
+        timeout=30.0,
+        what="a read through the restarted server",
+        ignore=(Unavailable, Timeout),
+    )
+
+
+def _verdicts(output: str) -> dict[str, str]:
+    found = {}
+    for rule in (*RULES, "read-levels", "fsm-determinism"):
+        match = re.search(rf"^{rule} +(.*)$", output, re.MULTILINE)
+        assert match is not None, (rule, output[-3000:])
+        found[rule] = match.group(1)
+    return found
+
+
+def test_the_suite_certifies_nats_and_finds_stale_strong_reads_at_the_stream_leader(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    """What docs/adapters/nats.md reports: with strong reads at the stream leader (what
+    NATS recommends for consistent reads), a leader paused and resumed cut off keeps
+    answering with the value the new leader overwrote; every other rule passes, and
+    fsm-determinism is n/a (no content digest). A change in any of these is noticed."""
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=nats", "--consensus-profile=quick", "-p", "no:cacheprovider"
+    )
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output[-4000:]
+    verdicts = _verdicts(output)
+    for rule in RULES:
+        assert verdicts[rule].startswith("pass"), (rule, output[-3000:])
+    assert verdicts["fsm-determinism"].startswith("n/a"), output[-3000:]
+    assert verdicts["read-levels"].startswith("FAIL (1 of"), output[-3000:]
+    result.stdout.fnmatch_lines(
+        [
+            "consensus: adapters=nats (nats-server 2.15.*",
+            "FAILED *test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read[nats-*",
+        ]
+    )
+    assert re.search(
+        r"leader of term \d+, was paused while n\d led and overwrote paused-\d+ with "
+        r"'after-\d+'; resumed \((cut off|with the others)\), n\d answered \d+ of \d+ strong "
+        r"reads with 'before-pause-\d+'",
+        output,
+    ), output[-4000:]
+
+
+def test_verified_strong_reads_pass_the_paused_leader_test(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=nats",
+        "--consensus-adapter-option=strong_read=verified",
+        "--consensus-profile=quick",
+        "-k",
+        "paused_leader",
+        "-p",
+        "no:cacheprovider",
+    )
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK, output[-4000:]
+    assert _verdicts(output)["read-levels"].startswith("pass"), output[-3000:]
+    result.stdout.fnmatch_lines(["consensus: adapters=nats (nats-server 2.15.*strong reads verified*"])
