@@ -6,6 +6,7 @@ Run from the repository root:
 
     python benchmarks/bench_runs.py --adapter pysyncobj --profile default --runs 10
     python benchmarks/bench_runs.py --adapter etcd --profile quick --runs 3
+    python benchmarks/bench_runs.py --adapter pysyncobj,etcd,nats --runs 10   # one run, 3 backends
     python benchmarks/bench_runs.py --broken --runs 10       # every broken store, 10 times
     python benchmarks/bench_runs.py --adapter etcd --host docker \
         --adapter-option docker_image=local/etcd:3.5.1 --runs 3   # etcd in containers
@@ -76,13 +77,15 @@ def pytest_seconds(output: str) -> float | None:
 
 
 def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[float, dict[str, str]]:
-    """One pytest process; its seconds and the verdict of each rule from its certificate."""
+    """One pytest process; its seconds and the verdict of each rule from its certificate.
+    ``adapter`` may list several, comma-separated: one run certifies them side by side,
+    and each rule's verdict is keyed ``backend:rule``."""
     report = Path(tempfile.mkdtemp(prefix=f"report-{seed}-", dir=scratch))  # one per run
     command = [
         sys.executable,
         "-m",
         "pytest",
-        f"--consensus-adapter={adapter}",
+        *(f"--consensus-adapter={name}" for name in adapter.split(",")),
         f"--consensus-seed={seed}",
         f"--consensus-report={report}",
         "--consensus-progress=0",
@@ -97,16 +100,20 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
         command, cwd=scratch, env=env, capture_output=True, text=True, check=False, timeout=3600
     )
     seconds = time.monotonic() - started
-    certificates = list(report.glob("*/certificate.json"))
-    if not certificates:
+    certificates = sorted(report.glob("*/certificate.json"))
+    if len(certificates) != len(adapter.split(",")):
         tail = "\n".join(done.stdout.splitlines()[-20:])
         raise SystemExit(
             f"run with seed {seed} wrote no certificate (exit {done.returncode}):\n"
             f"{tail}\n{done.stderr[-2000:]}"
         )
-    certificate = json.loads(certificates[0].read_text())
     RUN_SECONDS.append(pytest_seconds(done.stdout))
-    return seconds, {rule["id"]: rule["verdict"] for rule in certificate["rules"]}
+    verdicts = {}
+    for path in certificates:
+        certificate = json.loads(path.read_text())
+        prefix = f"{path.parent.name}:" if "," in adapter else ""
+        verdicts.update({prefix + rule["id"]: rule["verdict"] for rule in certificate["rules"]})
+    return seconds, verdicts
 
 
 #: pytest's own seconds for each run made so far (see pytest_seconds).
@@ -119,20 +126,24 @@ def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
     extra = [f"--consensus-profile={arguments.profile}"]
     extra += [f"--consensus-host={arguments.host}"] if arguments.host else []
     extra += [f"--consensus-adapter-option={option}" for option in arguments.adapter_option]
-    times, passing = [], 0
+    times, passing, same = [], 0, 0
+    first: dict[str, str] | None = None
     for number in range(arguments.runs):
         seed = arguments.seed_base + number
         seconds, verdicts = run_suite(arguments.adapter, seed, scratch, *extra)
         times.append(seconds)
         failed = [rule for rule, verdict in verdicts.items() if verdict == "fail"]
         passing += not failed
+        first = verdicts if first is None else first
+        same += verdicts == first
         shown = " ".join(f"{rule}={verdict}" for rule, verdict in verdicts.items())
         own = RUN_SECONDS[-1]
         tests = f" (tests {own:.1f} s)" if own is not None else ""
         print(f"  seed {seed}: {seconds:6.1f} s{tests}  {shown}", flush=True)
     own_times = [t for t in RUN_SECONDS if t is not None]
     print(
-        f"runs without a failed rule: {passing} of {arguments.runs}; time median "
+        f"runs without a failed rule: {passing} of {arguments.runs}; runs with the first "
+        f"run's verdicts: {same} of {arguments.runs}; time median "
         f"{statistics.median(times):.1f} s, max {max(times):.1f} s (whole process, with the "
         f"certificate); pytest's own median {statistics.median(own_times or [0.0]):.1f} s, "
         f"max {max(own_times or [0.0]):.1f} s"
