@@ -95,8 +95,7 @@ def test_a_raftz_group_becomes_a_status_with_node_names() -> None:
 
 def test_the_server_config_clusters_every_host(tmp_path: Path) -> None:
     hosts = [
-        HostSpec(f"n{i}", f"127.0.3.{i}", tmp_path / f"d{i}", tmp_path / f"l{i}")
-        for i in (1, 2, 3)
+        HostSpec(f"n{i}", f"127.0.3.{i}", tmp_path / f"d{i}", tmp_path / f"l{i}") for i in (1, 2, 3)
     ]
     config = server_config(hosts[1], hosts)
     assert 'server_name: "n2"' in config
@@ -214,9 +213,7 @@ def test_a_client_stays_bound_to_its_server(cluster: Cluster) -> None:
     with pytest.raises(Unavailable):
         client.put("k", "w", timeout=2.0)
     node.start()
-    wait_for(
-        lambda: node.status(5.0).term is not None, timeout=30.0, what="n2 back in the group"
-    )
+    wait_for(lambda: node.status(5.0).term is not None, timeout=30.0, what="n2 back in the group")
     assert wait_for(
         lambda: client.get("k", timeout=5.0) == "v",
         timeout=30.0,
@@ -280,4 +277,6 @@ def test_verified_strong_reads_pass_the_paused_leader_test(
     output = result.stdout.str()
     assert result.ret == pytest.ExitCode.OK, output[-4000:]
     assert _verdicts(output)["read-levels"].startswith("pass"), output[-3000:]
-    result.stdout.fnmatch_lines(["consensus: adapters=nats (nats-server 2.15.*strong reads verified*"])
+    result.stdout.fnmatch_lines(
+        ["consensus: adapters=nats (nats-server 2.15.*strong reads verified*"]
+    )
