@@ -91,6 +91,8 @@ def test_a_raftz_group_becomes_a_status_with_node_names() -> None:
     assert (status.commit_index, status.applied_index, status.digest) == (17, 16, None)
     assert raft_status("n2", {**raft, "id": "BBB", "state": "LEADER"}).leader == "n2"
     assert raft_status("n1", {**raft, "leader": ""}).leader is None
+    with pytest.raises(UnknownError, match=r"n1: unreadable /raftz group: KeyError\('term'\)"):
+        raft_status("n1", {key: value for key, value in raft.items() if key != "term"})
 
 
 def test_the_server_config_clusters_every_host(tmp_path: Path) -> None:

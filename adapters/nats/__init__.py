@@ -31,10 +31,7 @@ from pytest_consensus.contract import (
     NodeStatus,
     Role,
 )
-from pytest_consensus.contract.errors import (
-    ClusterSetupError,
-    HarnessError,
-)
+from pytest_consensus.contract.errors import ClusterSetupError, HarnessError, UnknownError
 from pytest_consensus.contract.event_loop import EventLoopThread
 from pytest_consensus.contract.monitoring import read_json
 from pytest_consensus.contract.process import NodeProcess
@@ -172,17 +169,20 @@ class NatsNode(ProcessNode):
 
 def raft_status(name: str, raft: dict[str, Any]) -> NodeStatus:
     """A ``/raftz`` group entry as a status: peer ids become server (node) names."""
-    names = {peer: info.get("name") for peer, info in (raft.get("peers") or {}).items()}
-    names[raft.get("id")] = name
-    leader_id = raft.get("leader")
-    return NodeStatus(
-        node=name,
-        role=RAFT_ROLES.get(str(raft.get("state")), Role.UNKNOWN),
-        term=int(raft["term"]),
-        leader=names.get(leader_id) if leader_id else None,
-        commit_index=int(raft["committed"]),
-        applied_index=int(raft["applied"]),
-    )
+    try:
+        names = {peer: info.get("name") for peer, info in (raft.get("peers") or {}).items()}
+        names[raft.get("id")] = name
+        leader_id = raft.get("leader")
+        return NodeStatus(
+            node=name,
+            role=RAFT_ROLES.get(str(raft.get("state")), Role.UNKNOWN),
+            term=int(raft["term"]),
+            leader=names.get(leader_id) if leader_id else None,
+            commit_index=int(raft["committed"]),
+            applied_index=int(raft["applied"]),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise UnknownError(f"{name}: unreadable /raftz group: {error!r}: {raft!r:.300}") from None
 
 
 class NatsCluster(ProcessCluster):
@@ -236,7 +236,7 @@ def create_bucket(cluster: ProcessCluster) -> None:
 async def _create(client: NatsKvClient, replicas: int) -> str:
     from nats.js.api import KeyValueConfig, StorageType
 
-    js = await client._jetstream()
+    js = await client.jetstream()
     config = KeyValueConfig(
         bucket=BUCKET, history=1, replicas=replicas, storage=StorageType.FILE, direct=True
     )

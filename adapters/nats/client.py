@@ -121,7 +121,7 @@ class NatsKvClient(Client):
     def _subject(self, key: str) -> str:
         return f"$KV.{self.bucket}.{nats_key(key)}"
 
-    async def _jetstream(self) -> JetStreamContext:
+    async def jetstream(self) -> JetStreamContext:
         """The JetStream context of a live connection to this client's server only."""
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -144,7 +144,7 @@ class NatsKvClient(Client):
 
         async def attempt() -> Result:
             try:
-                await self._jetstream()
+                await self.jetstream()
             except Exception as error:  # noqa: BLE001 - mapped, never hidden
                 raise map_nats_error(error, self.node, sent=False) from error
             progress["sent"] = True
@@ -163,13 +163,13 @@ class NatsKvClient(Client):
     async def _publish(
         self, key: str, value: bytes, headers: dict[str, str], timeout: float
     ) -> Any:
-        js = await self._jetstream()
+        js = await self.jetstream()
         return await js.publish(self._subject(key), value, timeout=timeout, headers=headers)
 
     async def _leader_get(self, key: str, timeout: float) -> tuple[str | None, int]:
         """The key's value and its subject sequence (0 when it never existed), asked of
         the stream leader. A delete marker is an absent key with the marker's sequence."""
-        js = await self._jetstream()
+        js = await self.jetstream()
         return await _read(js, self.stream, self._subject(key), timeout, direct=False)
 
     # -- operations ----------------------------------------------------------------------
@@ -188,7 +188,7 @@ class NatsKvClient(Client):
         if ReadLevel(level) is ReadLevel.STALE:
 
             async def direct() -> str | None:
-                js = await self._jetstream()
+                js = await self.jetstream()
                 return (await _read(js, self.stream, self._subject(key), timeout, True))[0]
 
             return self._run(direct, timeout)
