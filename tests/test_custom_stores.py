@@ -66,7 +66,7 @@ def test_an_unknown_name_lists_the_out_of_tree_adapter_too(
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(tinystore_site))
     result = pytester.runpytest_subprocess("--consensus-adapter=nosuch")
-    result.stderr.fnmatch_lines(["*installed adapters: etcd, http, pysyncobj, tinystore*"])
+    result.stderr.fnmatch_lines(["*installed adapters: etcd, http, nats, pysyncobj, tinystore*"])
 
 
 def test_every_builtin_adapter_has_module_docs_tests_extra_and_entry_point() -> None:
