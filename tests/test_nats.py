@@ -249,7 +249,9 @@ def test_the_suite_certifies_nats_and_finds_stale_strong_reads_at_the_stream_lea
     for rule in RULES:
         assert verdicts[rule].startswith("pass"), (rule, output[-3000:])
     assert verdicts["fsm-determinism"].startswith("n/a"), output[-3000:]
-    assert verdicts["read-levels"].startswith("FAIL (1 of"), output[-3000:]
+    # Cut off, the resumed leader answers stale reads for seconds, in every run; resumed
+    # with the others, only until it hears of the new term, which a run may or may not see.
+    assert re.match(r"FAIL \([12] of \d+ failed\)", verdicts["read-levels"]), output[-3000:]
     result.stdout.fnmatch_lines(
         [
             "consensus: adapters=nats (nats-server 2.15.*",
