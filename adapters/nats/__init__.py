@@ -2,7 +2,8 @@
 hosts, and a key-value bucket replicated by one JetStream Raft group.
 
 Writes are JetStream publishes to the bucket's stream; ``strong`` reads ask the stream
-leader, ``stale`` reads are direct gets any replica answers; cas and append are conditional
+leader and confirm its answer with a conditional write, ``stale`` reads are direct gets any
+replica answers; cas and append are conditional
 writes on the key's last sequence; request ids are JetStream message ids. Role, term,
 leader and applied index are the bucket stream's Raft group, read from the server's
 monitoring endpoint (``/raftz``). Settings and their reasons: docs/adapters/nats.md.
@@ -48,9 +49,10 @@ MAX_REPLICAS = 5
 #: How long the set-up step may take to create the bucket (the JetStream meta group must
 #: first elect a leader, which takes NATS 4 to 9 s at worst after start-up).
 BUCKET_TIMEOUT = 60.0
-#: The read JetStream calls "more consistent" (the stream leader's) and one confirmed by a
-#: conditional write; see docs/adapters/nats.md.
-STRONG_READS = ("leader", "verified")
+#: What a ``strong`` read is: the stream leader's answer confirmed by a conditional write
+#: (linearizable, the default), or the stream leader's answer alone (the read NATS calls
+#: "more consistent", which is not linearizable); see docs/adapters/nats.md.
+STRONG_READS = ("verified", "leader")
 RAFT_ROLES = {"LEADER": Role.LEADER, "FOLLOWER": Role.FOLLOWER, "CANDIDATE": Role.CANDIDATE}
 
 
@@ -249,7 +251,7 @@ async def _create(client: NatsKvClient, replicas: int) -> str:
 
 class NatsAdapter(Adapter):
     """Certifies NATS JetStream key-value. Options: ``nats_server`` (the binary),
-    ``strong_read`` (``leader``, the default, or ``verified``)."""
+    ``strong_read`` (``verified``, the default, or ``leader``)."""
 
     name = "nats"
     capabilities = frozenset(
@@ -270,7 +272,7 @@ class NatsAdapter(Adapter):
 
     def __init__(self, options: dict[str, str] | None = None) -> None:
         super().__init__(options)
-        self.strong_read = self.options.get("strong_read", "leader")
+        self.strong_read = self.options.get("strong_read", "verified")
         if self.strong_read not in STRONG_READS:
             raise HarnessError(
                 f"adapter option strong_read={self.strong_read!r}: use one of "
@@ -280,7 +282,7 @@ class NatsAdapter(Adapter):
         self._version = nats_server_version(self.binary)
 
     def version(self) -> str:
-        read = "" if self.strong_read == "leader" else f", strong reads {self.strong_read}"
+        read = "" if self.strong_read == "verified" else ", strong reads at the stream leader"
         return f"nats-server {self._version} ({self.binary}, from {self.found_in}{read})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:

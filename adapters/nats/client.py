@@ -91,9 +91,10 @@ def map_nats_error(error: BaseException, node: str, *, sent: bool) -> ConsensusE
 class NatsKvClient(Client):
     """One server's client of the bucket's stream.
 
-    ``strong`` reads ask the stream leader (``STREAM.MSG.GET``), or, with
-    ``strong_read="verified"``, confirm the leader's answer with a conditional write;
-    ``stale`` reads are direct gets that any replica may answer. See docs/adapters/nats.md.
+    ``strong`` reads ask the stream leader (``STREAM.MSG.GET``) and confirm its answer
+    with a conditional write, or, with ``strong_read="leader"``, take the leader's answer
+    alone; ``stale`` reads are direct gets that any replica may answer. See
+    docs/adapters/nats.md.
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class NatsKvClient(Client):
         bucket: str,
         loop: EventLoopThread,
         *,
-        strong_read: str = "leader",
+        strong_read: str = "verified",
         connect_timeout: int = 2,
     ) -> None:
         self.node = node
@@ -192,13 +193,13 @@ class NatsKvClient(Client):
                 return (await _read(js, self.stream, self._subject(key), timeout, True))[0]
 
             return self._run(direct, timeout)
-        if self.strong_read == "verified":
-            return self._run(lambda: self._verified_get(key, timeout), timeout)
+        if self.strong_read == "leader":
 
-        async def leader() -> str | None:
-            return (await self._leader_get(key, timeout))[0]
+            async def leader() -> str | None:
+                return (await self._leader_get(key, timeout))[0]
 
-        return self._run(leader, timeout)
+            return self._run(leader, timeout)
+        return self._run(lambda: self._verified_get(key, timeout), timeout)
 
     async def _verified_get(self, key: str, timeout: float) -> str | None:
         """The leader's answer, confirmed by rewriting it conditionally on its sequence: a
