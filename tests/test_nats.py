@@ -60,6 +60,8 @@ def test_keys_jetstream_accepts_are_kept_and_others_encoded_without_collisions()
         (nats.js.errors.NoStreamResponseError(), True, Unavailable, True),
         (nats.js.errors.ServiceUnavailableError(code=503), True, Unavailable, True),
         (nats.js.errors.APIError(code=400, err_code=10058), True, Rejected, True),
+        # Seen in a run: a retry while the first attempt with its id was still in flight.
+        (nats.js.errors.APIError(code=409, err_code=10158), True, UnknownError, False),
         (nats.errors.TimeoutError(), True, Timeout, False),
         (nats.errors.TimeoutError(), False, Unavailable, True),
         (nats.errors.ConnectionClosedError(), True, ConnectionLost, False),

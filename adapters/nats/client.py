@@ -36,6 +36,9 @@ Result = TypeVar("Result")
 
 #: JetStream's error codes for "the subject's last sequence is not the expected one".
 WRONG_LAST_SEQUENCE = (10071, 10164)
+#: "duplicate message id is in process": an earlier attempt with this request id is still
+#: being replicated, and may yet be stored. The only error reply that is no refusal.
+DUPLICATE_IN_PROCESS = 10158
 #: The header that carries a write's request id; JetStream drops a second message with the
 #: same id inside the stream's duplicate window (docs/adapters/nats.md).
 MSG_ID = "Nats-Msg-Id"
@@ -73,6 +76,9 @@ def map_nats_error(error: BaseException, node: str, *, sent: bool) -> ConsensusE
     if isinstance(error, nats.js.errors.ServiceUnavailableError):
         return Unavailable(message)
     if isinstance(error, nats.js.errors.APIError):
+        if error.err_code == DUPLICATE_IN_PROCESS:
+            # This attempt is refused, but the earlier one with the same id is in flight.
+            return UnknownError(message)
         # An error reply: the stream leader refused (or failed) the request and stored
         # nothing; JetStream replies with an error only for a write it did not store.
         return Rejected(message)
