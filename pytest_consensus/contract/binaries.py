@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_consensus.contract.errors import HarnessError
@@ -13,16 +14,19 @@ def is_executable(path: Path) -> bool:
 
 
 def named_binary(
-    source: str, candidate: str | None, advice: str, error: type[HarnessError]
-) -> Path | None:
-    """The binary named by ``source`` (an option or environment variable) as ``candidate``,
-    or None when it names none. A name that is no executable file raises ``error``, saying
-    which and ``advice``: falling back to another binary would certify what the user did not
-    ask for."""
-    if not candidate:
-        return None
-    path = Path(candidate)
-    if is_executable(path):
-        return path
-    problem = "does not exist" if not path.exists() else "is not an executable file"
-    raise error(f"{source}={candidate}: {problem}. {advice}")
+    named: Sequence[tuple[str, str | None]], advice: str, error: type[HarnessError]
+) -> tuple[Path, str] | None:
+    """The first binary ``named`` names, as (path, the source that named it), or None when
+    none names one. ``named`` lists (source, candidate) pairs in order of precedence, a
+    source being an option or environment variable. A name that is no executable file
+    raises ``error``, saying which and ``advice``: falling back to another binary would
+    certify what the user did not ask for."""
+    for source, candidate in named:
+        if not candidate:
+            continue
+        path = Path(candidate)
+        if is_executable(path):
+            return path, source
+        problem = "does not exist" if not path.exists() else "is not an executable file"
+        raise error(f"{source}={candidate}: {problem}. {advice}")
+    return None
