@@ -94,3 +94,26 @@ def test_after_a_normal_stop_the_reaper_exits_with_the_harness(tmp_path: Path) -
     assert harness.wait(30) == 0
     assert not alive(node_pid)
     assert gone_within(reaper_pid, 10.0), "the reaper outlived the harness"
+
+
+def test_a_node_is_forgotten_by_the_reaper_once_however_often_it_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node killed by a fault and stopped again at teardown unregisters its pid once: a
+    second unregister could make the reaper forget another node given the reused pid."""
+    from pytest_consensus.contract import reaper
+    from pytest_consensus.contract.process import NodeProcess
+
+    sent: list[str] = []
+    monkeypatch.setattr(reaper, "register", lambda pid: sent.append(f"+{pid}"))
+    monkeypatch.setattr(reaper, "unregister", lambda pid: sent.append(f"-{pid}"))
+    node = NodeProcess("n1", [sys.executable, "-c", STUBBORN_NODE], tmp_path / "n1.log", {})
+    node.start()
+    first = node.pid
+    node.kill()
+    node.stop(grace=0.1)
+    node.kill()
+    node.start()  # restarted: registered again, and unregistered once more when stopped
+    second = node.pid
+    node.stop(grace=0.1)
+    assert sent == [f"+{first}", f"-{first}", f"+{second}", f"-{second}"]

@@ -35,6 +35,9 @@ class NodeProcess:
         self.log_path = log_path
         self.env = env
         self._process: subprocess.Popen[bytes] | None = None
+        # Whether the reaper still knows this process: unregistered once, when it is reaped.
+        # A second unregister could forget another process that was given the reused pid.
+        self._registered = False
 
     @property
     def pid(self) -> int | None:
@@ -52,6 +55,7 @@ class NodeProcess:
                     self.name, f"cannot run {self.argv[0]!r}: {error}", ""
                 ) from error
         reaper.register(self._process.pid)  # killed even if pytest dies first (kill -9)
+        self._registered = True
 
     def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -83,7 +87,9 @@ class NodeProcess:
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
-        reaper.unregister(self._process.pid)
+        if self._registered:
+            reaper.unregister(self._process.pid)
+            self._registered = False
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM (after SIGCONT, in case it is paused), then SIGKILL after ``grace``."""
