@@ -183,6 +183,17 @@ STORE_CAPABILITIES = (
 )
 
 
+def node_process(config: StoreConfig, index: int, hosts: Sequence[HostSpec]) -> NodeProcess:
+    """Node ``index`` of ``hosts`` as the config's command runs it, in the host's prefix
+    (a namespace), with the config's environment: the same for the capability probe
+    and for a cluster."""
+    host = hosts[index]
+    peers = [(i, other) for i, other in enumerate(hosts) if i != index]
+    argv = [*host.command_prefix, *config.render(index, host, peers)]
+    env = {**python_environment(), **config.environment}
+    return NodeProcess(host.name, argv, host.log_dir / "node.log", env, host.log_dir)
+
+
 def probe_capabilities(
     config: StoreConfig, timeout: float = STARTUP_TIMEOUT
 ) -> frozenset[Capability]:
@@ -193,10 +204,7 @@ def probe_capabilities(
     with tempfile.TemporaryDirectory(prefix="pytest-consensus-probe-") as scratch:
         host = HostSpec("n1", "127.0.0.1", Path(scratch) / "data", Path(scratch) / "logs")
         host.data_dir.mkdir()
-        env = {**python_environment(), **config.environment}
-        process = NodeProcess(
-            "n1", config.render(0, host, []), host.log_dir / "node.log", env, host.log_dir
-        )
+        process = node_process(config, 0, [host])
         client = HttpStoreClient("n1", host.address, config.port(config.api_port, 0))
 
         def info() -> dict[str, Any] | None:
@@ -263,12 +271,9 @@ class HttpStoreAdapter(Adapter):
         return f"{self.config.name} {self.config.version} (via {self.config.path})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        env = {**python_environment(), **self.config.environment}
         nodes = []
         for index, host in enumerate(hosts):
             host.data_dir.mkdir(parents=True, exist_ok=True)
-            peers = [(i, other) for i, other in enumerate(hosts) if i != index]
-            argv = [*host.command_prefix, *self.config.render(index, host, peers)]
-            process = NodeProcess(host.name, argv, host.log_dir / "node.log", env, host.log_dir)
+            process = node_process(self.config, index, hosts)
             nodes.append(ProcessNode(host, process, self.config.port(self.config.api_port, index)))
         return ProcessCluster(nodes).start()
