@@ -134,13 +134,7 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
     # operation whose return comes first must be placed before anything called after it,
     # and a linearizable history rarely needs an unknown write. (Measured on the reference
     # histories: call order explores up to twice as many states.)
-    # As one integer per operation: sorting by it is cheaper than by a tuple.
-    rank = [0] * n
-    for position, index in enumerate(
-        sorted(range(n), key=lambda i: (ops[i].ret is None, ops[i].ret or 0, ops[i].call))
-    ):
-        rank[index] = position
-    unknown = [operation.ret is None for operation in ops]
+    priority = [(operation.ret is None, operation.ret or 0, operation.call) for operation in ops]
     # An observation (a read, a cas that saw a mismatch) never changes the state. If one is
     # legal now, placing it now loses nothing: any linearization placing it later stays
     # valid with it moved here (its call is past, and everything that had to precede it is
@@ -203,13 +197,22 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
                 index = members[placed]
                 if call_time[index] <= limit and not (after_unknown and blind[index]):
                     found.append(index)
-        if len(found) > 1:
-            found.sort(key=rank.__getitem__)
+        found.sort(key=priority.__getitem__)
         return found
 
-    # Lifting an operation out of the list (its call, then its return) and putting it back
-    # (in reverse order) are written out inline below: a function call per search step
-    # cost more than the unlinking itself.
+    def lift(entry: int) -> None:
+        for removed in (entry, partner[entry]):
+            following = nxt[removed]
+            nxt[prv[removed]] = following
+            if following != end:
+                prv[following] = prv[removed]
+
+    def unlift(entry: int) -> None:
+        for restored in (partner[entry], entry):  # reverse order of removal
+            nxt[prv[restored]] = restored
+            if nxt[restored] != end:
+                prv[nxt[restored]] = restored
+
     state: Any = model.init()
     linearized = 0
     remaining = completed
@@ -254,7 +257,7 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
             if new_state is ILLEGAL:
                 continue
             new_linearized = linearized | (1 << index)
-            unknown_now = unknown[index]
+            unknown_now = operation.ret is None
             if not unknown_mask:  # nothing to dominate with: a plain visited set
                 marker = (new_linearized, new_state)
                 if marker in visited:
@@ -280,15 +283,7 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
             if unknown_now:
                 placed_of_kind[kind_of[index]] += 1
             else:
-                removed = call_entry[index]
-                following = nxt[removed]
-                nxt[prv[removed]] = following
-                prv[following] = prv[removed]  # a call's successor is never the end
-                removed = partner[removed]
-                following = nxt[removed]
-                nxt[prv[removed]] = following
-                if following != end:
-                    prv[following] = prv[removed]
+                lift(call_entry[index])
                 remaining -= 1
             state = new_state
             linearized = new_linearized
@@ -308,15 +303,9 @@ def _search(ops: Sequence[Operation], model: Model, deadline: float | None) -> _
             return _Search(False, longest, _replay_states(ops, longest, model), found)
         options, position, state, index, after_unknown = frames.pop()
         linearized &= ~(1 << index)
-        if not unknown[index]:
+        if ops[index].ret is not None:
             remaining += 1
-            restored = call_entry[index]
-            returned = partner[restored]
-            nxt[prv[returned]] = returned
-            if nxt[returned] != end:
-                prv[nxt[returned]] = returned
-            nxt[prv[restored]] = restored
-            prv[nxt[restored]] = restored
+            unlift(call_entry[index])
         else:
             placed_of_kind[kind_of[index]] -= 1
     order = [frame[3] for frame in frames]
