@@ -41,6 +41,9 @@ from pytest_consensus.checkers.models import model_named
 from pytest_consensus.checkers.operations import pair_columns, pair_operations
 from pytest_consensus.clients.history import Event, write_events
 
+#: This checkout: the code measured unless ``--baseline`` names another.
+ROOT = Path(__file__).resolve().parents[1]
+
 #: Folder and model; hard/ names each file's model in its expected.json.
 DATA_SETS = (("porcupine-etcd", "cas-register"), ("porcupine-kv", "kv"), ("hard", ""))
 
@@ -93,24 +96,43 @@ def bench_data_set(
         "parse_total_s": totals["parse"],
         "with_counterexample_total_s": totals["with_counterexample"],
         "slower_than_porcupine": slower_than_porcupine,
-        "whole_process_s": whole_process(folder, model_name, expected),
+        "whole_process_s": whole_process(folder, model_name, expected, ROOT),
         "baseline_whole_process_s": None
         if baseline is None
-        else whole_process(
-            folder, model_name, expected, {**os.environ, "PYTHONPATH": str(baseline)}
-        ),
+        else whole_process(folder, model_name, expected, baseline),
     }
 
 
-def whole_process(
-    folder: Path,
-    model_name: str,
-    expected: dict[str, Any],
-    env: dict[str, str] | None = None,
-) -> float:
-    """``consensus-check --json`` over the folder's files, as a user runs it: one process
-    per model, the median wall time of 3 runs, summed over models (start-up, reading,
-    checking; no counterexamples)."""
+def code_at(code: Path) -> dict[str, str]:
+    """The environment for a child that must import the pytest_consensus at ``code``, run
+    with ``code`` as its working folder: ``python -m`` and ``-c`` put the working folder
+    first on sys.path, so PYTHONPATH alone lost to the checkout the benchmark was started
+    in (a baseline measured from this checkout's root was this checkout's code). Checked,
+    once per folder: a benchmark that silently measures the wrong code is worse than none."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    if code not in _CHECKED_CODE:
+        found = subprocess.run(
+            [sys.executable, "-c", "import pytest_consensus; print(pytest_consensus.__file__)"],
+            cwd=code,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if not found or not Path(found).resolve().is_relative_to(code.resolve()):
+            raise SystemExit(f"{code}: a child process there imports {found or 'nothing'}")
+        _CHECKED_CODE.add(code)
+    return env
+
+
+_CHECKED_CODE: set[Path] = set()
+
+
+def whole_process(folder: Path, model_name: str, expected: dict[str, Any], code: Path) -> float:
+    """``consensus-check --json`` over the folder's files, as a user runs it, with the code
+    at ``code``: one process per model, the median wall time of 3 runs, summed over models
+    (start-up, reading, checking; no counterexamples)."""
+    env = code_at(code)
     by_model: dict[str, list[str]] = {}
     for name, known in sorted(expected.items()):
         by_model.setdefault(model_name or known["model"], []).append(str(folder / name))
@@ -125,6 +147,7 @@ def whole_process(
                 capture_output=True,
                 check=False,
                 env=env,
+                cwd=code,
             )
             samples.append(time.perf_counter() - begin)
         seconds += statistics.median(samples)
@@ -268,9 +291,14 @@ print(json.dumps({"seconds": seconds, "peak_rss_mib": resource.getrusage(
 """
 
 
-def run_measured(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_measured(command: list[str], code: Path = ROOT) -> dict[str, Any]:
+    """``command`` under MEASURE, importing the code at ``code`` (see code_at)."""
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, env=env
+        [sys.executable, "-c", MEASURE, *command],
+        capture_output=True,
+        text=True,
+        env=code_at(code),
+        cwd=code,
     )
     measured: dict[str, Any] = json.loads(done.stdout)
     return measured
@@ -289,17 +317,17 @@ def bench_large_history(operations: int, repeat: int, baseline: Path | None) -> 
         write_edn(events, paths["edn"])
         figures["jsonl_mib"] = paths["jsonl"].stat().st_size / 2**20
         figures["edn_mib"] = paths["edn"].stat().st_size / 2**20
-        runs: list[tuple[str, list[str], dict[str, str] | None]] = [
-            ("jobs 1", ["--jobs", "1"], None),
-            ("default jobs", [], None),
+        runs: list[tuple[str, list[str], Path]] = [
+            ("jobs 1", ["--jobs", "1"], ROOT),
+            ("default jobs", [], ROOT),
         ]
         if baseline is not None:
-            runs.append(("baseline", [], {**os.environ, "PYTHONPATH": str(baseline)}))
+            runs.append(("baseline", [], baseline))
         for format_name, path in paths.items():
-            for label, options, env in runs:
+            for label, options, code in runs:
                 command = [sys.executable, "-m", "pytest_consensus.checkers.cli", "--json"]
                 samples = [
-                    run_measured([*command, *options, "--model", "kv", str(path)], env)
+                    run_measured([*command, *options, "--model", "kv", str(path)], code)
                     for _ in range(repeat)
                 ]
                 verdicts = {json.loads(sample["stdout"])["linearizable"] for sample in samples}
@@ -348,6 +376,9 @@ def main() -> None:
         "with as well, in the same run (e.g. a git worktree of an earlier commit)",
     )
     arguments = parser.parse_args()
+    arguments.data = arguments.data.resolve()  # children run in the measured code's folder
+    if arguments.baseline is not None:
+        arguments.baseline = arguments.baseline.resolve()
     results: dict[str, Any] = {}
     start_up = bench_start_up(7)
     results["start_up"] = start_up
