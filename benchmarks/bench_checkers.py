@@ -18,6 +18,7 @@ clients) as JSON Lines and as EDN: wall time and peak memory, on one core and on
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -107,25 +108,28 @@ def code_at(code: Path) -> dict[str, str]:
     """The environment for a child that must import the pytest_consensus at ``code``, run
     with ``code`` as its working folder: ``python -m`` and ``-c`` put the working folder
     first on sys.path, so PYTHONPATH alone lost to the checkout the benchmark was started
-    in (a baseline measured from this checkout's root was this checkout's code). Checked,
-    once per folder: a benchmark that silently measures the wrong code is worse than none."""
-    env = {**os.environ, "PYTHONPATH": str(code)}
-    if code not in _CHECKED_CODE:
-        found = subprocess.run(
-            [sys.executable, "-c", "import pytest_consensus; print(pytest_consensus.__file__)"],
-            cwd=code,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if not found or not Path(found).resolve().is_relative_to(code.resolve()):
-            raise SystemExit(f"{code}: a child process there imports {found or 'nothing'}")
-        _CHECKED_CODE.add(code)
-    return env
+    in (a baseline measured from this checkout's root was this checkout's code)."""
+    _check_imports_from(code)
+    return _environment(code)
 
 
-_CHECKED_CODE: set[Path] = set()
+def _environment(code: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(code)}
+
+
+@functools.cache
+def _check_imports_from(code: Path) -> None:
+    """Once per folder: a benchmark that silently measures the wrong code is worse than none."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import pytest_consensus; print(pytest_consensus.__file__)"],
+        cwd=code,
+        env=_environment(code),
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if not found or not Path(found).resolve().is_relative_to(code.resolve()):
+        raise SystemExit(f"{code}: a child process there imports {found or 'nothing'}")
 
 
 def whole_process(folder: Path, model_name: str, expected: dict[str, Any], code: Path) -> float:
