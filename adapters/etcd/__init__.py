@@ -222,6 +222,7 @@ class EtcdAdapter(Adapter):
         }
     )
     ports: ClassVar[tuple[int, ...]] = (CLIENT_PORT, PEER_PORT)
+    data_files: ClassVar[tuple[str, ...]] = ("member/wal/*.wal", "member/snap/*")
 
     def __init__(self, options: dict[str, str] | None = None) -> None:
         super().__init__(options)

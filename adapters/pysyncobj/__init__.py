@@ -61,6 +61,7 @@ class PySyncObjAdapter(Adapter):
         }
     )
     snapshot_entries: ClassVar[int | None] = SNAPSHOT_ENTRIES
+    data_files: ClassVar[tuple[str, ...]] = ("raft.journal", "raft.journal.meta", "raft.dump")
     ports: ClassVar[tuple[int, ...]] = tuple(range(RAFT_PORT, RAFT_PORT + 2 * MAX_NODES))
     #: The module each node runs; the project's broken stores point this elsewhere.
     node_module: ClassVar[str] = "pytest_consensus.adapters.pysyncobj.node"

@@ -61,6 +61,10 @@ class History:
         """The monotonic clock reading that event times count from."""
         return self._origin
 
+    def now(self) -> float:
+        """Seconds since the history began, as event times count them."""
+        return time.monotonic() - self._origin
+
     def new_process(self) -> int:
         """A fresh process id: one per client, and a new one after every indefinite result."""
         with self._lock:

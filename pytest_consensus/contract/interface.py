@@ -257,6 +257,10 @@ class Adapter(abc.ABC):
     #: up by installing a snapshot. Adapters configure their nodes with
     #: :data:`SNAPSHOT_ENTRIES` where the store allows it; None when the store decides.
     snapshot_entries: ClassVar[int | None] = None
+    #: Which files under a node's data directory hold the store's data (log, snapshots,
+    #: state), as glob patterns relative to it; the damaged-file tests pick from these.
+    #: The default is every file.
+    data_files: ClassVar[tuple[str, ...]] = ("**/*",)
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         self.options: Mapping[str, str] = dict(options or {})

@@ -12,6 +12,7 @@ import random
 import re
 import shutil
 import socket
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,37 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def mounts_under(folder: Path) -> list[Path]:
+    """Mount points at or under ``folder`` (deepest first), from /proc/self/mounts."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    root = str(folder.resolve())
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = fields[1].replace("\\040", " ")
+        if point == root or point.startswith(root + "/"):
+            found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def detach(mountpoint: Path) -> None:
+    """Lazily unmount ``mountpoint`` (it goes once no process uses it; ours are dead)."""
+    subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=30)
+
+
+def unmount_all_under(folder: Path) -> list[Path]:
+    """Detach every mount under ``folder`` (a finished or dead run's disks); returns them."""
+    points = mounts_under(folder)
+    for point in points:
+        detach(point)
+    return points
+
+
 def sweep_stale_run_dirs(base: Path | None = None) -> list[Path]:
     """Remove run directories whose owning pytest process is gone (a killed run's)."""
     base = Path(base or tempfile.gettempdir())
@@ -41,6 +73,7 @@ def sweep_stale_run_dirs(base: Path | None = None) -> list[Path]:
     for candidate in base.glob(f"{RUN_PREFIX}*"):
         match = RUN_DIR_PATTERN.match(candidate.name)
         if match and candidate.is_dir() and not pid_alive(int(match.group(1))):
+            unmount_all_under(candidate)  # its nodes' lossy disks, left mounted but dead
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
     return removed
@@ -58,6 +91,7 @@ class RunDirectory:
         return cls(Path(tempfile.mkdtemp(prefix=prefix, dir=base)))
 
     def remove(self) -> None:
+        unmount_all_under(self.path)
         shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -24,6 +24,7 @@ from pytest_consensus.clients.cluster_ops import majority, wait_for_leader
 from pytest_consensus.clients.history import History
 from pytest_consensus.contract import Cluster, Node
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError, harness_problem
+from pytest_consensus.hosts.disks import LossyDisks
 from pytest_consensus.hosts.firewall import CLIENT, Firewall
 
 SCHEDULE_VERSION = 1
@@ -46,12 +47,15 @@ PROCESS_FAULTS = (
 )
 #: The longest wait between two nodes' restarts after kill-all-restart-unevenly.
 UNEVEN_RESTART_GAP = 3.0
+#: Nodes lose power: their processes are killed and their lossy disks (hosts.disks) forget
+#: everything that was not synced; at heal they start again on what the disks kept.
+POWER_FAULTS = ("power-cut-one", "power-cut-minority", "power-cut-all")
 NETWORK_FAULTS = ("delay", "loss")
 #: Nodes (every node, as generated) get the client's requests and act on them, but their
 #: replies are dropped: the outcome is unknown to the client, so whichever node a retry
 #: reaches, it must not apply the write again.
 REPLY_FAULTS = ("lost-replies",)
-ALL_FAULTS = (*PARTITION_SHAPES, *PROCESS_FAULTS, *NETWORK_FAULTS, *REPLY_FAULTS)
+ALL_FAULTS = (*PARTITION_SHAPES, *PROCESS_FAULTS, *NETWORK_FAULTS, *REPLY_FAULTS, *POWER_FAULTS)
 #: Shapes whose targets depend on who leads when the fault starts.
 LEADER_DEPENDENT = ("isolate-leader", "one-way-to-leader")
 
@@ -184,11 +188,11 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
     if kind == "client-from-node":
         node = rng.choice(nodes)
         return ((CLIENT, node), (node, CLIENT))
-    if kind in ("kill-one", "pause-one"):
+    if kind in ("kill-one", "pause-one", "power-cut-one"):
         return ((rng.choice(nodes),),)
-    if kind == "kill-minority":
+    if kind in ("kill-minority", "power-cut-minority"):
         return (tuple(sorted(rng.sample(nodes, (n - 1) // 2 or 1))),)
-    if kind in ("kill-all", "rolling-restart", "lost-replies"):
+    if kind in ("kill-all", "rolling-restart", "lost-replies", "power-cut-all"):
         return (tuple(nodes),)
     if kind == "kill-all-restart-unevenly":
         # Every node dies; they come back in a random order, each after a random gap (the
@@ -225,10 +229,12 @@ class Nemesis:
         *,
         leader_timeout: float = 30.0,
         on_event: Callable[[str], None] | None = None,
+        disks: LossyDisks | None = None,
     ) -> None:
         self.cluster = cluster
         self.history = history
         self.firewall = firewall
+        self.disks = disks
         self.leader_timeout = leader_timeout
         self.on_event = on_event
         self.applied: list[Fault] = []
@@ -308,6 +314,10 @@ class Nemesis:
                 self.cluster.node(name).kill()
         elif kind == "pause-one":
             self.cluster.node(fault.targets[0][0]).pause()
+        elif kind in POWER_FAULTS:
+            for name in fault.targets[0]:  # every process of the machine dies at once
+                self.cluster.node(name).kill()
+            self._require_disks(kind).power_cut(fault.targets[0])
         elif kind == "lost-replies":
             for name in fault.targets[0]:
                 self._require_firewall(kind).drop_replies(name)
@@ -327,7 +337,7 @@ class Nemesis:
         kind = fault.kind
         if kind in PARTITION_SHAPES or kind in REPLY_FAULTS:
             self._require_firewall(kind).heal()
-        elif kind in ("kill-one", "kill-minority", "kill-all"):
+        elif kind in ("kill-one", "kill-minority", "kill-all", *POWER_FAULTS):
             start_together([self.cluster.node(name) for name in fault.targets[0]])
         elif kind == "kill-all-restart-unevenly":
             order = fault.targets[0]
@@ -355,6 +365,11 @@ class Nemesis:
                 return cut([leader.name], others)
             return tuple((other, leader.name) for other in others)
         raise HarnessError(f"fault {kind!r} has no targets")
+
+    def _require_disks(self, kind: str) -> LossyDisks:
+        if self.disks is None:
+            raise CapabilityMissing(f"{kind} needs the nodes' data on lossy disks (power loss)")
+        return self.disks
 
     def _require_firewall(self, kind: str) -> Firewall:
         if self.firewall is None:

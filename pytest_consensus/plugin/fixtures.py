@@ -21,8 +21,15 @@ from pytest_consensus.contract import Adapter, Capability, Cluster
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
 from pytest_consensus.hosts.allocation import Allocation
 from pytest_consensus.hosts.base import RunDirectory
+from pytest_consensus.hosts.disks import LossyDisks, require_lossy_disks
 from pytest_consensus.hosts.providers import HostProvider, make_provider
-from pytest_consensus.nemesis.faults import ALL_FAULTS, Nemesis, Schedule, generate_schedule
+from pytest_consensus.nemesis.faults import (
+    ALL_FAULTS,
+    POWER_FAULTS,
+    Nemesis,
+    Schedule,
+    generate_schedule,
+)
 from pytest_consensus.plugin.keys import (
     adapters_key,
     history_path_key,
@@ -179,6 +186,11 @@ def consensus_nemesis(
         nemesis.stop()
 
 
+#: The kinds a schedule is drawn from by default: power cuts need lossy disks, which a
+#: test asks for explicitly.
+DRAWN_FAULTS = tuple(kind for kind in ALL_FAULTS if kind not in POWER_FAULTS)
+
+
 class ScheduleFactory:
     """Makes the test's fault schedule: generated from the test's seed, or the one passed
     with --consensus-replay. The schedule as applied is written next to the history."""
@@ -189,7 +201,10 @@ class ScheduleFactory:
         self.nodes = nodes
 
     def __call__(
-        self, kinds: tuple[str, ...] = ALL_FAULTS, faults: int | None = None, **options: object
+        self,
+        kinds: tuple[str, ...] = DRAWN_FAULTS,
+        faults: int | None = None,
+        **options: object,
     ) -> Schedule:
         """A schedule of ``faults`` faults (default: the profile's) drawn from ``kinds``."""
         if self.settings.replay is not None:
@@ -246,14 +261,27 @@ class ClusterFactory:
         self.hosts = hosts
 
     @contextmanager
-    def __call__(self) -> Iterator[tuple[Cluster, Allocation]]:
+    def __call__(self, *, lossy_disks: bool = False) -> Iterator[tuple[Cluster, Allocation]]:
+        """A cluster; with ``lossy_disks``, every node's data directory is a lossy filesystem
+        (``allocation.disks``) that a power cut can make forget what was not synced."""
+        if lossy_disks:
+            require_lossy_disks()
         allocation = self.hosts.allocate(self.settings.nodes, self.adapter.ports)
         try:
+            if lossy_disks:
+                if any(host.container for host in allocation.hosts):
+                    raise CapabilityMissing(
+                        "power-loss faults need nodes that are local processes; the docker "
+                        "host runs them in containers"
+                    )
+                allocation.disks = LossyDisks(allocation.hosts).mount()
             with self.adapter.start_cluster(allocation.hosts) as cluster:
                 if self.adapter.has(Capability.LEADER):
                     wait_for_leader(cluster, timeout=self.settings.leader_timeout)
                 yield cluster, allocation
         finally:
+            if allocation.disks is not None:
+                allocation.disks.close()
             allocation.release()
 
 

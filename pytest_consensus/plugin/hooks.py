@@ -469,7 +469,7 @@ def required_names(item: pytest.Item) -> list[str]:
 
 
 #: Features of the host (not the adapter) a test may require in consensus_requires.
-HOST_FEATURES = ("network", "netem")
+HOST_FEATURES = ("network", "netem", "power-loss")
 host_features_key = pytest.StashKey["dict[str, str | None]"]()
 
 
@@ -478,7 +478,12 @@ def _host_feature_unavailable(config: pytest.Config, feature: str) -> str | None
     cache = config.stash.setdefault(host_features_key, {})
     if feature not in cache:
         settings = config.stash[settings_key]
-        if settings.host != "netns":
+        if feature == "power-loss":
+            from pytest_consensus.hosts.disks import lossy_disks_unavailable
+
+            docker = "the docker host runs nodes in containers, not on the lossy filesystem"
+            cache[feature] = docker if settings.host == "docker" else lossy_disks_unavailable()
+        elif settings.host != "netns":
             cache[feature] = settings.host_reason
         elif feature == "netem":
             from pytest_consensus.hosts.netns import netem_unavailable

@@ -1,0 +1,93 @@
+"""Every member's own copy of the acknowledged writes, read on that member.
+
+A strong read is answered by whichever member serves it, so a write lost on one member is
+never seen through another. After the cluster has settled (every member at one applied
+index), each member is asked for each acknowledged key at the ``stale`` level, which a
+member answers from its own state; a store without stale reads is asked for strong reads
+through each member (weaker: a member may forward them), and the result says so.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pytest_consensus.clients.cluster_ops import wait_for_same_applied_index
+from pytest_consensus.contract import Client, Cluster, Node, ReadLevel
+from pytest_consensus.contract.errors import ConsensusError
+from pytest_consensus.contract.waiting import wait_for
+
+#: Seconds to wait for every member to reach one applied index before reading.
+SETTLE_TIMEOUT = 60.0
+#: Seconds a member may take to answer reads again after the settle (a slow restart).
+READ_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """A write whose success the client saw: its value and when (history seconds)."""
+
+    value: str
+    at: float
+
+
+@dataclass(frozen=True)
+class MissingWrite:
+    """An acknowledged write a member does not hold: what it read instead."""
+
+    node: str
+    key: str
+    value: str
+    read: str | None
+    acknowledged_at: float
+
+    def describe(self) -> str:
+        return f"{self.key}={self.value!r} on {self.node} (read {self.read!r})"
+
+
+@dataclass(frozen=True)
+class MemberCheck:
+    """What reading every member found; ``level`` is the read level that was used."""
+
+    missing: tuple[MissingWrite, ...]
+    members: tuple[str, ...]
+    level: ReadLevel
+    keys: int
+
+    def missing_on(self, node: str) -> list[MissingWrite]:
+        return [m for m in self.missing if m.node == node]
+
+
+def read_every_member(
+    cluster: Cluster,
+    acknowledged: Mapping[str, Acknowledged],
+    *,
+    stale_reads: bool,
+    timeout: float = 5.0,
+    members: Sequence[Node] | None = None,
+) -> MemberCheck:
+    """Read every acknowledged key on every running member, once they have settled."""
+    nodes = [n for n in (members if members is not None else cluster.nodes) if n.is_running()]
+    wait_for_same_applied_index(cluster, timeout=SETTLE_TIMEOUT, nodes=nodes)
+    level = ReadLevel.STALE if stale_reads else ReadLevel.STRONG
+    missing: list[MissingWrite] = []
+    for node in nodes:
+        client = cluster.client(node)
+        try:
+            for key, write in sorted(acknowledged.items()):
+                read = wait_for(
+                    functools.partial(_read, client, key, level, timeout),
+                    timeout=READ_TIMEOUT,
+                    what=f"{node.name} to answer a {level.value} read of {key}",
+                    ignore=(ConsensusError,),
+                )[0]
+                if read != write.value:
+                    missing.append(MissingWrite(node.name, key, write.value, read, write.at))
+        finally:
+            client.close()
+    return MemberCheck(tuple(missing), tuple(n.name for n in nodes), level, len(acknowledged))
+
+
+def _read(client: Client, key: str, level: ReadLevel, timeout: float) -> tuple[str | None]:
+    return (client.get(key, level=level, timeout=timeout),)

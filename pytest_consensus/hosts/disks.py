@@ -1,0 +1,165 @@
+"""Node data directories on the lossy filesystem, and the power cut.
+
+Each node's data directory is the mount point of its own lossy filesystem
+(:mod:`pytest_consensus.hosts.lossyfs`), whose synced state lives in a backing folder
+beside it. A power cut kills the filesystem's process and detaches the mount, so the page
+cache of the mount and everything unsynced are gone; mounting the backing folder again
+gives the node what a machine that lost power would find on its disk.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import functools
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pytest_consensus.contract import HostSpec
+from pytest_consensus.contract.child_python import python_environment
+from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
+from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.hosts.base import detach, mounts_under
+
+#: How long a filesystem process may take to mount.
+MOUNT_TIMEOUT = 15.0
+FILESYSTEM_MODULE = "pytest_consensus.hosts.lossyfs"
+
+
+def lossy_disks_unavailable() -> str | None:
+    """Why this machine cannot run nodes on the lossy filesystem, or None if it can. The
+    first call also mounts one for real (once per process), since a container may have
+    /dev/fuse and still refuse the mount."""
+    reason = _static_reason()
+    return reason if reason is not None else _trial_mount()
+
+
+def _static_reason() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "power-loss faults need Linux (FUSE)"
+    if not Path("/dev/fuse").exists():
+        return "power-loss faults need /dev/fuse (FUSE); this machine or container has none"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "power-loss faults need read and write access to /dev/fuse (run as root)"
+    if os.geteuid() != 0:
+        return "power-loss faults mount a filesystem per node, which needs root"
+    if ctypes.util.find_library("fuse3") is None:
+        return "power-loss faults need libfuse 3: apt-get install fuse3"
+    if importlib.util.find_spec("mfusepy") is None:
+        return "power-loss faults need the mfusepy package: pip install mfusepy"
+    if shutil.which("umount") is None:
+        return "power-loss faults need umount (util-linux)"
+    return None
+
+
+@functools.cache
+def _trial_mount() -> str | None:
+    folder = Path(tempfile.mkdtemp(prefix="pytest-consensus-fuse-probe-"))
+    disk = LossyDisk("probe", folder / "mnt", folder / "disk", folder / "lossyfs.log")
+    try:
+        disk.mount()
+        (disk.mountpoint / "probe").write_bytes(b"probe")
+        return None
+    except (HarnessError, OSError) as error:
+        return f"a trial mount of the lossy filesystem failed: {error}"
+    finally:
+        disk.unmount()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class LossyDisk:
+    """One node's data directory as a lossy filesystem mount; the filesystem process is
+    registered with the run's reaper like a node, so a killed pytest leaves none behind."""
+
+    def __init__(self, name: str, mountpoint: Path, backing: Path, log_path: Path) -> None:
+        self.name = name
+        self.mountpoint = mountpoint
+        self.backing = backing
+        self.log_path = log_path
+        self.process: NodeProcess | None = None
+        self.power_cuts = 0
+
+    def mount(self) -> None:
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        self.backing.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", FILESYSTEM_MODULE, str(self.backing), str(self.mountpoint)]
+        self.process = NodeProcess(
+            f"{self.name}-disk", argv, self.log_path, python_environment(), self.backing.parent
+        )
+        self.process.start()
+        deadline = time.monotonic() + MOUNT_TIMEOUT
+        while not os.path.ismount(self.mountpoint):
+            if not self.process.is_running() or time.monotonic() > deadline:
+                tail = self.process.log_tail(20)
+                self.unmount()
+                raise HarnessError(
+                    f"the lossy filesystem for {self.name} did not mount on {self.mountpoint} "
+                    f"within {MOUNT_TIMEOUT:.0f} s; its log:\n{tail}"
+                )
+            time.sleep(0.02)
+
+    def unmount(self) -> None:
+        """Kill the filesystem process and detach the mount: unsynced data is gone."""
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+        # A mount whose filesystem process died answers ENOTCONN, which os.path.ismount
+        # takes for "not a mount": the mount table says.
+        if self.mountpoint.resolve() in mounts_under(self.mountpoint):
+            detach(self.mountpoint)
+
+    def power_cut(self) -> None:
+        """Lose everything unsynced, then mount what the disk kept (the node stays down)."""
+        self.unmount()
+        self.power_cuts += 1
+        self.mount()
+
+
+class LossyDisks:
+    """The lossy disks of one cluster, by node name."""
+
+    def __init__(self, hosts: Sequence[HostSpec]) -> None:
+        self.disks = {
+            host.name: LossyDisk(
+                host.name,
+                host.data_dir,
+                host.data_dir.parent / "disk",
+                host.log_dir / "lossyfs.log",
+            )
+            for host in hosts
+        }
+
+    def mount(self) -> LossyDisks:
+        try:
+            for disk in self.disks.values():
+                disk.mount()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def power_cut(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.disk(name).power_cut()
+
+    def disk(self, name: str) -> LossyDisk:
+        try:
+            return self.disks[name]
+        except KeyError:
+            raise HarnessError(f"no lossy disk for node {name!r}") from None
+
+    def close(self) -> None:
+        for disk in self.disks.values():
+            disk.unmount()
+
+
+def require_lossy_disks() -> None:
+    """Raise CapabilityMissing (a test is then n/a) where the lossy filesystem cannot run."""
+    reason = lossy_disks_unavailable()
+    if reason is not None:
+        raise CapabilityMissing(reason)

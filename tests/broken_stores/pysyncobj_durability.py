@@ -1,0 +1,121 @@
+"""What PySyncObj 0.3.17 leaves out for durability, put back for ``sync=always``.
+
+PySyncObj writes its journal through ``mmap`` and never flushes it, and replaces its meta
+file (term, vote) and its full dump by a rename, syncing neither the file nor the folder.
+A power cut then loses the log tail, the term and the vote (docs/adapters/pysyncobj.md).
+:func:`sync_before_acknowledging` patches the module so that every journal change is
+flushed (``msync``) before PySyncObj goes on (a follower answers an append, a leader
+counts itself, only after that), the meta file and the dump are fsynced before their
+rename, and their folder after it. The project's broken stores switch parts of it off.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+from pysyncobj import journal, serializer, syncobj
+
+
+def sync_directory(path: str | Path) -> None:
+    """fsync a folder, so the names created, renamed or removed in it survive a power cut."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sync_before_acknowledging(*, directories: bool = True) -> None:
+    """Make this process's PySyncObj sync what Raft needs on disk before it answers;
+    ``directories=False`` syncs file contents but never the folders holding them."""
+
+    def folder_of(path: str) -> None:
+        if directories:
+            sync_directory(os.path.dirname(os.path.abspath(path)))
+
+    original_init = journal.ResizableFile.__init__
+
+    def resizable_init(self: Any, fileName: str, *args: Any, **kwargs: Any) -> None:  # noqa: N803
+        created = not os.path.exists(fileName)
+        original_init(self, fileName, *args, **kwargs)
+        self.flush()
+        if created:
+            folder_of(fileName)
+
+    journal.ResizableFile.__init__ = resizable_init
+
+    for name in ("add", "clear", "deleteEntriesFrom"):
+        original = getattr(journal.FileJournal, name)
+
+        def flushed(self: Any, *args: Any, _original: Any = original) -> Any:
+            result = _original(self, *args)
+            self.flush()
+            return result
+
+        setattr(journal.FileJournal, name, flushed)
+
+    def store_meta(self: Any, meta: Any) -> None:
+        path = self.getPath()
+        with open(path + ".tmp", "wb") as handle:
+            handle.write(journal.dumps(meta))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(path + ".tmp", path)
+        folder_of(path)
+
+    journal.MetaStorer.storeMeta = store_meta
+
+    def atomic_replace(source: str, destination: str) -> None:
+        with open(source, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(source, destination)
+        folder_of(destination)
+
+    serializer.atomicReplace = atomic_replace
+
+
+class CorruptJournal(Exception):
+    """A journal record whose checksum does not match: the node refuses to start."""
+
+
+CHECKSUM_SIZE = 4
+
+
+class ChecksummedJournal(journal.FileJournal):  # type: ignore[misc]
+    """A FileJournal whose records carry a CRC32 of their index, term and command, checked
+    when the journal is read at start-up: a damaged record stops the node instead of being
+    applied (PySyncObj's own journal has no checksum)."""
+
+    def __init__(self, journalFile: str) -> None:  # noqa: N803
+        super().__init__(journalFile)
+        records = self._FileJournal__journal
+        for position, (command, index, term) in enumerate(records):
+            stored, body = command[:CHECKSUM_SIZE], command[CHECKSUM_SIZE:]
+            if stored != _checksum(body, index, term):
+                raise CorruptJournal(
+                    f"journal {journalFile}: record {position} (log index {index}) fails its "
+                    "checksum; refusing to start on a damaged log"
+                )
+            records[position] = (body, index, term)
+
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        super().add(_checksum(command, idx, term) + command, idx, term)
+        self._FileJournal__journal[-1] = (command, idx, term)
+
+
+def _checksum(command: bytes, index: int, term: int) -> bytes:
+    return zlib.crc32(f"{index}:{term}:".encode() + bytes(command)).to_bytes(CHECKSUM_SIZE, "big")
+
+
+def checksum_the_journal() -> None:
+    """Make this process's PySyncObj keep its log in a :class:`ChecksummedJournal`."""
+
+    def create_journal(journalFile: str | None = None) -> Any:  # noqa: N803
+        if journalFile is None:
+            return journal.MemoryJournal()
+        return ChecksummedJournal(journalFile)
+
+    syncobj.createJournal = create_journal
