@@ -11,6 +11,7 @@ the member must refuse it or repair it from its peers, never serve it.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import threading
@@ -33,9 +34,12 @@ from pytest_consensus.clients.member_reads import Acknowledged, MemberCheck, rea
 from pytest_consensus.clients.retry import RetryingClient, RetryPolicy, spread_clients
 from pytest_consensus.contract import Adapter, Capability, Cluster, Node
 from pytest_consensus.contract.errors import ConsensusError, NodeStartError
+from pytest_consensus.contract.waiting import WaitTimeout
+from pytest_consensus.hosts.allocation import Allocation
 from pytest_consensus.nemesis.faults import Fault, Nemesis, Schedule, cut
 from pytest_consensus.nemesis.file_damage import damage_a_data_file
 from pytest_consensus.plugin.fixtures import ClusterFactory
+from pytest_consensus.plugin.profiles import active_profile
 from pytest_consensus.plugin.settings import Settings
 from pytest_consensus.report.evidence import EvidenceKeeper
 
@@ -44,10 +48,10 @@ pytestmark = pytest.mark.consensus_rule("consensus-safety")
 WRITE_POLICY = RetryPolicy(deadline=10.0, attempt_timeout=2.0)
 WRITERS = 3
 #: Seconds of writes before the first fault, and between the steps of a scenario.
-WARM_UP = 1.5
-STEP = 2.0
+WARM_UP = 1.0
+STEP = 1.5
 #: Seconds a node stays without power before it is started again.
-DARK = 1.0
+DARK = 0.5
 #: Writes each writer makes at most (a bound; time ends them first).
 MAX_WRITES = 5000
 
@@ -104,6 +108,21 @@ class Cut:
     at: float
     exposed_from: float
     exposed: str
+
+
+@contextmanager
+def evidence_on_failure(
+    evidence: EvidenceKeeper, history: History, nemesis: Nemesis | None, allocation: Allocation
+) -> Iterator[None]:
+    """Keep the history, faults and node logs of a scenario that fails before its checks
+    (no leader after the cut, a node that does not come back), and name them."""
+    try:
+        yield
+    except (WaitTimeout, AssertionError, NodeStartError) as error:
+        faults = list(nemesis.applied) if nemesis is not None else []
+        names = [host.name for host in allocation.hosts]
+        kept = evidence.keep(history, Schedule(0, names, faults), allocation.hosts)
+        pytest.fail(f"{error} (history, faults and node logs: {kept})", pytrace=False)
 
 
 def leader_of(cluster: Cluster) -> Node:
@@ -163,19 +182,16 @@ def _minority(names: Sequence[str], rng: random.Random) -> list[str]:
     return sorted(rng.sample(list(names), max(1, len(names) - majority(len(names)))))
 
 
+#: What each scenario needs beyond a power cut; the profile picks the scenarios.
+SCENARIO_NEEDS = {
+    "whole-cluster": (),
+    "minority": (),
+    "one-while-another-is-cut-off": ("network",),
+    "one-while-another-is-paused": ("pause", "network"),
+}
 SCENARIOS = [
-    pytest.param("whole-cluster", id="whole-cluster"),
-    pytest.param("minority", id="minority"),
-    pytest.param(
-        "one-while-another-is-cut-off",
-        marks=pytest.mark.consensus_requires("network"),
-        id="one-while-another-is-cut-off",
-    ),
-    pytest.param(
-        "one-while-another-is-paused",
-        marks=pytest.mark.consensus_requires("pause", "network"),
-        id="one-while-another-is-paused",
-    ),
+    pytest.param(name, marks=pytest.mark.consensus_requires(*SCENARIO_NEEDS[name]), id=name)
+    for name in active_profile().power_cuts
 ]
 
 
@@ -183,6 +199,7 @@ SCENARIOS = [
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_acknowledged_writes_survive_a_power_cut(
     scenario: str,
+    request: pytest.FixtureRequest,
     consensus_cluster_factory: ClusterFactory,
     consensus_adapter: Adapter,
     consensus_settings: Settings,
@@ -198,10 +215,10 @@ def test_acknowledged_writes_survive_a_power_cut(
         history = History()
         nemesis = Nemesis(cluster, history, allocation.firewall, disks=allocation.disks)
         writers = Writers(cluster, history, consensus_rng.randrange(2**32))
-        with writers.running():
+        with evidence_on_failure(evidence, history, nemesis, allocation), writers.running():
             power_cut = run_power_scenario(scenario, cluster, nemesis, consensus_rng)
             wait_for_leader(cluster, timeout=consensus_settings.leader_timeout)
-        nemesis.check()
+            nemesis.check()
         acknowledged = writers.acknowledged()
         exposed = [
             k for k, w in acknowledged.items() if power_cut.exposed_from <= w.at <= power_cut.at
@@ -216,9 +233,27 @@ def test_acknowledged_writes_survive_a_power_cut(
         check = read_every_member(
             cluster, acknowledged, stale_reads=consensus_adapter.has(Capability.STALE_READ)
         )
+        lost = losses(allocation, power_cut.nodes).values()
+        request.node.user_properties.append(
+            (
+                "power_cut",
+                {
+                    "scenario": scenario,
+                    "nodes": list(power_cut.nodes),
+                    "window": power_cut.exposed,
+                    "exposed": len(exposed),
+                    "acknowledged": len(acknowledged),
+                    "names_lost": sum(len(report["names"]) for report in lost),
+                    "files_lost": sum(len(report["data"]) for report in lost),
+                    "missing": len({m.key for m in check.missing}),
+                },
+            )
+        )
+        if check.stalled:
+            problems.append(f"after the power cut ({scenario}) {check.stalled}")
         if check.missing:
             problems.append(_describe_losses(check, power_cut, scenario))
-        if consensus_adapter.has(Capability.DIGEST):
+        if consensus_adapter.has(Capability.DIGEST) and not check.stalled:
             converged = wait_for_same_applied_index(cluster)
             if not converged.digests_agree:
                 problems.append(
@@ -229,9 +264,35 @@ def test_acknowledged_writes_survive_a_power_cut(
             applied = Schedule(0, [n.name for n in cluster.nodes], list(nemesis.applied))
             kept = evidence.keep(history, applied, allocation.hosts)
             pytest.fail(
-                "; ".join(problems) + f" (history, faults and node logs: {kept})",
+                "; ".join(problems)
+                + f". {what_the_disks_lost(allocation, power_cut.nodes)}"
+                + f" (history, faults, node logs and loss reports: {kept})",
                 pytrace=False,
             )
+
+
+def losses(allocation: Allocation, nodes: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Each node's report of what its disk lost at its last power cut."""
+    found = {}
+    for host in allocation.hosts:
+        reports = sorted(host.log_dir.glob("power-cut-*-lost.json"))
+        if host.name in nodes and reports:
+            found[host.name] = json.loads(reports[-1].read_text())
+    return found
+
+
+def what_the_disks_lost(allocation: Allocation, nodes: Sequence[str]) -> str:
+    """A line per node of what its disk lost at its last power cut (the filesystem's
+    report: names whose folder was not synced, files with unsynced bytes)."""
+    lines = []
+    for name, lost in losses(allocation, nodes).items():
+        names, data = lost.get("names", []), lost.get("data", [])
+        shown = [*names[:3], *data[:3]]
+        lines.append(
+            f"{name}'s disk lost at the cut {len(names)} unsynced name(s) and "
+            f"{len(data)} file(s) with unsynced bytes" + (f": {'; '.join(shown)}" if shown else "")
+        )
+    return "; ".join(lines) or "the disks lost nothing unsynced at the cut"
 
 
 def _describe_losses(check: MemberCheck, power_cut: Cut, scenario: str) -> str:
@@ -246,12 +307,18 @@ def _describe_losses(check: MemberCheck, power_cut: Cut, scenario: str) -> str:
     parts = []
     for keys, nodes in groups.items():
         missing = sorted(check.missing_on(nodes[0]), key=lambda m: m.acknowledged_at)
+        before = [m for m in missing if m.acknowledged_at <= power_cut.at]
         latest = ", ".join(
             f"{m.key}={m.value!r} (acknowledged {power_cut.at - m.acknowledged_at:.2f} s before "
             f"the cut, read {m.read!r})"
-            for m in missing[-3:]
+            for m in before[-3:]
         )
-        parts.append(f"{' and '.join(nodes)} lack {len(keys)}, the last acknowledged: {latest}")
+        after = len(missing) - len(before)
+        parts.append(
+            f"{' and '.join(nodes)} lack {len(keys)}"
+            + (f", the last acknowledged before the cut: {latest}" if before else "")
+            + (f" ({after} of them acknowledged after the cut)" if after else "")
+        )
     return (
         f"{len(lost_keys)} of {check.keys} acknowledged writes lost after a power cut "
         f"({scenario}) of {', '.join(power_cut.nodes)} at {power_cut.at:.1f} s, read on "
@@ -266,10 +333,11 @@ WRITES_BEFORE_DAMAGE = 60
 REFUSAL_GRACE = 3.0
 
 
-@pytest.mark.consensus_requires("kill", "restart", "leader", "strong")
-@pytest.mark.parametrize("damage", ["flip", "truncate", "zero"])
+@pytest.mark.consensus_requires("kill", "restart", "leader", "strong", "data-files")
+@pytest.mark.parametrize("damage", active_profile().damages)
 def test_a_damaged_data_file_is_refused_or_repaired(
     damage: str,
+    request: pytest.FixtureRequest,
     consensus_cluster_factory: ClusterFactory,
     consensus_adapter: Adapter,
     consensus_rng: random.Random,
@@ -299,6 +367,7 @@ def test_a_damaged_data_file_is_refused_or_repaired(
         )
         history.nemesis(f"damage-{damage}", [victim.name, done.relative, done.offset])
         refused = _start_refused(victim)
+        outcome = "refused to start" if refused else "started again"
         members = [n for n in cluster.nodes if n is not victim or not refused]
         check = read_every_member(
             cluster,
@@ -306,7 +375,14 @@ def test_a_damaged_data_file_is_refused_or_repaired(
             stale_reads=consensus_adapter.has(Capability.STALE_READ),
             members=members,
         )
+        if not refused and not check.missing_on(victim.name):
+            outcome += " and holds every acknowledged write"
+        request.node.user_properties.append(
+            ("disk_damage", {"damage": done.describe(), "node": victim.name, "outcome": outcome})
+        )
         problems = []
+        if check.stalled:
+            problems.append(f"after {done.describe()} on {victim.name}, {check.stalled}")
         if check.missing:
             shown = ", ".join(m.describe() for m in check.missing[:8])
             then = "refused to start" if refused else "started"
@@ -316,7 +392,7 @@ def test_a_damaged_data_file_is_refused_or_repaired(
                 f"{shown}. A store must notice a damaged file (refuse it, or rebuild the "
                 "replica from its peers), never serve it"
             )
-        if not refused and consensus_adapter.has(Capability.DIGEST):
+        if not refused and not check.stalled and consensus_adapter.has(Capability.DIGEST):
             converged = wait_for_same_applied_index(cluster)
             if not converged.digests_agree:
                 problems.append(

@@ -58,6 +58,16 @@ def needs_network_faults() -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture
+def needs_lossy_disks() -> None:
+    """Skip (with the reason) where this machine cannot mount the lossy filesystem."""
+    from pytest_consensus.hosts.disks import lossy_disks_unavailable
+
+    reason = lossy_disks_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+
+
 def start_inner_run(
     pytester: pytest.Pytester, test_source: str, what: str
 ) -> subprocess.Popen[bytes]:

@@ -160,6 +160,30 @@ BROKEN_STORES = [
         id="clock-in-state-machine",
     ),
     pytest.param(
+        "acks_before_fsync",
+        "power_cut and whole",
+        "consensus-safety",
+        "* acknowledged writes lost after a power cut (whole-cluster) of n1, n2, n3 at *"
+        "n1's disk lost at the cut * file(s) with unsynced bytes: */raft.journal: *",
+        id="acks-before-fsync",
+    ),
+    pytest.param(
+        "directory_never_synced",
+        "power_cut and whole",
+        "consensus-safety",
+        "* acknowledged writes lost after a power cut (whole-cluster) of n1, n2, n3 at *"
+        "n1's disk lost at the cut * unsynced name(s) * /raft.dump (created or renamed)*",
+        id="directory-never-synced",
+    ),
+    pytest.param(
+        "trusts_a_damaged_journal",
+        "refused_or_repaired and flip",
+        "consensus-safety",
+        "*acknowledged writes missing or changed after bit * flipped inside the acknowledged "
+        "value * in data file raft.journal at byte * on n*, which then started: *never serve it*",
+        id="trusts-a-damaged-journal",
+    ),
+    pytest.param(
         "leader_acks_without_replicating",
         "consensus_safety and leader",
         "consensus-safety",
@@ -179,6 +203,8 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
     message: str,
 ) -> None:
     extra = []
+    if selection.startswith("power_cut"):
+        request.getfixturevalue("needs_lossy_disks")
     if selection in (
         "deposed",
         "retry",
@@ -217,6 +243,34 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
             *extra, "--consensus-adapter=pysyncobj", "-p", "no:cacheprovider", "-k", selection
         )
         assert result.ret == pytest.ExitCode.OK, selection
+
+
+@pytest.mark.parametrize(
+    ("store", "selection"),
+    [
+        pytest.param("syncs_before_acknowledging", "power_cut", id="syncs-before-acknowledging"),
+        pytest.param("checksums_its_journal", "refused_or_repaired", id="checksums-its-journal"),
+    ],
+)
+def test_the_fixed_twin_of_a_disk_broken_store_passes(
+    pytester: pytest.Pytester,
+    store: str,
+    selection: str,
+) -> None:
+    """The controls of the disk-fault stores: the same PySyncObj store with the flaw fixed
+    (syncs before it acknowledges; checksums its journal and refuses a damaged one) passes
+    every power-cut scenario and every kind of damaged file."""
+    result = pytester.runpytest_subprocess(
+        f"--consensus-adapter=broken_stores.{store}:Adapter",
+        "-k",
+        selection,
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["consensus-safety*pass (* passed)*"])
+    if store == "checksums_its_journal":
+        result.stdout.fnmatch_lines(["*flipped inside the acknowledged value*refused to start*"])
 
 
 def test_a_schedule_search_shrinks_a_failure_and_its_replay_fails_again(

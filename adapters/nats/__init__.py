@@ -53,6 +53,9 @@ BUCKET_TIMEOUT = 60.0
 #: (linearizable, the default), or the stream leader's answer alone (the read NATS calls
 #: "more consistent", which is not linearizable); see docs/adapters/nats.md.
 STRONG_READS = ("verified", "leader")
+#: When a server syncs what it stored: NATS's default (every two minutes, acknowledging at
+#: once) or ``always`` (``sync_interval: always``: before it acknowledges).
+SYNCS = ("default", "always")
 RAFT_ROLES = {"LEADER": Role.LEADER, "FOLLOWER": Role.FOLLOWER, "CANDIDATE": Role.CANDIDATE}
 
 
@@ -98,9 +101,10 @@ def nats_server_version(binary: Path) -> str:
     return output.removeprefix("nats-server: v")
 
 
-def server_config(host: HostSpec, hosts: Sequence[HostSpec]) -> str:
+def server_config(host: HostSpec, hosts: Sequence[HostSpec], sync: str = "default") -> str:
     """The server's configuration file (docs/adapters/nats.md says why each setting)."""
     routes = ", ".join(f'"nats-route://{h.address}:{CLUSTER_PORT}"' for h in hosts)
+    syncing = ["  sync_interval: always"] if sync == "always" else []
     return "\n".join(
         [
             f"server_name: {json.dumps(host.name)}",
@@ -111,6 +115,7 @@ def server_config(host: HostSpec, hosts: Sequence[HostSpec]) -> str:
             f"  store_dir: {json.dumps(str(host.data_dir))}",
             "  max_memory_store: 256MB",
             "  max_file_store: 2GB",
+            *syncing,
             "}",
             "cluster {",
             '  name: "pytest-consensus"',
@@ -251,7 +256,8 @@ async def _create(client: NatsKvClient, replicas: int) -> str:
 
 class NatsAdapter(Adapter):
     """Certifies NATS JetStream key-value. Options: ``nats_server`` (the binary),
-    ``strong_read`` (``verified``, the default, or ``leader``)."""
+    ``strong_read`` (``verified``, the default, or ``leader``), ``sync`` (``default``, NATS's
+    own, or ``always``)."""
 
     name = "nats"
     capabilities = frozenset(
@@ -278,12 +284,19 @@ class NatsAdapter(Adapter):
                 f"adapter option strong_read={self.strong_read!r}: use one of "
                 f"{', '.join(STRONG_READS)} (docs/adapters/nats.md)"
             )
+        self.sync = self.options.get("sync", "default")
+        if self.sync not in SYNCS:
+            raise HarnessError(
+                f"adapter option sync={self.sync!r}: use one of {', '.join(SYNCS)} "
+                "(docs/adapters/nats.md)"
+            )
         self.binary, self.found_in = find_nats_server(self.options.get("nats_server"))
         self._version = nats_server_version(self.binary)
 
     def version(self) -> str:
         read = "" if self.strong_read == "verified" else ", strong reads at the stream leader"
-        return f"nats-server {self._version} ({self.binary}, from {self.found_in}{read})"
+        sync = ", sync_interval: always" if self.sync == "always" else ""
+        return f"nats-server {self._version} ({self.binary}, from {self.found_in}{read}{sync})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
         if any(host.container for host in hosts):
@@ -300,8 +313,11 @@ class NatsAdapter(Adapter):
         nodes = []
         for host in hosts:
             host.data_dir.mkdir(parents=True, exist_ok=True)
-            config = host.data_dir / "nats-server.conf"
-            config.write_text(server_config(host, hosts))
+            host.log_dir.mkdir(parents=True, exist_ok=True)
+            # Beside the log, not in the data directory: that is the store's own disk, which
+            # a power cut may take back to what the store synced.
+            config = host.log_dir / "nats-server.conf"
+            config.write_text(server_config(host, hosts, self.sync))
             process = NodeProcess(
                 host.name,
                 [*host.command_prefix, str(self.binary), "--config", str(config)],

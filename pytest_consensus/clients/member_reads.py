@@ -13,7 +13,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pytest_consensus.clients.cluster_ops import wait_for_same_applied_index
+from pytest_consensus.clients.cluster_ops import ReplicasStalled, wait_for_same_applied_index
 from pytest_consensus.contract import Client, Cluster, Node, ReadLevel
 from pytest_consensus.contract.errors import ConsensusError
 from pytest_consensus.contract.waiting import wait_for
@@ -54,6 +54,8 @@ class MemberCheck:
     members: tuple[str, ...]
     level: ReadLevel
     keys: int
+    #: Why the members never reached one applied index (then they were read anyway), or None.
+    stalled: str | None = None
 
     def missing_on(self, node: str) -> list[MissingWrite]:
         return [m for m in self.missing if m.node == node]
@@ -69,7 +71,11 @@ def read_every_member(
 ) -> MemberCheck:
     """Read every acknowledged key on every running member, once they have settled."""
     nodes = [n for n in (members if members is not None else cluster.nodes) if n.is_running()]
-    wait_for_same_applied_index(cluster, timeout=SETTLE_TIMEOUT, nodes=nodes)
+    stalled = None
+    try:
+        wait_for_same_applied_index(cluster, timeout=SETTLE_TIMEOUT, nodes=nodes)
+    except ReplicasStalled as error:  # a finding of its own; what each member holds still counts
+        stalled = str(error)
     level = ReadLevel.STALE if stale_reads else ReadLevel.STRONG
     missing: list[MissingWrite] = []
     for node in nodes:
@@ -86,7 +92,8 @@ def read_every_member(
                     missing.append(MissingWrite(node.name, key, write.value, read, write.at))
         finally:
             client.close()
-    return MemberCheck(tuple(missing), tuple(n.name for n in nodes), level, len(acknowledged))
+    members_read = tuple(n.name for n in nodes)
+    return MemberCheck(tuple(missing), members_read, level, len(acknowledged), stalled)
 
 
 def _read(client: Client, key: str, level: ReadLevel, timeout: float) -> tuple[str | None]:

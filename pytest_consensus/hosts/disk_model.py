@@ -313,15 +313,37 @@ class DiskModel:
                         self.durable_entries.setdefault(number, {})
             self._write_meta()
 
-    # -- what the tests and the harness look at --------------------------------------------
-    def unsynced(self) -> dict[str, int]:
-        """Files with unsynced bytes (path: dirty pages), for the filesystem's log."""
+    def sync_all(self) -> None:
+        """Everything becomes durable, as ``sync(2)`` would make it (the harness's checkpoint
+        after a cluster has formed)."""
         with self.lock:
-            found = {}
-            for path, inode in self.walk():
-                if inode.dirty or inode.size != inode.durable_size:
-                    found[path] = len(inode.dirty)
-            return found
+            for _, inode in [("/", self.inodes[ROOT]), *self.walk()]:
+                if inode.is_dir:
+                    self.sync_directory(inode)
+                else:
+                    self.sync_file(inode)
+
+    # -- what the tests and the harness look at --------------------------------------------
+    def unsynced(self) -> dict[str, list[str]]:
+        """What a power cut now would lose: names whose directory was not synced since they
+        changed, and files with unsynced bytes (the evidence of a cut)."""
+        with self.lock:
+            report: dict[str, list[str]] = {"names": [], "data": []}
+            for path, inode in [("/", self.inodes[ROOT]), *self.walk()]:
+                if inode.is_dir:
+                    durable = self.durable_entries.get(inode.number, {})
+                    base = path.rstrip("/")
+                    for name, number in sorted(inode.entries.items()):
+                        if durable.get(name) != number:
+                            report["names"].append(f"{base}/{name} (created or renamed)")
+                    for name in sorted(set(durable) - set(inode.entries)):
+                        report["names"].append(f"{base}/{name} (removed or renamed away)")
+                elif inode.dirty or inode.size != inode.durable_size:
+                    report["data"].append(
+                        f"{path}: {len(inode.dirty)} unsynced page(s), size {inode.size} "
+                        f"(synced: {inode.durable_size})"
+                    )
+            return report
 
     def walk(self, number: int = ROOT, prefix: str = "") -> list[tuple[str, Inode]]:
         inode = self.inodes[number]

@@ -59,7 +59,8 @@ def _static_reason() -> str | None:
 
 @functools.cache
 def _trial_mount() -> str | None:
-    folder = Path(tempfile.mkdtemp(prefix="pytest-consensus-fuse-probe-"))
+    # Named like a run directory, so the sweep of a later run removes it if this one dies.
+    folder = Path(tempfile.mkdtemp(prefix=f"pytest-consensus-{os.getpid()}-fuse-probe-"))
     disk = LossyDisk("probe", folder / "mnt", folder / "disk", folder / "lossyfs.log")
     try:
         disk.mount()
@@ -103,6 +104,29 @@ class LossyDisk:
                 )
             time.sleep(0.02)
 
+    def request(self, what: str, timeout: float = 30.0) -> None:
+        """Ask the filesystem process to serve ``what`` (see lossyfs.serve_control) and wait."""
+        done = self.backing / f"{what}.done"
+        done.unlink(missing_ok=True)
+        (self.backing / what).write_text("")
+        deadline = time.monotonic() + timeout
+        while not done.exists():
+            if self.process is None or not self.process.is_running():
+                raise HarnessError(
+                    f"the lossy filesystem of {self.name} died; its log:\n"
+                    f"{self.process.log_tail(20) if self.process else ''}"
+                )
+            if time.monotonic() > deadline:
+                raise HarnessError(
+                    f"the lossy filesystem of {self.name} did not {what} in {timeout:.0f} s"
+                )
+            time.sleep(0.01)
+        done.unlink()
+
+    def sync_all(self) -> None:
+        """Make everything on the disk durable now (see LossyDisks.checkpoint)."""
+        self.request("sync-all")
+
     def unmount(self) -> None:
         """Kill the filesystem process and detach the mount: unsynced data is gone."""
         if self.process is not None:
@@ -113,11 +137,16 @@ class LossyDisk:
         if self.mountpoint.resolve() in mounts_under(self.mountpoint):
             detach(self.mountpoint)
 
-    def power_cut(self) -> None:
-        """Lose everything unsynced, then mount what the disk kept (the node stays down)."""
-        self.unmount()
+    def power_cut(self) -> Path:
+        """Lose everything unsynced, then mount what the disk kept (the node stays down).
+        Returns the report of what was lost, kept beside the node's log as evidence."""
+        self.request("report")
         self.power_cuts += 1
+        report = self.log_path.parent / f"power-cut-{self.power_cuts}-lost.json"
+        self.unmount()
+        (self.backing / "unsynced.json").replace(report)
         self.mount()
+        return report
 
 
 class LossyDisks:
@@ -143,9 +172,16 @@ class LossyDisks:
             raise
         return self
 
-    def power_cut(self, names: Iterable[str]) -> None:
-        for name in names:
-            self.disk(name).power_cut()
+    def power_cut(self, names: Iterable[str]) -> list[Path]:
+        """Cut the power of ``names``' disks (their nodes must be dead); the loss reports."""
+        return [self.disk(name).power_cut() for name in names]
+
+    def checkpoint(self) -> None:
+        """Sync every disk once: called when a cluster has formed, as a machine's writeback
+        and filesystem journal would within seconds of its first start, so that a power cut
+        tests what the store syncs while it serves, not how it was installed."""
+        for disk in self.disks.values():
+            disk.sync_all()
 
     def disk(self, name: str) -> LossyDisk:
         try:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import os
 import stat
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,29 @@ class LossyFilesystem(_operations_base()):  # type: ignore[misc]
         return 0
 
 
+#: The control channel: the harness writes a request file into the backing folder; this
+#: process answers by renaming it to ``<request>.done`` once served.
+CONTROL_REQUESTS = ("sync-all", "report")
+CONTROL_INTERVAL = 0.02
+
+
+def serve_control(model: DiskModel) -> None:
+    """Serve the harness's requests: ``sync-all`` makes everything durable (the checkpoint
+    after a cluster formed); ``report`` writes what a cut now would lose to
+    ``unsynced.json`` (evidence, taken just before the harness cuts the power)."""
+    while True:
+        for request in CONTROL_REQUESTS:
+            path = model.backing / request
+            if not path.exists():
+                continue
+            if request == "sync-all":
+                model.sync_all()
+            else:
+                (model.backing / "unsynced.json").write_text(json.dumps(model.unsynced()))
+            path.replace(model.backing / f"{request}.done")
+        time.sleep(CONTROL_INTERVAL)
+
+
 def main(argv: list[str] | None = None) -> None:
     import mfusepy
 
@@ -190,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("usage: python -m pytest_consensus.hosts.lossyfs BACKING MOUNTPOINT")
     backing, mountpoint = Path(arguments[0]).resolve(), str(Path(arguments[1]).resolve())
     model = DiskModel(backing)
+    threading.Thread(target=serve_control, args=(model,), daemon=True).start()
     print(f"lossyfs: {mountpoint} over {backing}", flush=True)
     mfusepy.FUSE(
         LossyFilesystem(model),

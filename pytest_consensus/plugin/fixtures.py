@@ -278,6 +278,8 @@ class ClusterFactory:
             with self.adapter.start_cluster(allocation.hosts) as cluster:
                 if self.adapter.has(Capability.LEADER):
                     wait_for_leader(cluster, timeout=self.settings.leader_timeout)
+                if allocation.disks is not None:
+                    allocation.disks.checkpoint()
                 yield cluster, allocation
         finally:
             if allocation.disks is not None:

@@ -469,7 +469,7 @@ def required_names(item: pytest.Item) -> list[str]:
 
 
 #: Features of the host (not the adapter) a test may require in consensus_requires.
-HOST_FEATURES = ("network", "netem", "power-loss")
+HOST_FEATURES = ("network", "netem", "power-loss", "data-files")
 host_features_key = pytest.StashKey["dict[str, str | None]"]()
 
 
@@ -478,7 +478,10 @@ def _host_feature_unavailable(config: pytest.Config, feature: str) -> str | None
     cache = config.stash.setdefault(host_features_key, {})
     if feature not in cache:
         settings = config.stash[settings_key]
-        if feature == "power-loss":
+        if feature == "data-files":
+            docker = "the docker host keeps node data inside containers, out of the harness's reach"
+            cache[feature] = docker if settings.host == "docker" else None
+        elif feature == "power-loss":
             from pytest_consensus.hosts.disks import lossy_disks_unavailable
 
             docker = "the docker host runs nodes in containers, not on the lossy filesystem"

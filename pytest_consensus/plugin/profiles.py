@@ -32,6 +32,19 @@ class Profile:
     crashes: tuple[str, ...]
     #: Whole-cluster crashes, each followed by restarts in a random order with random gaps.
     restart_cycles: int = 2
+    #: The power-cut scenarios of the disk-fault tests (conformance/test_disk_faults.py).
+    power_cuts: tuple[str, ...] = ()
+    #: The damages done to a stopped member's data file.
+    damages: tuple[str, ...] = ()
+
+
+ALL_POWER_CUTS = (
+    "whole-cluster",
+    "minority",
+    "one-while-another-is-cut-off",
+    "one-while-another-is-paused",
+)
+ALL_DAMAGES = ("flip", "truncate", "zero")
 
 
 ALL_CRASHES = ("kill-minority", "kill-all", "rolling-restart")
@@ -47,6 +60,8 @@ PROFILES = {
         rounds=1,
         crashes=("kill-minority",),
         restart_cycles=1,
+        power_cuts=("whole-cluster", "one-while-another-is-cut-off"),
+        damages=("flip",),
     ),
     "default": Profile(
         "default",
@@ -58,6 +73,8 @@ PROFILES = {
         rounds=1,
         # A whole-cluster crash is covered by the uneven-restart cycles.
         crashes=("kill-minority", "rolling-restart"),
+        power_cuts=ALL_POWER_CUTS,
+        damages=ALL_DAMAGES,
     ),
     "thorough": Profile(
         "thorough",
@@ -69,6 +86,8 @@ PROFILES = {
         rounds=3,
         crashes=ALL_CRASHES,
         restart_cycles=4,
+        power_cuts=ALL_POWER_CUTS,
+        damages=ALL_DAMAGES,
     ),
 }
 DEFAULT_PROFILE = "default"

@@ -20,13 +20,14 @@ from pytest_consensus.nemesis.faults import Schedule
 
 
 def copy_node_logs(hosts: Sequence[HostSpec], destination: Path) -> Path:
-    """Copy each node's log folder (not its data) to ``destination/<node>``."""
+    """Copy each node's log folder (not its data, nor the synced copy of a lossy disk) to
+    ``destination/<node>``; a power cut's report of what it lost is among the logs."""
     for host in hosts:
         if host.log_dir.exists():
             shutil.copytree(
                 host.log_dir,
                 destination / host.name,
-                ignore=shutil.ignore_patterns("data"),
+                ignore=shutil.ignore_patterns("data", "disk"),
                 dirs_exist_ok=True,
             )
     return destination

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 MEASUREMENT_NAMES = {
     "recovery_seconds": "recovery after the last heal",
     "stale_reads": "stale reads of a member cut off",
+    "power_cut": "a power cut and what it exposed",
+    "disk_damage": "a damaged data file and what the member did",
 }
 MEASUREMENTS = tuple(MEASUREMENT_NAMES)
 
@@ -39,6 +41,16 @@ def describe_measurement(name: str, value: Any) -> str:
             f"{value['stale_reads']} of {value['reads']} stale, up to "
             f"{versions['max']:.0f} versions and {seconds['max']:.2f} s behind"
         )
+    if name == "power_cut":
+        return (
+            f"power cut ({value['scenario']}) of {', '.join(value['nodes'])}: "
+            f"{value['exposed']} writes acknowledged {value['window']}, "
+            f"{value['acknowledged']} in all; the disks lost {value['names_lost']} unsynced "
+            f"name(s) and unsynced bytes of {value['files_lost']} file(s); "
+            f"{value['missing']} acknowledged write(s) missing afterwards"
+        )
+    if name == "disk_damage":
+        return f"{value['damage']} on {value['node']}: the member {value['outcome']}"
     return f"{name}: {value}"
 
 
