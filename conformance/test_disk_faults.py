@@ -36,7 +36,7 @@ from pytest_consensus.contract import Adapter, Capability, Cluster, Node
 from pytest_consensus.contract.errors import ConsensusError, NodeStartError
 from pytest_consensus.contract.waiting import WaitTimeout
 from pytest_consensus.hosts.allocation import Allocation
-from pytest_consensus.nemesis.faults import Fault, Nemesis, Schedule, cut
+from pytest_consensus.nemesis.faults import POWER_FAULTS, Fault, Nemesis, Schedule, cut
 from pytest_consensus.nemesis.file_damage import damage_a_data_file
 from pytest_consensus.plugin.fixtures import ClusterFactory
 from pytest_consensus.plugin.profiles import active_profile
@@ -121,8 +121,13 @@ def evidence_on_failure(
     except (WaitTimeout, AssertionError, NodeStartError) as error:
         faults = list(nemesis.applied) if nemesis is not None else []
         names = [host.name for host in allocation.hosts]
+        cut = sorted({n for f in faults if f.kind in POWER_FAULTS for n in f.targets[0]})
+        lost = f" {what_the_disks_lost(allocation, cut)}." if cut else ""
         kept = evidence.keep(history, Schedule(0, names, faults), allocation.hosts)
-        pytest.fail(f"{error} (history, faults and node logs: {kept})", pytrace=False)
+        pytest.fail(
+            f"{error}\n{lost} (history, faults, node logs and loss reports: {kept})",
+            pytrace=False,
+        )
 
 
 def leader_of(cluster: Cluster) -> Node:
