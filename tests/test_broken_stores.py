@@ -179,8 +179,9 @@ BROKEN_STORES = [
         "trusts_a_damaged_journal",
         "refused_or_repaired and flip",
         "consensus-safety",
-        "*acknowledged writes missing or changed after bit * flipped inside the acknowledged "
-        "value * in data file raft.journal at byte * on n*, which then started: *never serve it*",
+        "*acknowledged writes missing or changed after bit * flipped on every copy of the "
+        "acknowledged value * (1 copy: raft.journal (1)), the first in data file raft.journal "
+        "at byte * on n*, which then started: *never serve it*",
         id="trusts-a-damaged-journal",
     ),
     pytest.param(
@@ -270,7 +271,9 @@ def test_the_fixed_twin_of_a_disk_broken_store_passes(
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["consensus-safety*pass (* passed)*"])
     if store == "checksums_its_journal":
-        result.stdout.fnmatch_lines(["*flipped inside the acknowledged value*refused to start*"])
+        result.stdout.fnmatch_lines(
+            ["*flipped on every copy of the acknowledged*refused to start*"]
+        )
 
 
 def test_a_schedule_search_shrinks_a_failure_and_its_replay_fails_again(

@@ -142,8 +142,8 @@ def test_a_flipped_bit_in_the_log_store_is_served(
     assert result.ret == pytest.ExitCode.TESTS_FAILED, output[-4000:]
     result.stdout.fnmatch_lines(
         [
-            "*acknowledged writes missing or changed after bit * flipped inside the "
-            "acknowledged value * in data file raft.db at byte * which then started*",
+            "*acknowledged writes missing or changed after bit * flipped on every copy of the "
+            "acknowledged value *, the first in data file raft.db at byte * which then started*",
             "consensus-safety*FAIL*",
         ]
     )

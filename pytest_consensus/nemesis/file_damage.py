@@ -1,7 +1,8 @@
 """Damage to a stopped node's data file: a flipped bit, a truncation, a zeroed block.
 
-The damage lands where it certainly matters: on the bytes of an acknowledged value, found
-in the node's data files (most stores keep values as written in their log or state files).
+The damage lands where it certainly matters: on every stored copy of the acknowledged value
+written last, found in the node's data files (most stores keep values as written in their
+log or state files; the one written last is in the part of the log a store still reads).
 Where no file holds one (compressed or encrypted storage), it lands in the middle of the
 written part of the largest data file. A bit flipped in padding would test nothing.
 """
@@ -31,7 +32,8 @@ class Damage:
     relative: str = ""
 
     def describe(self) -> str:
-        return f"{self.detail} in data file {self.relative or self.path} at byte {self.offset}"
+        where = self.relative or self.path
+        return f"{self.detail}, the first in data file {where} at byte {self.offset}"
 
 
 def data_files(data_dir: Path, patterns: Sequence[str]) -> list[Path]:
@@ -40,22 +42,30 @@ def data_files(data_dir: Path, patterns: Sequence[str]) -> list[Path]:
     return sorted(p for p in found if p.stat().st_size > 0)
 
 
-def find_target(files: Sequence[Path], values: Sequence[str]) -> tuple[Path, int, str | None]:
-    """The file and offset of an acknowledged value (the first file, in order, that holds
-    the most of them), or the middle of the largest file's written bytes."""
-    best: tuple[int, Path, int, str] | None = None
-    for path in files:
-        content = path.read_bytes()
-        hits = [(content.find(v.encode()), v) for v in values]
-        hits = [(offset, v) for offset, v in hits if offset >= 0]
-        if hits and (best is None or len(hits) > best[0]):
-            offset, value = hits[len(hits) // 2]
-            best = (len(hits), path, offset, value)
-    if best is not None:
-        return best[1], best[2], best[3]
-    largest = max(files, key=lambda p: p.stat().st_size)
-    written = len(largest.read_bytes().rstrip(b"\0"))
-    return largest, max(0, written // 2), None
+def occurrences(content: bytes, needle: bytes) -> list[int]:
+    found, start = [], content.find(needle)
+    while start >= 0:
+        found.append(start)
+        start = content.find(needle, start + 1)
+    return found
+
+
+def find_copies(
+    files: Sequence[Path], values: Sequence[str]
+) -> tuple[str | None, dict[Path, list[int]]]:
+    """The acknowledged value written last that some file holds as written, and every
+    offset of it in every file. Every copy is damaged: a store may keep a value in its log
+    and in a snapshot, or leave old copies in bytes it no longer reads, and damaging one of
+    those alone would test nothing."""
+    contents = {path: path.read_bytes() for path in files}
+    for value in reversed(values):
+        copies = {p: occurrences(c, value.encode()) for p, c in contents.items()}
+        copies = {p: offsets for p, offsets in copies.items() if offsets}
+        if copies:
+            return value, copies
+    largest = max(files, key=lambda p: len(contents[p]))
+    written = len(contents[largest].rstrip(b"\0"))
+    return None, {largest: [max(0, written // 2)]}
 
 
 def damage_a_data_file(
@@ -65,7 +75,9 @@ def damage_a_data_file(
     values: Sequence[str],
     rng: random.Random,
 ) -> Damage:
-    """Apply ``kind`` of damage to one of the node's data files (the node must be down)."""
+    """Apply ``kind`` of damage to every stored copy of the acknowledged value written last
+    (``values`` in the order they were acknowledged) in the node's data files; the node
+    must be down. Where no file holds a value as written, to the middle of the largest."""
     if kind not in DAMAGES:
         raise HarnessError(f"unknown damage {kind!r}; valid: {', '.join(DAMAGES)}")
     files = data_files(data_dir, patterns)
@@ -74,26 +86,40 @@ def damage_a_data_file(
             f"no data file matching {list(patterns)} under {data_dir}: nothing to damage "
             "(the adapter's data_files patterns may not fit what the store writes)"
         )
-    path, offset, value = find_target(files, values)
-    relative = str(path.relative_to(data_dir))
-    where = f"inside the acknowledged value {value!r}" if value else "mid-file"
-    if kind == "flip":
-        at = offset + (len(value) // 2 if value else 0)
-        bit = rng.randrange(8)
+    value, copies = find_copies(files, values)
+    where = f"on every copy of the acknowledged value {value!r}" if value else "mid-file"
+    middle = len(value) // 2 if value else 0
+    bit = rng.randrange(8)
+    for path, offsets in copies.items():
         with open(path, "r+b") as handle:
-            handle.seek(at)
-            byte = handle.read(1)[0]
-            handle.seek(at)
-            handle.write(bytes([byte ^ (1 << bit)]))
-        return Damage(kind, path, at, f"bit {bit} flipped {where}", relative)
-    if kind == "truncate":
-        with open(path, "r+b") as handle:
-            handle.truncate(offset)
-        return Damage(kind, path, offset, f"file truncated {where}", relative)
-    start = offset - offset % BLOCK
-    with open(path, "r+b") as handle:
-        handle.seek(start)
-        length = len(handle.read(BLOCK))
-        handle.seek(start)
-        handle.write(bytes(length))
-    return Damage(kind, path, start, f"{BLOCK}-byte block zeroed {where}", relative)
+            if kind == "truncate":
+                handle.truncate(offsets[0])
+                continue
+            for offset in offsets:
+                if kind == "flip":
+                    handle.seek(offset + middle)
+                    byte = handle.read(1)[0]
+                    handle.seek(offset + middle)
+                    handle.write(bytes([byte ^ (1 << bit)]))
+                else:
+                    start = offset - offset % BLOCK
+                    handle.seek(start)
+                    length = len(handle.read(BLOCK))
+                    handle.seek(start)
+                    handle.write(bytes(length))
+    detail = {
+        "flip": f"bit {bit} flipped",
+        "truncate": "file truncated at the first copy",
+        "zero": f"{BLOCK}-byte block zeroed",
+    }[kind]
+    placed = sorted(copies.items())
+    first_path, first_offsets = placed[0]
+    count = sum(len(offsets) for offsets in copies.values())
+    named = ", ".join(f"{p.relative_to(data_dir)} ({len(o)})" for p, o in placed)
+    return Damage(
+        kind,
+        first_path,
+        first_offsets[0],
+        f"{detail} {where} ({count} cop{'y' if count == 1 else 'ies'}: {named})",
+        str(first_path.relative_to(data_dir)),
+    )
