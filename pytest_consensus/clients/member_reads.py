@@ -19,7 +19,7 @@ from pytest_consensus.contract.errors import ConsensusError
 from pytest_consensus.contract.waiting import wait_for
 
 #: Seconds to wait for every member to reach one applied index before reading.
-SETTLE_TIMEOUT = 60.0
+SETTLE_TIMEOUT = 30.0
 #: Seconds a member may take to answer reads again after the settle (a slow restart).
 READ_TIMEOUT = 30.0
 
