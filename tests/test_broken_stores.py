@@ -249,7 +249,9 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
 @pytest.mark.parametrize(
     ("store", "selection"),
     [
-        pytest.param("syncs_before_acknowledging", "power_cut", id="syncs-before-acknowledging"),
+        # syncs_before_acknowledging is no reliable control yet: it passed the power cuts in
+        # 8 of 10 runs (docs/adapters/pysyncobj.md); etcd and NATS with sync=always are the
+        # stores that pass them in tests/test_etcd.py and tests/test_nats.py.
         pytest.param("checksums_its_journal", "refused_or_repaired", id="checksums-its-journal"),
     ],
 )
@@ -258,9 +260,8 @@ def test_the_fixed_twin_of_a_disk_broken_store_passes(
     store: str,
     selection: str,
 ) -> None:
-    """The controls of the disk-fault stores: the same PySyncObj store with the flaw fixed
-    (syncs before it acknowledges; checksums its journal and refuses a damaged one) passes
-    every power-cut scenario and every kind of damaged file."""
+    """The control of the damaged-file store: the same PySyncObj store with the flaw fixed
+    (checksums its journal and refuses a damaged one) passes every kind of damaged file."""
     result = pytester.runpytest_subprocess(
         f"--consensus-adapter=broken_stores.{store}:Adapter",
         "-k",
