@@ -122,7 +122,7 @@ def evidence_on_failure(
         faults = list(nemesis.applied) if nemesis is not None else []
         names = [host.name for host in allocation.hosts]
         cut = sorted({n for f in faults if f.kind in POWER_FAULTS for n in f.targets[0]})
-        lost = f" {what_the_disks_lost(allocation, cut)}." if cut else ""
+        lost = f" {what_the_disks_lost(losses(allocation, cut))}." if cut else ""
         kept = evidence.keep(history, Schedule(0, names, faults), allocation.hosts)
         pytest.fail(
             f"{error}\n{lost} (history, faults, node logs and loss reports: {kept})",
@@ -238,7 +238,7 @@ def test_acknowledged_writes_survive_a_power_cut(
         check = read_every_member(
             cluster, acknowledged, stale_reads=consensus_adapter.has(Capability.STALE_READ)
         )
-        lost = losses(allocation, power_cut.nodes).values()
+        lost = losses(allocation, power_cut.nodes)
         request.node.user_properties.append(
             (
                 "power_cut",
@@ -248,8 +248,8 @@ def test_acknowledged_writes_survive_a_power_cut(
                     "window": power_cut.exposed,
                     "exposed": len(exposed),
                     "acknowledged": len(acknowledged),
-                    "names_lost": sum(len(report["names"]) for report in lost),
-                    "files_lost": sum(len(report["data"]) for report in lost),
+                    "names_lost": sum(len(report["names"]) for report in lost.values()),
+                    "files_lost": sum(len(report["data"]) for report in lost.values()),
                     "missing": len({m.key for m in check.missing}),
                 },
             )
@@ -270,7 +270,7 @@ def test_acknowledged_writes_survive_a_power_cut(
             kept = evidence.keep(history, applied, allocation.hosts)
             pytest.fail(
                 "; ".join(problems)
-                + f". {what_the_disks_lost(allocation, power_cut.nodes)}"
+                + f". {what_the_disks_lost(lost)}"
                 + f" (history, faults, node logs and loss reports: {kept})",
                 pytrace=False,
             )
@@ -286,11 +286,11 @@ def losses(allocation: Allocation, nodes: Sequence[str]) -> dict[str, dict[str, 
     return found
 
 
-def what_the_disks_lost(allocation: Allocation, nodes: Sequence[str]) -> str:
+def what_the_disks_lost(lost_by_node: dict[str, dict[str, list[str]]]) -> str:
     """A line per node of what its disk lost at its last power cut (the filesystem's
     report: names whose folder was not synced, files with unsynced bytes)."""
     lines = []
-    for name, lost in losses(allocation, nodes).items():
+    for name, lost in lost_by_node.items():
         names, data = lost.get("names", []), lost.get("data", [])
         shown = [*names[:3], *data[:3]]
         lines.append(

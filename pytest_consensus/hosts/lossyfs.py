@@ -53,7 +53,6 @@ class LossyFilesystem(_operations_base()):  # type: ignore[misc]
         with self._lock:
             number = next(self._numbers)
             self.handles[number] = (inode, flags)
-            inode.open_handles += 1
             return number
 
     def _by_handle(self, fh: int | None, path: str | None) -> Inode:
@@ -172,9 +171,7 @@ class LossyFilesystem(_operations_base()):  # type: ignore[misc]
 
     def release(self, path: str | None, fh: int) -> int:
         with self._lock:
-            found = self.handles.pop(fh, None)
-            if found is not None:
-                found[0].open_handles -= 1
+            self.handles.pop(fh, None)
         return 0
 
     def opendir(self, path: str) -> int:

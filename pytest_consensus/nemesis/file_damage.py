@@ -29,11 +29,10 @@ class Damage:
     offset: int
     detail: str
     #: The file as the node sees it: its name under the node's data directory.
-    relative: str = ""
+    relative: str
 
     def describe(self) -> str:
-        where = self.relative or self.path
-        return f"{self.detail}, the first in data file {where} at byte {self.offset}"
+        return f"{self.detail}, the first in data file {self.relative} at byte {self.offset}"
 
 
 def data_files(data_dir: Path, patterns: Sequence[str]) -> list[Path]:
