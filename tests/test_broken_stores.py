@@ -249,19 +249,22 @@ def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) 
 @pytest.mark.parametrize(
     ("store", "selection"),
     [
-        # syncs_before_acknowledging is no reliable control yet: it passed the power cuts in
-        # 8 of 10 runs (docs/adapters/pysyncobj.md); etcd and NATS with sync=always are the
-        # stores that pass them in tests/test_etcd.py and tests/test_nats.py.
+        pytest.param("syncs_before_acknowledging", "power_cut", id="syncs-before-acknowledging"),
         pytest.param("checksums_its_journal", "refused_or_repaired", id="checksums-its-journal"),
     ],
 )
 def test_the_fixed_twin_of_a_disk_broken_store_passes(
     pytester: pytest.Pytester,
+    request: pytest.FixtureRequest,
     store: str,
     selection: str,
 ) -> None:
-    """The control of the damaged-file store: the same PySyncObj store with the flaw fixed
-    (checksums its journal and refuses a damaged one) passes every kind of damaged file."""
+    """The controls of the disk-broken stores: the same PySyncObj store with the flaw fixed
+    passes. Syncing before acknowledging (and keeping the log entries a follower holds)
+    survives every power-cut scenario; checksumming the journal refuses every kind of
+    damaged file."""
+    if selection == "power_cut":
+        request.getfixturevalue("needs_lossy_disks")
     result = pytester.runpytest_subprocess(
         f"--consensus-adapter=broken_stores.{store}:Adapter",
         "-k",
@@ -274,6 +277,10 @@ def test_the_fixed_twin_of_a_disk_broken_store_passes(
     if store == "checksums_its_journal":
         result.stdout.fnmatch_lines(
             ["*flipped on every copy of the acknowledged*refused to start*"]
+        )
+    else:
+        result.stdout.fnmatch_lines(
+            ["*power cut (whole-cluster) of n1, n2, n3: *0 acknowledged write(s) missing after*"]
         )
 
 

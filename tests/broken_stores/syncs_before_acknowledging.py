@@ -1,10 +1,9 @@
 """The fix of ``acks_before_fsync``: PySyncObj with every journal change flushed, and its
-meta file, dump and their folders fsynced, before it goes on (pysyncobj_durability).
-
-Not yet a reliable control: it passed the power-cut scenarios in 8 of 10 runs; in the other
-runs acknowledged writes were still lost (seed 9 once: 2 of 423, a follower logging that its
-commit index exceeded its journal's end after loading its dump). Turning log compaction off
-made it worse (4 of 10), so compaction is not the cause. Open: docs/adapters/pysyncobj.md."""
+meta file, dump and their folders fsynced, before it goes on (pysyncobj_durability), and
+with its follower deleting log entries only from the first one that conflicts with an
+append (pysyncobj_log_matching): PySyncObj 0.3.17 also drops entries it already holds and
+has applied, which loses acknowledged writes across a whole-cluster restart on its own
+(docs/adapters/pysyncobj.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from pytest_consensus.adapters.pysyncobj import PySyncObjAdapter
 from pytest_consensus.adapters.pysyncobj.node import main
 
 from broken_stores.pysyncobj_durability import sync_before_acknowledging
+from broken_stores.pysyncobj_log_matching import truncate_only_on_conflict
 
 
 class Adapter(PySyncObjAdapter):
@@ -21,4 +21,5 @@ class Adapter(PySyncObjAdapter):
 
 if __name__ == "__main__":
     sync_before_acknowledging()
+    truncate_only_on_conflict()
     main()
