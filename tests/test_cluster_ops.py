@@ -3,6 +3,7 @@ in-process fake nodes; no store is certified here)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,18 @@ def test_a_replica_that_does_not_answer_is_named() -> None:
 def test_replicas_at_one_index_converge() -> None:
     converged = wait_for_same_applied_index(cluster_with([42, 42, 42]), timeout=5)
     assert {s.applied_index for s in converged.statuses} == {42}
+
+
+def test_replicas_that_stopped_moving_are_reported_before_the_timeout() -> None:
+    began = time.monotonic()
+    with pytest.raises(ReplicasStalled, match=r"none moved for 1s.*n2 stopped at applied index 57"):
+        wait_for_same_applied_index(cluster_with([60, 57, 60]), timeout=30, stalled_after=1.0)
+    assert time.monotonic() - began < 10
+
+
+def test_a_silent_replica_is_waited_for_the_whole_timeout() -> None:
+    """A member that does not answer may be restarting: no-progress does not cut that short."""
+    began = time.monotonic()
+    with pytest.raises(ReplicasStalled, match="within 1.5s.*n3 did not answer"):
+        wait_for_same_applied_index(cluster_with([60, 60, None]), timeout=1.5, stalled_after=0.2)
+    assert time.monotonic() - began >= 1.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -93,30 +94,47 @@ class Convergence:
 
 
 def wait_for_same_applied_index(
-    cluster: Cluster, timeout: float = 30.0, nodes: Sequence[Node] | None = None
+    cluster: Cluster,
+    timeout: float = 30.0,
+    nodes: Sequence[Node] | None = None,
+    *,
+    stalled_after: float | None = None,
 ) -> Convergence:
     """Wait until every given node answers and all report one applied index, twice running.
 
     Digests are then compared by the caller: a store whose replicas diverge reaches the
     same index with different digests, and that is the failure worth reporting.
+    ``stalled_after`` gives up sooner when every node answers at different indexes and
+    none has moved for that many seconds: a replica that stopped will not catch up by
+    waiting out the rest of the timeout.
     """
     members = list(nodes if nodes is not None else cluster.nodes)
     previous: list[NodeStatus] = []
+    unchanged_since = time.monotonic()
 
     def probe() -> Convergence | None:
-        nonlocal previous
+        nonlocal previous, unchanged_since
         statuses = running_statuses(members)
+        indexes = [s.applied_index for s in statuses]
         settled = (
             len(statuses) == len(members)
-            and len({s.applied_index for s in statuses}) == 1
-            and [s.applied_index for s in previous] == [s.applied_index for s in statuses]
+            and len(set(indexes)) == 1
+            and [s.applied_index for s in previous] == indexes
         )
+        if len(statuses) != len(members) or [s.applied_index for s in previous] != indexes:
+            unchanged_since = time.monotonic()
         previous = statuses
-        return Convergence(tuple(statuses)) if settled else None
+        if settled:
+            return Convergence(tuple(statuses))
+        if stalled_after is not None and time.monotonic() - unchanged_since >= stalled_after:
+            raise ReplicasStalled(members, previous, timeout, stalled_after)
+        return None
 
     try:
         return wait_for(probe, timeout=timeout, what="replicas at one applied index", interval=0.1)
-    except WaitTimeout:
+    except WaitTimeout as error:
+        if isinstance(error, ReplicasStalled):
+            raise
         raise ReplicasStalled(members, previous, timeout) from None
 
 
@@ -124,7 +142,13 @@ class ReplicasStalled(WaitTimeout):
     """Replicas that did not reach one applied index in time; the message names the ones
     that stopped (behind the others, or silent) and where each stood."""
 
-    def __init__(self, members: Sequence[Node], seen: Sequence[NodeStatus], timeout: float):
+    def __init__(
+        self,
+        members: Sequence[Node],
+        seen: Sequence[NodeStatus],
+        timeout: float,
+        stalled_after: float | None = None,
+    ):
         self.statuses = tuple(seen)
         answered = {s.node: s for s in seen}
         silent = [node.name for node in members if node.name not in answered]
@@ -139,7 +163,12 @@ class ReplicasStalled(WaitTimeout):
         detail = (
             "; ".join(parts) or f"indexes still moving: {Convergence(self.statuses).describe()}"
         )
-        super().__init__(f"replicas did not reach one applied index within {timeout}s: {detail}")
+        within = (
+            f"(none moved for {stalled_after:.0f}s)"
+            if stalled_after is not None
+            else f"within {timeout}s"
+        )
+        super().__init__(f"replicas did not reach one applied index {within}: {detail}")
 
 
 class LeaderObserver:

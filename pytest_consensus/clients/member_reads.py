@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pytest_consensus.clients.cluster_ops import ReplicasStalled, wait_for_same_applied_index
@@ -20,6 +21,9 @@ from pytest_consensus.contract.waiting import wait_for
 
 #: Seconds to wait for every member to reach one applied index before reading.
 SETTLE_TIMEOUT = 30.0
+#: Seconds with every member answering, at different indexes, and none moving, after which
+#: the wait ends early: a member that stopped that long behind has stopped for good.
+STALLED_AFTER = 10.0
 #: Seconds a member may take to answer reads again after the settle (a slow restart).
 READ_TIMEOUT = 30.0
 
@@ -73,27 +77,46 @@ def read_every_member(
     nodes = [n for n in (members if members is not None else cluster.nodes) if n.is_running()]
     stalled = None
     try:
-        wait_for_same_applied_index(cluster, timeout=SETTLE_TIMEOUT, nodes=nodes)
+        wait_for_same_applied_index(
+            cluster, timeout=SETTLE_TIMEOUT, nodes=nodes, stalled_after=STALLED_AFTER
+        )
     except ReplicasStalled as error:  # a finding of its own; what each member holds still counts
         stalled = str(error)
     level = ReadLevel.STALE if stale_reads else ReadLevel.STRONG
-    missing: list[MissingWrite] = []
-    for node in nodes:
-        client = cluster.client(node)
-        try:
-            for key, write in sorted(acknowledged.items()):
-                read = wait_for(
-                    functools.partial(_read, client, key, level, timeout),
-                    timeout=READ_TIMEOUT,
-                    what=f"{node.name} to answer a {level.value} read of {key}",
-                    ignore=(ConsensusError,),
-                )[0]
-                if read != write.value:
-                    missing.append(MissingWrite(node.name, key, write.value, read, write.at))
-        finally:
-            client.close()
+    # Members are read side by side: each has its own client and process, and a check of
+    # thousands of keys on three members is most of a power-cut test's time when serial.
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        found = list(
+            pool.map(lambda node: _missing_on(cluster, node, acknowledged, level, timeout), nodes)
+        )
+    missing = [write for writes in found for write in writes]
     members_read = tuple(n.name for n in nodes)
     return MemberCheck(tuple(missing), members_read, level, len(acknowledged), stalled)
+
+
+def _missing_on(
+    cluster: Cluster,
+    node: Node,
+    acknowledged: Mapping[str, Acknowledged],
+    level: ReadLevel,
+    timeout: float,
+) -> list[MissingWrite]:
+    """The acknowledged writes ``node`` does not hold, read on it key by key."""
+    missing: list[MissingWrite] = []
+    client = cluster.client(node)
+    try:
+        for key, write in sorted(acknowledged.items()):
+            read = wait_for(
+                functools.partial(_read, client, key, level, timeout),
+                timeout=READ_TIMEOUT,
+                what=f"{node.name} to answer a {level.value} read of {key}",
+                ignore=(ConsensusError,),
+            )[0]
+            if read != write.value:
+                missing.append(MissingWrite(node.name, key, write.value, read, write.at))
+    finally:
+        client.close()
+    return missing
 
 
 def _read(client: Client, key: str, level: ReadLevel, timeout: float) -> tuple[str | None]:
