@@ -1,10 +1,11 @@
 """How often the disk-fault tests give each store its expected verdict, over seeds.
 
-Run: ``python benchmarks/bench_disk_verdicts.py [--runs 10] [--only NAME,...]`` from the
-repository's root (the broken stores are imported from tests/). Each case runs its
-selection of conformance/test_disk_faults.py once per seed (1 to --runs) in a fresh pytest,
-and counts the runs whose consensus-safety verdict, and failure message, are the expected
-ones. Figures, not assertions: benchmarks/README.md keeps them.
+Run from the repository's root (the broken stores are imported from tests/):
+``python benchmarks/bench_disk_verdicts.py [--runs 10] [--first-seed 1] [--only NAME,...]``.
+Each case runs its selection of conformance/test_disk_faults.py once per seed (``--runs``
+seeds from ``--first-seed``) in a fresh pytest, and counts the runs whose consensus-safety
+verdict, and failure message, are the expected ones; the output of the others is kept.
+Figures, not assertions: benchmarks/README.md keeps them.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ CASES = (
 )
 
 
-def run(case: Case, seed: int, folder: Path) -> tuple[bool, str, float]:
+def run(case: Case, seed: int, folder: Path, evidence: Path) -> tuple[bool, str, float]:
     command = [
         sys.executable,
         "-m",
@@ -104,13 +105,25 @@ def run(case: Case, seed: int, folder: Path) -> tuple[bool, str, float]:
     as_expected = found == case.expected and (
         not case.message or re.search(case.message, done.stdout) is not None
     )
+    if not as_expected:
+        evidence.mkdir(parents=True, exist_ok=True)
+        kept = evidence / f"{re.sub(r'[^a-z0-9]+', '-', case.name.lower())}-seed{seed}.txt"
+        kept.write_text(done.stdout + done.stderr)
+        print(f"  seed {seed}: {found}, output kept in {kept}", flush=True)
     return as_expected, found, seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds run from here on")
     parser.add_argument("--only", default="", help="comma-separated case names (prefixes)")
+    parser.add_argument(
+        "--evidence",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "bench-disk-verdicts-evidence",
+        help="where the output of a run without the expected verdict is kept",
+    )
     arguments = parser.parse_args()
     wanted = [w for w in arguments.only.split(",") if w]
     for case in CASES:
@@ -118,8 +131,8 @@ def main() -> None:
             continue
         results = []
         with tempfile.TemporaryDirectory(prefix="bench-disk-verdicts-") as folder:
-            for seed in range(1, arguments.runs + 1):
-                results.append(run(case, seed, Path(folder)))
+            for seed in range(arguments.first_seed, arguments.first_seed + arguments.runs):
+                results.append(run(case, seed, Path(folder), arguments.evidence))
         good = sum(1 for ok, _, _ in results if ok)
         others = sorted({found for ok, found, _ in results if not ok})
         median = sorted(s for _, _, s in results)[len(results) // 2]

@@ -113,8 +113,16 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
         certificate = json.loads(path.read_text())
         prefix = f"{path.parent.name}:" if "," in adapter else ""
         verdicts.update({prefix + rule["id"]: rule["verdict"] for rule in certificate["rules"]})
+    if "fail" in verdicts.values():  # keep what pytest said: the failure is the finding
+        EVIDENCE.mkdir(parents=True, exist_ok=True)
+        kept = EVIDENCE / f"{adapter.replace(':', '-').replace(',', '+')}-seed{seed}.txt"
+        kept.write_text(done.stdout + done.stderr)
+        print(f"  (seed {seed} failed a rule; pytest's output kept in {kept})", flush=True)
     return seconds, verdicts
 
+
+#: Where the output of runs that failed a rule is kept (the scratch folder is removed).
+EVIDENCE = Path(tempfile.gettempdir()) / "bench-runs-evidence"
 
 #: pytest's own seconds for each run made so far (see pytest_seconds).
 RUN_SECONDS: list[float | None] = []
