@@ -6,7 +6,11 @@ A power cut then loses the log tail, the term and the vote (docs/adapters/pysync
 :func:`sync_before_acknowledging` patches the module so that every journal change is
 flushed (``msync``) before PySyncObj goes on (a follower answers an append, a leader
 counts itself, only after that), the meta file and the dump are fsynced before their
-rename, and their folder after it. The project's broken stores switch parts of it off.
+rename, and their folder after it; and log compaction is made crash-safe: PySyncObj
+renames its new dump into place, then rewrites its journal in place starting from an empty
+one, and at start-up throws the whole journal away unless it begins exactly at the dump's
+last entries, so a cut between or during those steps loses the log's tail on that node.
+The project's broken stores switch parts of it off.
 """
 
 from __future__ import annotations
@@ -75,6 +79,57 @@ def sync_before_acknowledging(*, directories: bool = True) -> None:
         folder_of(destination)
 
     serializer.atomicReplace = atomic_replace
+    _compact_atomically(folder_of)
+
+
+def _compact_atomically(folder_of: Any) -> None:
+    """Compaction that a power cut cannot tear: the shortened journal is written to a new
+    file, synced and renamed over the old one, and at start-up a journal that still holds
+    entries the dump covers is cut to where the dump ends instead of being thrown away."""
+
+    def delete_entries_to(self: Any, entry_to: int) -> None:
+        kept = self._FileJournal__journal[entry_to:]
+        path = self._FileJournal__journalFile._ResizableFile__fileName
+        staging = path + ".compacting"
+        if os.path.exists(staging):
+            os.remove(staging)
+        fresh = type(self)(staging)
+        for entry in kept:
+            fresh.add(*entry)
+        fresh.flush()
+        offset = fresh._FileJournal__currentOffset
+        fresh._destroy()
+        self._FileJournal__journalFile._destroy()
+        os.replace(staging, path)
+        folder_of(path)
+        self._FileJournal__journalFile = journal.ResizableFile(path)
+        self._FileJournal__journal = list(kept)
+        self._FileJournal__currentOffset = offset
+
+    journal.FileJournal.deleteEntriesTo = delete_entries_to
+
+    load_dump = syncobj.SyncObj._SyncObj__loadDumpFile
+
+    def load_dump_file(self: Any, clearJournal: bool) -> Any:  # noqa: N803
+        if not clearJournal:
+            _cut_journal_to_dump(self._SyncObj__raftLog, self._SyncObj__serializer)
+        return load_dump(self, clearJournal)
+
+    syncobj.SyncObj._SyncObj__loadDumpFile = load_dump_file
+
+
+def _cut_journal_to_dump(log: Any, dump: Any) -> None:
+    """If the journal holds the dump's last two entries after others, drop those others, so
+    that PySyncObj keeps the entries after the dump instead of clearing its journal."""
+    try:
+        _state, last, before_last, *_ = dump.deserialize()
+    except Exception:  # no dump yet, or one PySyncObj will refuse itself
+        return
+    for position in range(1, len(log) - 1):
+        if log[position][1] == before_last[1] and log[position] == before_last:
+            if log[position + 1] == last:
+                log.deleteEntriesTo(position)
+            return
 
 
 class CorruptJournal(Exception):

@@ -1,9 +1,9 @@
-"""The fix of ``acks_before_fsync``: PySyncObj with every journal change flushed, and its
-meta file, dump and their folders fsynced, before it goes on (pysyncobj_durability), and
-with its follower deleting log entries only from the first one that conflicts with an
-append (pysyncobj_log_matching): PySyncObj 0.3.17 also drops entries it already holds and
-has applied, which loses acknowledged writes across a whole-cluster restart on its own
-(docs/adapters/pysyncobj.md)."""
+"""The fix of ``acks_before_fsync``: PySyncObj with every journal change flushed, its meta
+file, dump and their folders fsynced, and its compaction replacing the journal whole, before
+it goes on (pysyncobj_durability); and with its follower deleting log entries only from the
+first one that conflicts with an append (pysyncobj_log_matching): PySyncObj 0.3.17 also
+drops entries it holds and has applied, which loses acknowledged writes across a restart of
+its own (docs/adapters/pysyncobj.md)."""
 
 from __future__ import annotations
 
