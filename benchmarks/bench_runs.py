@@ -8,6 +8,7 @@ Run from the repository root:
     python benchmarks/bench_runs.py --adapter etcd --profile quick --runs 3
     python benchmarks/bench_runs.py --adapter pysyncobj,etcd,nats --runs 10   # one run, 3 backends
     python benchmarks/bench_runs.py --broken --runs 10       # every broken store, 10 times
+    python benchmarks/bench_runs.py --adapter etcd --select disk_faults --runs 10
     python benchmarks/bench_runs.py --adapter etcd --host docker \
         --adapter-option docker_image=local/etcd:3.5.1 --runs 3   # etcd in containers
 
@@ -134,6 +135,7 @@ def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
     extra = [f"--consensus-profile={arguments.profile}"]
     extra += [f"--consensus-host={arguments.host}"] if arguments.host else []
     extra += [f"--consensus-adapter-option={option}" for option in arguments.adapter_option]
+    extra += ["-k", arguments.select] if arguments.select else []
     times, passing, same = [], 0, 0
     first: dict[str, str] | None = None
     for number in range(arguments.runs):
@@ -191,6 +193,7 @@ def main() -> None:
     parser.add_argument("--broken", action="store_true", help="run the broken stores instead")
     parser.add_argument("--only", default="", help="with --broken: stores whose name has this")
     parser.add_argument("--host", default="", help="--consensus-host for the runs (default: auto)")
+    parser.add_argument("--select", default="", help="a -k expression: run only these tests")
     parser.add_argument(
         "--adapter-option",
         action="append",
