@@ -8,9 +8,21 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pytest_consensus.adapters.etcd import EtcdBinaryNotFound, find_etcd_binary, supports_pre_vote
+from pytest_consensus.adapters.etcd import (
+    EtcdAdapter,
+    EtcdBinaryNotFound,
+    find_etcd_binary,
+    supports_pre_vote,
+)
 from pytest_consensus.adapters.etcd.client import map_grpc_error
-from pytest_consensus.contract.errors import ConnectionLost, Rejected, Timeout, Unavailable
+from pytest_consensus.contract import HostSpec
+from pytest_consensus.contract.errors import (
+    ConnectionLost,
+    HarnessError,
+    Rejected,
+    Timeout,
+    Unavailable,
+)
 
 pytestmark = pytest.mark.usefixtures("tests_on_path")
 
@@ -96,6 +108,62 @@ def test_the_order_is_option_then_environment_then_path(
     monkeypatch.setenv("ETCD_BINARY", str(fake))
     assert find_etcd_binary(None) == (fake, "ETCD_BINARY")
     assert find_etcd_binary(str(fake)) == (fake, "--consensus-etcd-binary")
+
+
+def member_flags(tmp_path: Path, **options: str) -> tuple[EtcdAdapter, list[str]]:
+    """The adapter (members in an image, so no local binary is needed) and n1's flags."""
+    adapter = EtcdAdapter({"docker_image": "local/etcd:3.5.1", **options})
+    hosts = [HostSpec(f"n{i}", f"127.0.0.{i}", tmp_path / f"n{i}", tmp_path) for i in (1, 2, 3)]
+    return adapter, adapter.member_flags(hosts[0], hosts, "token")
+
+
+def test_snapshot_count_is_etcds_default_unless_the_option_sets_it(tmp_path: Path) -> None:
+    adapter, flags = member_flags(tmp_path)
+    assert "--snapshot-count=10000" in flags
+    assert adapter.version() == "etcd 3.5.1 (/usr/local/bin/etcd, from image local/etcd:3.5.1)"
+    adapter, flags = member_flags(tmp_path, snapshot_count="100")
+    assert "--snapshot-count=100" in flags and "--snapshot-count=10000" not in flags
+    assert adapter.version().endswith("local/etcd:3.5.1, --snapshot-count=100)")
+
+
+def test_extra_flags_come_last_and_are_shown_with_the_version(tmp_path: Path) -> None:
+    adapter, flags = member_flags(
+        tmp_path,
+        extra_flags="--quota-backend-bytes=4294967296  --experimental-initial-corrupt-check",
+    )
+    assert flags[-2:] == [
+        "--quota-backend-bytes=4294967296",
+        "--experimental-initial-corrupt-check",
+    ]
+    assert adapter.version().endswith(
+        "--quota-backend-bytes=4294967296 --experimental-initial-corrupt-check)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"snapshot_count": "0"}, "snapshot_count='0': give a positive number"),
+        ({"snapshot_count": "many"}, "snapshot_count='many': give a positive number"),
+        ({"extra_flags": "quota=1"}, "'quota=1' is not an etcd flag; give flags as --name=value"),
+        ({"extra_flags": "--data-dir=/tmp/x"}, "--data-dir is set by the harness"),
+        ({"extra_flags": "--snapshot-count=5"}, "(use the snapshot_count option)"),
+    ],
+)
+def test_bad_etcd_options_say_what_to_give_instead(
+    tmp_path: Path, options: dict[str, str], message: str
+) -> None:
+    with pytest.raises(HarnessError) as raised:
+        member_flags(tmp_path, **options)
+    assert message in str(raised.value)
+
+
+def test_a_bad_etcd_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=etcd", "--consensus-adapter-option=snapshot_count=-1", "--co"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*adapter option snapshot_count='-1': give a positive number*"])
 
 
 def test_pre_vote_from_3_4() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import urllib.error
@@ -46,11 +47,64 @@ STARTUP_TIMEOUT = 30.0
 MEMBER_FLAGS = (
     "--heartbeat-interval=100",
     "--election-timeout=1000",
-    "--snapshot-count=10000",
     "--logger=zap",
     "--log-outputs=stderr",
     "--enable-v2=false",
 )
+#: etcd's own default: applied entries between two snapshots (option ``snapshot_count``).
+DEFAULT_SNAPSHOT_COUNT = 10000
+#: Flags that say where a member lives and which cluster it forms: the harness's to set.
+HARNESS_FLAGS = frozenset(
+    {
+        "--name",
+        "--data-dir",
+        "--listen-peer-urls",
+        "--initial-advertise-peer-urls",
+        "--listen-client-urls",
+        "--advertise-client-urls",
+        "--initial-cluster",
+        "--initial-cluster-state",
+        "--initial-cluster-token",
+        "--snapshot-count",
+    }
+)
+
+
+def snapshot_count_option(options: dict[str, str]) -> int:
+    """The ``snapshot_count`` adapter option: a positive number of applied entries."""
+    text = options.get("snapshot_count", str(DEFAULT_SNAPSHOT_COUNT))
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise HarnessError(
+            f"adapter option snapshot_count={text!r}: give a positive number of applied "
+            f"entries between snapshots (etcd's default: {DEFAULT_SNAPSHOT_COUNT}; "
+            "docs/adapters/etcd.md)"
+        )
+    return count
+
+
+def extra_flags_option(options: dict[str, str]) -> list[str]:
+    """The ``extra_flags`` adapter option: more etcd flags, ``--name=value`` each, split
+    like a shell would; the flags the harness sets itself are refused, not overridden."""
+    flags = shlex.split(options.get("extra_flags", ""))
+    for flag in flags:
+        name = flag.split("=", 1)[0]
+        if not flag.startswith("--") or name == "--":
+            raise HarnessError(
+                f"adapter option extra_flags: {flag!r} is not an etcd flag; give flags as "
+                "--name=value separated by spaces, for example "
+                "extra_flags='--quota-backend-bytes=4294967296 --max-txn-ops=256'"
+            )
+        if name in HARNESS_FLAGS:
+            instead = " (use the snapshot_count option)" if name == "--snapshot-count" else ""
+            raise HarnessError(
+                f"adapter option extra_flags: {name} is set by the harness for every member "
+                f"and cannot be changed here{instead}; docs/adapters/etcd.md lists these flags"
+            )
+    return flags
 
 
 class EtcdBinaryNotFound(HarnessError):
@@ -226,6 +280,8 @@ class EtcdAdapter(Adapter):
 
     def __init__(self, options: dict[str, str] | None = None) -> None:
         super().__init__(options)
+        self.snapshot_count = snapshot_count_option(self.options)
+        self.extra_flags = extra_flags_option(self.options)
         self.image = self.options.get("docker_image")
         if self.image:  # members run in containers; no local binary is needed
             self.binary, self.found_in = Path(ETCD_IN_IMAGE), f"image {self.image}"
@@ -235,7 +291,17 @@ class EtcdAdapter(Adapter):
             self._version = etcd_version(self.binary)
 
     def version(self) -> str:
-        return f"etcd {self._version} ({self.binary}, from {self.found_in})"
+        configured = [*self.configured_flags()]
+        flags = f", {' '.join(configured)}" if configured else ""
+        return f"etcd {self._version} ({self.binary}, from {self.found_in}{flags})"
+
+    def configured_flags(self) -> list[str]:
+        """The flags the user's options changed from the adapter's defaults: shown with the
+        version, since the certificate is of etcd as configured."""
+        changed = []
+        if self.snapshot_count != DEFAULT_SNAPSHOT_COUNT:
+            changed.append(f"--snapshot-count={self.snapshot_count}")
+        return changed + self.extra_flags
 
     def member_command(self, host: HostSpec, hosts: Sequence[HostSpec], token: str) -> list[str]:
         binary = ETCD_IN_IMAGE if host.container else str(self.binary)
@@ -255,10 +321,11 @@ class EtcdAdapter(Adapter):
             "--initial-cluster-state=new",
             f"--initial-cluster-token={token}",
             *MEMBER_FLAGS,
+            f"--snapshot-count={self.snapshot_count}",
         ]
         if supports_pre_vote(self._version):
             command.append("--pre-vote")
-        return command
+        return command + self.extra_flags
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
         names: dict[int, str] = {}
