@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,17 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from pytest_consensus.clients import stopping
 from pytest_consensus.clients.cluster_ops import (
     majority,
     wait_for_leader,
     wait_for_same_applied_index,
 )
 from pytest_consensus.clients.history import History
-from pytest_consensus.clients.member_reads import Acknowledged, MemberCheck, read_every_member
-from pytest_consensus.clients.retry import RetryingClient, RetryPolicy, spread_clients
+from pytest_consensus.clients.load import WriteLoad
+from pytest_consensus.clients.member_reads import MemberCheck, read_every_member
+from pytest_consensus.clients.retry import RetryPolicy
 from pytest_consensus.contract import Adapter, Capability, Cluster, Node
-from pytest_consensus.contract.errors import ConsensusError, NodeStartError
+from pytest_consensus.contract.errors import NodeStartError
 from pytest_consensus.contract.waiting import WaitTimeout
 from pytest_consensus.hosts.allocation import Allocation
 from pytest_consensus.nemesis.faults import POWER_FAULTS, Fault, Nemesis, Schedule, cut
@@ -56,47 +55,18 @@ DARK = 0.5
 MAX_WRITES = 5000
 
 
-class Writers:
-    """Writers of unique keys through the retry policy, in threads, until stopped; every
-    acknowledgement is in the history with its time."""
-
-    def __init__(self, cluster: Cluster, history: History, seed: int) -> None:
-        clients = {node.name: cluster.client(node) for node in cluster.nodes}
-        self.history = history
-        self.writers = spread_clients(clients, history, WRITE_POLICY, WRITERS, random.Random(seed))
-        self.seed = seed
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._write, args=(i, w), daemon=True, name=f"writer-{i}")
-            for i, w in enumerate(self.writers)
-        ]
-
-    def _write(self, index: int, writer: RetryingClient) -> None:
-        for number in range(MAX_WRITES):
-            if self._stop.is_set() or stopping.stopping():
-                return
-            try:
-                writer.put(f"w{index}-{number}", f"v{index}-{number}-{self.seed}")
-            except ConsensusError:
-                continue
-
-    @contextmanager
-    def running(self) -> Iterator[Writers]:
-        for thread in self._threads:
-            thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            for thread in self._threads:
-                thread.join(WRITE_POLICY.deadline + 5.0)
-
-    def acknowledged(self) -> dict[str, Acknowledged]:
-        return {
-            str(e.key): Acknowledged(str(e.value), e.time)
-            for e in self.history.events
-            if e.type == "ok" and e.f == "put"
-        }
+def stream_writers(cluster: Cluster, history: History, seed: int) -> WriteLoad:
+    """Writers of unique keys through the retry policy, in threads, sharing one client per
+    member; every acknowledgement is in the history with its time."""
+    return WriteLoad(
+        cluster,
+        history,
+        workers=WRITERS,
+        seed=seed,
+        policy=WRITE_POLICY,
+        max_writes_per_worker=MAX_WRITES,
+        shared_connections=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -219,7 +189,7 @@ def test_acknowledged_writes_survive_a_power_cut(
     with consensus_cluster_factory(lossy_disks=True) as (cluster, allocation):
         history = History()
         nemesis = Nemesis(cluster, history, allocation.firewall, disks=allocation.disks)
-        writers = Writers(cluster, history, consensus_rng.randrange(2**32))
+        writers = stream_writers(cluster, history, consensus_rng.randrange(2**32))
         with evidence_on_failure(evidence, history, nemesis, allocation), writers.running():
             power_cut = run_power_scenario(scenario, cluster, nemesis, consensus_rng)
             wait_for_leader(cluster, timeout=consensus_settings.leader_timeout)
@@ -355,7 +325,7 @@ def test_a_damaged_data_file_is_refused_or_repaired(
     evidence = EvidenceKeeper(tmp_path / "failing-runs")
     with consensus_cluster_factory() as (cluster, allocation):
         history = History()
-        writers = Writers(cluster, history, consensus_rng.randrange(2**32))
+        writers = stream_writers(cluster, history, consensus_rng.randrange(2**32))
         leader = leader_of(cluster)
         victim = consensus_rng.choice([n for n in cluster.nodes if n is not leader])
         with writers.running():
@@ -414,7 +384,7 @@ def test_a_damaged_data_file_is_refused_or_repaired(
             )
 
 
-def _wait_for_acknowledgements(writers: Writers, count: int, timeout: float = 60.0) -> None:
+def _wait_for_acknowledgements(writers: WriteLoad, count: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while len(writers.acknowledged()) < count:
         if time.monotonic() > deadline:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pytest_consensus.clients.history import History
 from pytest_consensus.clients.load import WriteLoad
 from pytest_consensus.clients.retry import RetryPolicy
-from pytest_consensus.contract import HostSpec
+from pytest_consensus.contract import Client, HostSpec, Node
 
 from fake_store import FakeCluster
 
@@ -53,3 +53,20 @@ def test_each_writer_stops_at_its_bound(tmp_path: Path) -> None:
             time.sleep(0.01)
         time.sleep(0.1)
     assert len(load.acknowledged()) == 50
+
+
+def test_shared_connections_open_one_client_per_member(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+    opened = []
+    make_client = cluster.client
+
+    def counting_client(node: Node) -> Client:
+        opened.append(node.name)
+        return make_client(node)
+
+    cluster.client = counting_client  # type: ignore[method-assign]
+    WriteLoad(cluster, History(), workers=4, seed=1, policy=POLICY, shared_connections=True)
+    assert sorted(opened) == ["n1", "n2", "n3"]
+    opened.clear()
+    WriteLoad(cluster, History(), workers=4, seed=1, policy=POLICY)
+    assert len(opened) == 12

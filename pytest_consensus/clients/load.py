@@ -58,16 +58,23 @@ class WriteLoad:
         seed: int,
         policy: RetryPolicy,
         max_writes_per_worker: int = MAX_WRITES_PER_WORKER,
+        shared_connections: bool = False,
     ) -> None:
         self.history = history
         self.seed = seed
         self.policy = policy
         self.max_writes = max_writes_per_worker
         rng = random.Random(seed)
-        # Each worker its own connections: a shared client serialises workers on one
-        # channel for some client libraries, and the point is to keep every member busy.
+
+        # Each worker its own connections by default: a shared client serialises workers on
+        # one channel for some client libraries, and the point is to keep every member busy.
+        # ``shared_connections`` gives all workers one client per member, a lighter load.
+        def connect() -> dict[str, Client]:
+            return {node.name: cluster.client(node) for node in cluster.nodes}
+
+        shared = connect() if shared_connections else None
         self._connections: list[dict[str, Client]] = [
-            {node.name: cluster.client(node) for node in cluster.nodes} for _ in range(workers)
+            shared if shared is not None else connect() for _ in range(workers)
         ]
         names = sorted(node.name for node in cluster.nodes)
         self.writers: list[RetryingClient] = [
@@ -111,9 +118,9 @@ class WriteLoad:
             for thread in self._threads:
                 thread.join(self.policy.deadline + 5.0)
             self._ended = time.monotonic()
-            for connections in self._connections:
-                for client in connections.values():
-                    client.close()
+            clients = {id(c): c for connections in self._connections for c in connections.values()}
+            for client in clients.values():  # a shared client is closed once
+                client.close()
 
     def acknowledged(self) -> dict[str, Acknowledged]:
         """Every write whose success a writer saw, by key, with its value and time."""
