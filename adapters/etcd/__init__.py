@@ -291,7 +291,7 @@ class EtcdAdapter(Adapter):
             self._version = etcd_version(self.binary)
 
     def version(self) -> str:
-        configured = [*self.configured_flags()]
+        configured = self.configured_flags()
         flags = f", {' '.join(configured)}" if configured else ""
         return f"etcd {self._version} ({self.binary}, from {self.found_in}{flags})"
 

@@ -116,25 +116,21 @@ def wait_for_same_applied_index(
         nonlocal previous, unchanged_since
         statuses = running_statuses(members)
         indexes = [s.applied_index for s in statuses]
-        settled = (
-            len(statuses) == len(members)
-            and len(set(indexes)) == 1
-            and [s.applied_index for s in previous] == indexes
-        )
-        if len(statuses) != len(members) or [s.applied_index for s in previous] != indexes:
-            unchanged_since = time.monotonic()
+        unchanged = len(statuses) == len(members) and [s.applied_index for s in previous] == indexes
         previous = statuses
-        if settled:
+        if unchanged and len(set(indexes)) == 1:
             return Convergence(tuple(statuses))
+        if not unchanged:
+            unchanged_since = time.monotonic()
         if stalled_after is not None and time.monotonic() - unchanged_since >= stalled_after:
             raise ReplicasStalled(members, previous, timeout, stalled_after)
         return None
 
     try:
         return wait_for(probe, timeout=timeout, what="replicas at one applied index", interval=0.1)
-    except WaitTimeout as error:
-        if isinstance(error, ReplicasStalled):
-            raise
+    except ReplicasStalled:
+        raise
+    except WaitTimeout:
         raise ReplicasStalled(members, previous, timeout) from None
 
 
