@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -70,7 +70,7 @@ HARNESS_FLAGS = frozenset(
 )
 
 
-def snapshot_count_option(options: dict[str, str]) -> int:
+def snapshot_count_option(options: Mapping[str, str]) -> int:
     """The ``snapshot_count`` adapter option: a positive number of applied entries."""
     text = options.get("snapshot_count", str(DEFAULT_SNAPSHOT_COUNT))
     try:
@@ -86,7 +86,7 @@ def snapshot_count_option(options: dict[str, str]) -> int:
     return count
 
 
-def extra_flags_option(options: dict[str, str]) -> list[str]:
+def extra_flags_option(options: Mapping[str, str]) -> list[str]:
     """The ``extra_flags`` adapter option: more etcd flags, ``--name=value`` each, split
     like a shell would; the flags the harness sets itself are refused, not overridden."""
     flags = shlex.split(options.get("extra_flags", ""))
