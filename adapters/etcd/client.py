@@ -157,8 +157,11 @@ class EtcdClient(Client):
         """Role, term and leader from one snapshot of the member's Raft state (``raft.status``
         in ``/debug/vars``): the gRPC Status call reads the leader and the term at different
         moments (its term is that of the last applied entry), so a new leader can report the
-        previous term there. Digest and applied index from HashKV. Both answer without a
-        leader too: that is how a missing leader is seen."""
+        previous term there; the applied index is Raft's (``applied`` there too). The digest
+        is HashKV's hash at the member's latest revision, with that revision: a member that
+        skipped a transaction stands one revision behind at the same Raft index, so its
+        digest differs there (etcd-io/etcd#13766) rather than its index lagging. Both answer
+        without a leader too: that is how a missing leader is seen."""
         raft = self._raft_status(timeout)
         lead = int(str(raft.get("lead", "0")), 16)
         role = RAFT_ROLES.get(str(raft.get("raftState")), Role.UNKNOWN)
@@ -174,8 +177,8 @@ class EtcdClient(Client):
             term=int(raft["term"]),
             leader=self.names.get(lead) if lead else None,
             commit_index=int(raft["commit"]),
-            applied_index=digest.header.revision,
-            digest=f"{digest.hash:08x}",
+            applied_index=int(raft["applied"]),
+            digest=f"{digest.hash:08x}@{digest.header.revision}",
         )
 
     def _raft_status(self, timeout: float) -> dict[str, Any]:

@@ -100,7 +100,8 @@ def wait_for_same_applied_index(
     *,
     stalled_after: float | None = None,
 ) -> Convergence:
-    """Wait until every given node answers and all report one applied index, twice running.
+    """Wait until every given node answers and all report one applied index, twice running
+    with the same digests.
 
     Digests are then compared by the caller: a store whose replicas diverge reaches the
     same index with different digests, and that is the failure worth reporting.
@@ -116,7 +117,12 @@ def wait_for_same_applied_index(
         nonlocal previous, unchanged_since
         statuses = running_statuses(members)
         indexes = [s.applied_index for s in statuses]
-        unchanged = len(statuses) == len(members) and [s.applied_index for s in previous] == indexes
+        # Digests must hold still too: a store may report its applied index and its digest
+        # from two reads (etcd: Raft's index, then HashKV), and the state can trail the index.
+        seen = [(s.node, s.applied_index, s.digest) for s in statuses]
+        unchanged = len(statuses) == len(members) and [
+            (s.node, s.applied_index, s.digest) for s in previous
+        ] == seen
         previous = statuses
         if unchanged and len(set(indexes)) == 1:
             return Convergence(tuple(statuses))
