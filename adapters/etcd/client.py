@@ -37,6 +37,8 @@ RAFT_ROLES = {
 #: Marker keys that record applied request ids (see EtcdClient._write_once); no workload
 #: key starts with it.
 REQUEST_ID_PREFIX = "\x00pytest-consensus/request-id/"
+#: Keys per page of a scan: small enough for gRPC's 4 MiB message cap with short values.
+SCAN_PAGE = 20_000
 #: gRPC shares subchannels (and their reconnect backoff, up to 2 minutes by default) across
 #: channels to the same address: after a member restarts, every new client would wait out
 #: the backoff. Each client gets its own pool and a short backoff instead.
@@ -104,6 +106,20 @@ class EtcdClient(Client):
         )
         response = self._call(self._client.kvstub.Range, request, timeout)
         return response.kvs[0].value.decode() if response.kvs else None
+
+    def scan(self, prefix: str, *, timeout: float) -> dict[str, str]:
+        """A serializable range over the prefix, in pages (gRPC caps a message at 4 MiB)."""
+        items: dict[str, str] = {}
+        start, end = prefix.encode(), _prefix_end(prefix.encode())
+        while True:
+            request = etcdrpc.RangeRequest(
+                key=start, range_end=end, serializable=True, limit=SCAN_PAGE
+            )
+            response = self._call(self._client.kvstub.Range, request, timeout)
+            items.update((kv.key.decode(), kv.value.decode()) for kv in response.kvs)
+            if not response.more or not response.kvs:
+                return items
+            start = response.kvs[-1].key + b"\0"
 
     def delete(self, key: str, *, timeout: float, request_id: str | None = None) -> None:
         delete = etcdrpc.RequestOp(
@@ -191,6 +207,17 @@ class EtcdClient(Client):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key starting with ``prefix`` (etcd's range_end)."""
+    end = bytearray(prefix)
+    while end and end[-1] == 0xFF:
+        end.pop()
+    if not end:
+        return b"\0"  # every key
+    end[-1] += 1
+    return bytes(end)
 
 
 def member_names(client: EtcdClient) -> dict[int, str]:

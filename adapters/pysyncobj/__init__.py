@@ -58,6 +58,7 @@ class PySyncObjAdapter(Adapter):
             Capability.REQUEST_IDS,
             Capability.DIGEST,
             Capability.FSM,
+            Capability.SCAN,
         }
     )
     snapshot_entries: ClassVar[int | None] = SNAPSHOT_ENTRIES

@@ -77,9 +77,10 @@ INFO = {
         "leader",
         "digest",
         "request-ids",
+        "scan",
     ],
 }
-OPERATIONS = frozenset({"put", "get", "cas", "delete", "append"})
+OPERATIONS = frozenset({"put", "get", "cas", "delete", "append", "scan"})
 LEVELS = frozenset({"strong", "stale"})
 
 
@@ -179,11 +180,18 @@ class KVNode:
             raise OperationFailed("unsupported", f"no read level {command.get('level')!r}")
         if command.get("f") == "get" and command.get("level", "strong") == "stale":
             return self.read_local(command["key"])
+        if command.get("f") == "scan":  # this member's own state; never through the log
+            return self.scan_local(str(command.get("prefix", "")))
         return self.replicate(command, timeout)
 
     def read_local(self, key: str) -> dict[str, Any]:
         with self.consumer.lock:
             return {"value": self.consumer.fsm.data.get(key)}
+
+    def scan_local(self, prefix: str) -> dict[str, Any]:
+        with self.consumer.lock:
+            items = {k: v for k, v in self.consumer.fsm.data.items() if k.startswith(prefix)}
+        return {"items": items}
 
     def replicate(self, command: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send the command through the Raft log (strong reads too) and wait for its result."""

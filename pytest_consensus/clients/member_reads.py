@@ -4,7 +4,8 @@ A strong read is answered by whichever member serves it, so a write lost on one 
 never seen through another. After the cluster has settled (every member at one applied
 index), each member is asked for each acknowledged key at the ``stale`` level, which a
 member answers from its own state; a store without stale reads is asked for strong reads
-through each member (weaker: a member may forward them), and the result says so.
+through each member (weaker: a member may forward them), and the result says so. A store
+with ``scan`` is asked once per member for every key under the writes' prefix instead.
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def read_every_member(
     stale_reads: bool,
     timeout: float = 5.0,
     members: Sequence[Node] | None = None,
+    scan_prefix: str | None = None,
 ) -> MemberCheck:
-    """Read every acknowledged key on every running member, once they have settled."""
+    """Read every acknowledged key on every running member, once they have settled; with
+    ``scan_prefix`` (every acknowledged key starts with it) by one scan per member."""
     nodes = [n for n in (members if members is not None else cluster.nodes) if n.is_running()]
     stalled = None
     try:
@@ -82,13 +85,14 @@ def read_every_member(
         )
     except ReplicasStalled as error:  # a finding of its own; what each member holds still counts
         stalled = str(error)
-    level = ReadLevel.STALE if stale_reads else ReadLevel.STRONG
+    level = ReadLevel.STALE if stale_reads or scan_prefix is not None else ReadLevel.STRONG
+    if scan_prefix is not None and not all(k.startswith(scan_prefix) for k in acknowledged):
+        raise ValueError(f"every acknowledged key must start with {scan_prefix!r} to scan")
+    read = functools.partial(_missing_on, level=level, timeout=timeout, scan_prefix=scan_prefix)
     # Members are read side by side: each has its own client and process, and a check of
     # thousands of keys on three members is most of a power-cut test's time when serial.
     with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-        found = list(
-            pool.map(lambda node: _missing_on(cluster, node, acknowledged, level, timeout), nodes)
-        )
+        found = list(pool.map(lambda node: read(cluster, node, acknowledged), nodes))
     missing = [write for writes in found for write in writes]
     members_read = tuple(n.name for n in nodes)
     return MemberCheck(tuple(missing), members_read, level, len(acknowledged), stalled)
@@ -98,13 +102,27 @@ def _missing_on(
     cluster: Cluster,
     node: Node,
     acknowledged: Mapping[str, Acknowledged],
+    *,
     level: ReadLevel,
     timeout: float,
+    scan_prefix: str | None,
 ) -> list[MissingWrite]:
-    """The acknowledged writes ``node`` does not hold, read on it key by key."""
+    """The acknowledged writes ``node`` does not hold, read on it key by key or by a scan."""
     missing: list[MissingWrite] = []
     client = cluster.client(node)
     try:
+        if scan_prefix is not None:
+            held = wait_for(
+                lambda: (client.scan(scan_prefix, timeout=timeout * 6),),
+                timeout=READ_TIMEOUT,
+                what=f"{node.name} to answer a scan of {scan_prefix}",
+                ignore=(ConsensusError,),
+            )[0]
+            return [
+                MissingWrite(node.name, key, write.value, held.get(key), write.at)
+                for key, write in sorted(acknowledged.items())
+                if held.get(key) != write.value
+            ]
         for key, write in sorted(acknowledged.items()):
             read = wait_for(
                 functools.partial(_read, client, key, level, timeout),

@@ -108,6 +108,13 @@ class HttpStoreClient(Client):
         value = result.get("value")
         return None if value is None else str(value)
 
+    def scan(self, prefix: str, *, timeout: float) -> dict[str, str]:
+        result = self.operation({"f": "scan", "prefix": prefix, "level": "stale"}, timeout)
+        items = result.get("items")
+        if not isinstance(items, dict):
+            raise UnknownError(f"{self.node}: scan answered without an items object: {result}")
+        return {str(key): str(value) for key, value in items.items()}
+
     def append(
         self, key: str, value: str, *, timeout: float, request_id: str | None = None
     ) -> None:

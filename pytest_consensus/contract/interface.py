@@ -40,6 +40,8 @@ class Capability(str, enum.Enum):
     FSM = "fsm"
     MEMBERSHIP = "membership"
     REQUEST_IDS = "request-ids"
+    #: ``Client.scan``: every key under a prefix as the member asked holds it, in one call.
+    SCAN = "scan"
 
     @classmethod
     def parse(cls, name: str) -> Capability:
@@ -153,6 +155,13 @@ class Client(abc.ABC):
     ) -> bool:
         """Set ``key`` to ``new`` if it holds ``expected``; False when it did not match."""
         raise CapabilityMissing("cas")
+
+    def scan(self, prefix: str, *, timeout: float) -> dict[str, str]:
+        """Every key starting with ``prefix`` and its value, from this member's own state
+        (the ``stale`` level: no round to the leader) (capability ``scan``). The crash loop
+        checks each member's copy of tens of thousands of writes; key by key, that reading
+        would take longer than the loop."""
+        raise CapabilityMissing("scan")
 
     def close(self) -> None:  # noqa: B027 - optional hook with a do-nothing default
         """Release connections; the default holds none."""
@@ -276,6 +285,19 @@ class Adapter(abc.ABC):
         If a node fails to start, stop what was started and raise
         :class:`~pytest_consensus.contract.errors.NodeStartError` with its log.
         """
+
+    def with_frequent_snapshots(self) -> Adapter:
+        """This adapter with its store set to snapshot (compact its log) often: the crash
+        loop runs on it, since a member killed while it snapshots is where apply and
+        persist race. The default is the adapter unchanged; override it where the store
+        has such a setting, and leave a value the user chose alone."""
+        return self
+
+    def snapshot_setting(self) -> str:
+        """How often this adapter's nodes snapshot, in words, for the crash loop's report."""
+        if self.snapshot_entries is None:
+            return "snapshots as the store decides"
+        return f"a snapshot every {self.snapshot_entries} entries"
 
     def fsm_factory(self) -> Callable[[], StateMachine]:
         """Fresh state machines for white-box FSM tests (capability ``fsm``)."""
