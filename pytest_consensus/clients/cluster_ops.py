@@ -120,9 +120,10 @@ def wait_for_same_applied_index(
         # Digests must hold still too: a store may report its applied index and its digest
         # from two reads (etcd: Raft's index, then HashKV), and the state can trail the index.
         seen = [(s.node, s.applied_index, s.digest) for s in statuses]
-        unchanged = len(statuses) == len(members) and [
-            (s.node, s.applied_index, s.digest) for s in previous
-        ] == seen
+        unchanged = (
+            len(statuses) == len(members)
+            and [(s.node, s.applied_index, s.digest) for s in previous] == seen
+        )
         previous = statuses
         if unchanged and len(set(indexes)) == 1:
             return Convergence(tuple(statuses))

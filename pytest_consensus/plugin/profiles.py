@@ -36,6 +36,8 @@ class Profile:
     power_cuts: tuple[str, ...] = ()
     #: The damages done to a stopped member's data file.
     damages: tuple[str, ...] = ()
+    #: Seconds the crash loop kills and restarts members under load (a kill every 1-3 s).
+    crash_loop_seconds: float = 30.0
 
 
 ALL_POWER_CUTS = (
@@ -62,6 +64,7 @@ PROFILES = {
         restart_cycles=1,
         power_cuts=("whole-cluster", "one-while-another-is-cut-off"),
         damages=("flip",),
+        crash_loop_seconds=15.0,
     ),
     "default": Profile(
         "default",
@@ -77,6 +80,7 @@ PROFILES = {
         # others did not in any store so far, and cost a default run 15-30 s.
         power_cuts=("whole-cluster", "minority", "one-while-another-is-cut-off"),
         damages=("flip", "truncate"),
+        crash_loop_seconds=40.0,
     ),
     "thorough": Profile(
         "thorough",
@@ -90,6 +94,7 @@ PROFILES = {
         restart_cycles=4,
         power_cuts=ALL_POWER_CUTS,
         damages=ALL_DAMAGES,
+        crash_loop_seconds=500.0,
     ),
 }
 DEFAULT_PROFILE = "default"

@@ -26,6 +26,7 @@ MEASUREMENT_NAMES = {
     "stale_reads": "stale reads of a member cut off",
     "power_cut": "a power cut and what it exposed",
     "disk_damage": "a damaged data file and what the member did",
+    "crash_loop": "the crash loop: kills, load reached, what every member held",
 }
 MEASUREMENTS = tuple(MEASUREMENT_NAMES)
 
@@ -48,6 +49,17 @@ def describe_measurement(name: str, value: Any) -> str:
             f"{value['acknowledged']} in all; the disks lost {value['names_lost']} unsynced "
             f"name(s) and unsynced bytes of {value['files_lost']} file(s); "
             f"{value['missing']} acknowledged write(s) missing afterwards"
+        )
+    if name == "crash_loop":
+        missing = value["missing"]
+        held = "not read" if missing is None else f"{missing} acknowledged write(s) missing"
+        agree = {True: "; digests agree", False: "; digests differ", None: ""}[
+            value["digests_agree"]
+        ]
+        return (
+            f"crash loop: {value['kills']} SIGKILLs ({value['catching_up']} while catching up) "
+            f"in {value['seconds']} s under {value['acknowledged']} acknowledged writes "
+            f"({value['rate']}/s); {held} on a member{agree}"
         )
     if name == "disk_damage":
         return f"{value['damage']} on {value['node']}: the member {value['outcome']}"
