@@ -231,6 +231,33 @@ def test_the_suite_fails_a_broken_store_for_the_right_rule(
     result.stdout.fnmatch_lines([message, f"{rule}*FAIL*"])
 
 
+def test_a_store_that_skips_its_last_applied_entry_fails_the_crash_loop_on_both_rules(
+    pytester: pytest.Pytester,
+) -> None:
+    """A member that, restarted, skips the entry it applied last before the kill (etcd's
+    withdrawn 3.5.0-3.5.2 in small) is found by the crash loop: reading each member names
+    the one that lacks the write, and its digest differs at the common applied index."""
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=broken_stores.skips_last_applied_entry:Adapter",
+        "-k",
+        "crash_loop",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "* acknowledged writes missing on a member after the crash loop (* SIGKILLs *"
+            "n? lacks *acknowledged at * s, read None (kills around it: *n? killed at *",
+            "*members at one applied index hold different states after the crash loop*"
+            "n1: applied * digest *(history, kills and node logs: */failure-1)",
+            "consensus-safety*FAIL*",
+            "fsm-determinism*FAIL*",
+        ],
+        consecutive=False,
+    )
+
+
 def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) -> None:
     """The control: the unbroken backend passes what the broken ones fail, including under
     the fixed schedule they are run with."""
