@@ -183,6 +183,13 @@ class EtcdNode(ProcessNode):
         finally:
             client.close()
 
+    def quick_status(self, timeout: float) -> NodeStatus:
+        client = self.client()
+        try:
+            return client.status(timeout, digest=False)
+        finally:
+            client.close()
+
 
 def load_member_names(nodes: Sequence[Any], names: dict[int, str]) -> None:
     """Fill ``names`` (member id to name) once every member has joined."""

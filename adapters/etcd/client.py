@@ -169,7 +169,7 @@ class EtcdClient(Client):
         request = etcdrpc.TxnRequest(compare=[compare], success=[put], failure=[])
         return bool(self._call(self._client.kvstub.Txn, request, timeout).succeeded)
 
-    def status(self, timeout: float) -> NodeStatus:
+    def status(self, timeout: float, *, digest: bool = True) -> NodeStatus:
         """Role, term and leader from one snapshot of the member's Raft state (``raft.status``
         in ``/debug/vars``): the gRPC Status call reads the leader and the term at different
         moments (its term is that of the last applied entry), so a new leader can report the
@@ -177,16 +177,19 @@ class EtcdClient(Client):
         is HashKV's hash at the member's latest revision, with that revision: a member that
         skipped a transaction stands one revision behind at the same Raft index, so its
         digest differs there (etcd-io/etcd#13766) rather than its index lagging. Both answer
-        without a leader too: that is how a missing leader is seen."""
+        without a leader too: that is how a missing leader is seen. HashKV hashes every key,
+        seconds on a large keyspace: ``digest=False`` leaves it out."""
         raft = self._raft_status(timeout)
         lead = int(str(raft.get("lead", "0")), 16)
         role = RAFT_ROLES.get(str(raft.get("raftState")), Role.UNKNOWN)
-        digest = self._call(
-            self._client.maintenancestub.HashKV,
-            etcdrpc.HashKVRequest(revision=0),
-            timeout,
-            need_leader=False,
-        )
+        hashed = None
+        if digest:
+            hashed = self._call(
+                self._client.maintenancestub.HashKV,
+                etcdrpc.HashKVRequest(revision=0),
+                timeout,
+                need_leader=False,
+            )
         return NodeStatus(
             node=self.node,
             role=role,
@@ -194,7 +197,7 @@ class EtcdClient(Client):
             leader=self.names.get(lead) if lead else None,
             commit_index=int(raft["commit"]),
             applied_index=int(raft["applied"]),
-            digest=f"{digest.hash:08x}@{digest.header.revision}",
+            digest=None if hashed is None else f"{hashed.hash:08x}@{hashed.header.revision}",
         )
 
     def _raft_status(self, timeout: float) -> dict[str, Any]:

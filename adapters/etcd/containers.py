@@ -114,6 +114,13 @@ class ContainerEtcdNode(Node):
         finally:
             client.close()
 
+    def quick_status(self, timeout: float) -> NodeStatus:
+        client = self.client()
+        try:
+            return client.status(timeout, digest=False)
+        finally:
+            client.close()
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return str(self._docker.api.logs(self._id, tail=lines).decode(errors="replace"))

@@ -14,14 +14,16 @@ from pytest_consensus.contract.waiting import WaitTimeout, wait_for
 STATUS_TIMEOUT = 2.0
 
 
-def running_statuses(nodes: Sequence[Node]) -> list[NodeStatus]:
-    """Statuses of the nodes that answer now; silent or dead nodes are left out."""
+def running_statuses(nodes: Sequence[Node], *, digests: bool = False) -> list[NodeStatus]:
+    """Statuses of the nodes that answer now; silent or dead nodes are left out. Digests
+    only when asked (``Node.quick_status`` otherwise): they can be costly to compute."""
     statuses = []
     for node in nodes:
         if not node.is_running():
             continue
         try:
-            statuses.append(node.status(STATUS_TIMEOUT))
+            read = node.status if digests else node.quick_status
+            statuses.append(read(STATUS_TIMEOUT))
         except ConsensusError:
             continue
     return statuses
@@ -115,7 +117,7 @@ def wait_for_same_applied_index(
 
     def probe() -> Convergence | None:
         nonlocal previous, unchanged_since
-        statuses = running_statuses(members)
+        statuses = running_statuses(members, digests=True)
         indexes = [s.applied_index for s in statuses]
         # Digests must hold still too: a store may report its applied index and its digest
         # from two reads (etcd: Raft's index, then HashKV), and the state can trail the index.

@@ -207,6 +207,13 @@ class Node(abc.ABC):
     def status(self, timeout: float) -> NodeStatus:
         """Ask the node for its role, term, leader, indexes and digest."""
 
+    def quick_status(self, timeout: float) -> NodeStatus:
+        """The status without its costly parts (``digest`` may be None): what start-up polls
+        and leader waits read several times a second. A digest that hashes the whole state
+        (etcd's HashKV) takes seconds on a large store and slows the member it asks; only
+        the replica comparisons need it. The default is :meth:`status`."""
+        return self.status(timeout)
+
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the node's log, for error messages."""
         return ""

@@ -33,7 +33,7 @@ def wait_until_serving(node: Node, timeout: float = STARTUP_TIMEOUT) -> None:
         if not node.is_running():
             raise NodeStartError(node.name, "it exited", node.log_tail())
         try:
-            node.status(timeout=1.0)
+            node.quick_status(timeout=1.0)
             return
         except ConsensusError:
             pass
