@@ -30,7 +30,7 @@ from pytest_consensus.contract import Cluster, ReadLevel
 from pytest_consensus.contract.errors import ConsensusError, HarnessError, IndefiniteError
 from pytest_consensus.contract.http_protocol import TRANSPORT_GRACE
 from pytest_consensus.contract.waiting import WaitTimeout, wait_for
-from pytest_consensus.nemesis.faults import Fault, Nemesis, cut
+from pytest_consensus.nemesis.faults import MINORITY_SHAPES, Fault, Nemesis, cut
 from pytest_consensus.nemesis.workload import run_through_schedule
 from pytest_consensus.plugin.fixtures import ScheduleFactory
 from pytest_consensus.plugin.settings import Settings
@@ -59,6 +59,10 @@ KINDS = (*KINDS, "client-from-node", "lost-replies")
 #: In every schedule, whatever else is drawn: replies lost (so retries must be de-duplicated)
 #: and the leader cut off (so some node is without a majority and the leader changes).
 REQUIRED_KINDS = ("lost-replies", "isolate-leader")
+#: The shortest a partition that leaves a node without a majority lasts: past an attempt's
+#: timeout, the transport's grace and the slack (the longest an attempt may take) by 2 s, so
+#: a request held in the minority until the heal must show as an attempt that took too long.
+OUTLAST_TIMEOUT = POLICY.attempt_timeout + TRANSPORT_GRACE + HANG_SLACK + 2.0
 
 
 def tokens(value: str | None) -> list[str]:
@@ -80,7 +84,11 @@ class FaultedWorkload:
         self.cluster, self.history, self.nemesis, self.rng = cluster, history, nemesis, rng
         # A write whose answer is lost must not apply twice when retried, and the leader
         # must lose its majority inside the retry window: every schedule has both faults.
-        self.schedule = schedule(KINDS, required=REQUIRED_KINDS)
+        self.schedule = schedule(
+            KINDS,
+            required=REQUIRED_KINDS,
+            at_least={kind: OUTLAST_TIMEOUT for kind in MINORITY_SHAPES},
+        )
         self.clients = {node.name: cluster.client(node) for node in cluster.nodes}
         self.retrying = spread_clients(self.clients, history, POLICY, WORKERS, rng)
 

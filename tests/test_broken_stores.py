@@ -44,6 +44,13 @@ BROKEN_STORES = [
         id="minority-hangs",
     ),
     pytest.param(
+        "minority_holds_until_heal",
+        "set_of_unique",  # the generated schedule: its partitions outlast the timeout
+        "partition-retries",
+        "*on n* got no answer for *s from *s although the node was up and reachable*",
+        id="minority-holds-writes-until-the-heal",
+    ),
+    pytest.param(
         "retries_without_request_ids",
         "appends_through",  # the generated schedule, which always loses replies
         "partition-retries",

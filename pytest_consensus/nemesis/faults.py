@@ -14,7 +14,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ PARTITION_SHAPES = (
     "client-from-node",
     "one-way-to-leader",
 )
+#: Shapes that leave some node without a majority (on clusters they mean something on).
+MINORITY_SHAPES = ("isolate-leader", "random-halves", "majority-ring", "bridge")
 PROCESS_FAULTS = (
     "kill-one",
     "kill-minority",
@@ -130,11 +132,13 @@ def generate_schedule(
     fault_duration: tuple[float, float] = (1.5, 3.0),
     gap: tuple[float, float] = (0.5, 1.5),
     required: Sequence[str] = (),
+    at_least: Mapping[str, float] | None = None,
 ) -> Schedule:
     """A sequence of non-overlapping faults drawn from ``kinds`` with the given seed; each
     kind in ``required`` is in it at least once (at a position drawn from the seed), so a
     schedule has at least as many faults as required kinds. Shapes that mean nothing on
-    this many nodes (see :func:`meaningful_kinds`) are not drawn."""
+    this many nodes (see :func:`meaningful_kinds`) are not drawn. ``at_least`` gives kinds
+    a shortest duration of their own (a partition that must outlast a client's timeout)."""
     rng = random.Random(seed)
     schedule = Schedule(seed, list(nodes))
     choices = meaningful_kinds(kinds, len(nodes))
@@ -146,6 +150,8 @@ def generate_schedule(
     clock = rng.uniform(*gap)
     for kind in drawn:
         duration = round(rng.uniform(*fault_duration), 3)
+        if at_least and kind in at_least:
+            duration = round(at_least[kind] + duration - fault_duration[0], 3)
         targets = static_targets(kind, list(nodes), rng)
         schedule.faults.append(Fault(kind, round(clock, 3), duration, targets))
         clock += duration + rng.uniform(*gap)
