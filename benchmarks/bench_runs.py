@@ -61,6 +61,9 @@ BROKEN = [
     ("stale_reads_serve_uncommitted_entries:Adapter", "cut_off_serves", "read-levels", False),
     ("minority_holds_writes:Adapter", "cut_off_serves", "read-levels", False),
     ("term_and_vote_in_memory:Adapter", "keeps_the_terms", "consensus-safety", False),
+    # Issue 27: found only under real load, with every member read, or by a long partition.
+    ("skips_last_applied_entry:Adapter", "crash_loop", "consensus-safety", False),
+    ("minority_holds_until_heal:Adapter", "set_of_unique", "partition-retries", False),
 ]
 ISOLATE_LEADER = {
     "version": 1,
