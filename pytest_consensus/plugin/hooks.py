@@ -344,7 +344,8 @@ def describe_profile(settings: Settings) -> str:
     rounds = "" if profile.rounds == 1 else f", {profile.rounds} rounds of each"
     return (
         f"{profile.faults} faults per schedule{rounds}, {settings.search_examples} searched "
-        f"schedules, {profile.fsm_examples} state-machine logs"
+        f"schedules, {profile.fsm_examples} state-machine logs, a "
+        f"{profile.crash_loop_seconds:.0f} s crash loop"
     )
 
 
