@@ -318,7 +318,7 @@ def test_profiles_change_how_hard_the_suite_pushes(pytester: pytest.Pytester) ->
     thorough.stdout.fnmatch_lines(
         [
             "consensus profile: thorough (6 faults per schedule, 3 rounds of each, "
-            "10 searched schedules, 300 state-machine logs, a 500 s crash loop)",
+            "10 searched schedules, 300 state-machine logs, a 300 s crash loop)",
             "*every_kind_of_crash[[]pysyncobj-kill-all[]]*",
             "*every_kind_of_crash[[]pysyncobj-rolling-restart[]]*",
             "*test_appends_through_the_retry_policy*[[]pysyncobj-round3[]]*",

@@ -95,7 +95,7 @@ PROFILES = {
         restart_cycles=4,
         power_cuts=ALL_POWER_CUTS,
         damages=ALL_DAMAGES,
-        crash_loop_seconds=500.0,
+        crash_loop_seconds=300.0,
     ),
 }
 DEFAULT_PROFILE = "default"
