@@ -81,7 +81,7 @@ PROFILES = {
         # others did not in any store so far, and cost a default run 15-30 s.
         power_cuts=("whole-cluster", "minority", "one-while-another-is-cut-off"),
         damages=("flip", "truncate"),
-        crash_loop_seconds=40.0,
+        crash_loop_seconds=30.0,
     ),
     "thorough": Profile(
         "thorough",
