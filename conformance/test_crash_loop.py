@@ -83,12 +83,18 @@ class CrashLoopOutcome:
             "acknowledged": self.load.acknowledged,
             "rate": round(self.load.rate),
             "missing": len({m.key for m in self.check.missing}) if self.check else None,
-            "digests_agree": None if self.convergence is None else self.convergence_agrees,
+            "digests_agree": self.digests_agree(),
         }
 
-    @property
-    def convergence_agrees(self) -> bool:
-        return self.convergence is not None and self.convergence.digests_agree
+    def digests_agree(self) -> bool | None:
+        """Whether the members' digests agreed; None when they were not compared (no
+        convergence, or a member reported no digest: the fsm-determinism test says n/a)."""
+        if self.convergence is None:
+            return None
+        try:
+            return self.convergence.digests_agree
+        except CapabilityMissing:
+            return None
 
 
 def run_crash_loop(
