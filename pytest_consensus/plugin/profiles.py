@@ -1,9 +1,9 @@
 """Run profiles: how hard the suite pushes, traded against how long it takes.
 
 ``quick`` is for development (one backend in about two minutes), ``default`` certifies one
-backend in about three minutes on a 2-core machine, ``thorough`` runs longer schedules, more
-schedules per test and more searched examples, for nightly CI. The figures are measured
-in benchmarks/README.md.
+backend in under four minutes on a 2-core machine (a store that passes), ``thorough`` runs
+longer schedules, more schedules per test, more searched examples and a long crash loop,
+for nightly CI. The figures are measured in benchmarks/README.md.
 """
 
 from __future__ import annotations
