@@ -192,7 +192,7 @@ def writes_survive(
         faults = ", ".join(f"{f.kind}@{f.at:.1f}s" for f in nemesis.applied)
         problems = []
         if check.missing:
-            problems.append(f"{describe_missing(check)} under [{faults}]")
+            problems.append(describe_missing(check, f"under [{faults}]"))
         if check.stalled:
             problems.append(f"after [{faults}] {check.stalled}")
         if compare_digests and not check.stalled:
@@ -213,9 +213,9 @@ def writes_survive(
         return message
 
 
-def describe_missing(check: MemberCheck) -> str:
-    """How many acknowledged writes are missing, and which members lack which (the first
-    few keys each, with what the member read instead)."""
+def describe_missing(check: MemberCheck, when: str) -> str:
+    """How many acknowledged writes are missing ``when``, and which members lack which (the
+    first few keys each, with what the member read instead)."""
     lost = sorted({m.key for m in check.missing})
     per_member = "; ".join(
         f"{node} lacks {len(missing)}: " + ", ".join(m.describe() for m in missing[:5])
@@ -223,8 +223,8 @@ def describe_missing(check: MemberCheck) -> str:
         if (missing := check.missing_on(node))
     )
     return (
-        f"{len(lost)} of {check.keys} acknowledged writes lost, read on every member at the "
-        f"{check.level.value} level ({per_member})"
+        f"{len(lost)} of {check.keys} acknowledged writes lost {when}, read on every member "
+        f"at the {check.level.value} level ({per_member})"
     )
 
 
