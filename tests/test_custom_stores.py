@@ -44,9 +44,10 @@ def test_an_out_of_tree_store_is_certified_by_name_next_to_a_users_adapters_pack
         "--consensus-adapter=tinystore",
         "--consensus-profile=quick",
         "-k",
-        # tinystore is PySyncObj underneath, whose power-loss finding it shares
-        # (docs/adapters/pysyncobj.md); this test is about the out-of-tree adapter.
-        "not searched and not one_leader and not disk_faults",
+        # tinystore is PySyncObj underneath, whose power-loss finding it shares, and the
+        # crash loop finds PySyncObj's dropped log entries in it (examples/tinystore/README.md,
+        # docs/adapters/pysyncobj.md); this test is about the out-of-tree adapter.
+        "not searched and not one_leader and not disk_faults and not crash_loop",
         "-p",
         "no:cacheprovider",
         "-rs",
