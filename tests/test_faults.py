@@ -505,6 +505,9 @@ class ReportingNode:
     def status(self, timeout: float) -> object:
         return self._status
 
+    def quick_status(self, timeout: float) -> object:
+        return self._status
+
 
 def test_the_leader_observer_trusts_histories_and_flags_a_term_led_twice() -> None:
     from pytest_consensus.clients.cluster_ops import LeaderObserver
