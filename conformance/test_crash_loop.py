@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -56,7 +56,6 @@ SETTLE_TIMEOUT = 30.0
 class CrashLoopOutcome:
     """What one crash loop did and what reading every member afterwards found."""
 
-    adapter: str
     kills: tuple[Kill, ...]
     load: LoadFigures
     check: MemberCheck | None
@@ -96,6 +95,16 @@ class CrashLoopOutcome:
         except CapabilityMissing:
             return None
 
+    @property
+    def failed(self) -> bool:
+        """Whether either test fails on it (then its evidence is kept)."""
+        return bool(
+            self.restart_failed
+            or self.stalled
+            or (self.check is not None and self.check.missing)
+            or self.digests_agree() is False
+        )
+
 
 def run_crash_loop(
     adapter: Adapter, settings: Settings, hosts: HostProvider, evidence: EvidenceKeeper
@@ -127,30 +136,24 @@ def run_crash_loop(
                 stalled = check.stalled
             except WaitTimeout as error:
                 stalled = str(error)
-        kept = None
-        failed = (
-            restart_failed
-            or stalled
-            or (check is not None and check.missing)
-            or (convergence is not None and not _agrees(convergence))
-        )
-        if failed:
-            names = [node.name for node in cluster.nodes]
-            faults = [
-                Fault("kill-one", k.at, k.restarted_at - k.at, ((k.node,),)) for k in loop.kills
-            ]
-            kept = evidence.keep(history, Schedule(0, names, faults), allocation.hosts)
-        return CrashLoopOutcome(
-            adapter=adapter.name,
+        outcome = CrashLoopOutcome(
             kills=tuple(loop.kills),
             load=load.figures(),
             check=check,
             convergence=convergence,
             stalled=stalled,
             restart_failed=restart_failed,
-            evidence=kept,
+            evidence=None,
             snapshots=loop_adapter.snapshot_setting(),
         )
+        if outcome.failed:
+            names = [node.name for node in cluster.nodes]
+            faults = [
+                Fault("kill-one", k.at, k.restarted_at - k.at, ((k.node,),)) for k in loop.kills
+            ]
+            kept = evidence.keep(history, Schedule(0, names, faults), allocation.hosts)
+            outcome = replace(outcome, evidence=kept)
+        return outcome
 
 
 def _verify(
@@ -169,13 +172,6 @@ def _verify(
     if check.stalled is None and adapter.has(Capability.DIGEST):
         convergence = wait_for_same_applied_index(cluster, timeout=SETTLE_TIMEOUT)
     return check, convergence
-
-
-def _agrees(convergence: Convergence) -> bool:
-    try:
-        return convergence.digests_agree
-    except CapabilityMissing:
-        return True  # no digests to compare: the fsm-determinism test says n/a
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_consensus.adapters.etcd.client import EtcdClient, member_names
+from pytest_consensus.adapters.etcd.client import EtcdClient, member_names, status_once
 from pytest_consensus.contract import (
     Adapter,
     Capability,
@@ -177,18 +177,10 @@ class EtcdNode(ProcessNode):
         return EtcdClient(self.name, self.host.address, CLIENT_PORT, self.names)
 
     def status(self, timeout: float) -> NodeStatus:
-        client = self.client()
-        try:
-            return client.status(timeout)
-        finally:
-            client.close()
+        return status_once(self.client(), timeout)
 
     def quick_status(self, timeout: float) -> NodeStatus:
-        client = self.client()
-        try:
-            return client.status(timeout, digest=False)
-        finally:
-            client.close()
+        return status_once(self.client(), timeout, digest=False)
 
 
 def load_member_names(nodes: Sequence[Any], names: dict[int, str]) -> None:

@@ -212,6 +212,14 @@ class EtcdClient(Client):
         self._client.close()
 
 
+def status_once(client: EtcdClient, timeout: float, *, digest: bool = True) -> NodeStatus:
+    """A member's status through a client made for this one call, closed after it."""
+    try:
+        return client.status(timeout, digest=digest)
+    finally:
+        client.close()
+
+
 def _prefix_end(prefix: bytes) -> bytes:
     """The first key after every key starting with ``prefix`` (etcd's range_end)."""
     end = bytearray(prefix)

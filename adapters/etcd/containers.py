@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_consensus.adapters.etcd.client import EtcdClient
+from pytest_consensus.adapters.etcd.client import EtcdClient, status_once
 from pytest_consensus.contract import HostSpec, Node, NodeStatus
 from pytest_consensus.contract.errors import HarnessError, NodeStartError
 from pytest_consensus.contract.process_cluster import wait_until_serving
@@ -108,18 +108,10 @@ class ContainerEtcdNode(Node):
         return bool(self._docker.api.inspect_container(self._id)["State"]["Running"])
 
     def status(self, timeout: float) -> NodeStatus:
-        client = self.client()
-        try:
-            return client.status(timeout)
-        finally:
-            client.close()
+        return status_once(self.client(), timeout)
 
     def quick_status(self, timeout: float) -> NodeStatus:
-        client = self.client()
-        try:
-            return client.status(timeout, digest=False)
-        finally:
-            client.close()
+        return status_once(self.client(), timeout, digest=False)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

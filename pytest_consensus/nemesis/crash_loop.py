@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pytest_consensus.clients import stopping
@@ -62,15 +61,11 @@ class CrashLoop:
         history: History,
         plan: CrashLoopPlan,
         rng: random.Random,
-        *,
-        between_kills: Callable[[], None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.history = history
         self.plan = plan
         self.rng = rng
-        #: Called once per kill step after the restart (a periodic check hooks in here).
-        self.between_kills = between_kills
         self.kills: list[Kill] = []
 
     def _victim(self, last: Node | None) -> tuple[Node, bool]:
@@ -100,8 +95,6 @@ class CrashLoop:
             victim.start()
             self.kills.append(Kill(victim.name, killed_at, restarted_at, catching_up))
             last = victim
-            if self.between_kills is not None:
-                self.between_kills()
             time.sleep(max(0.0, gap - (time.monotonic() - step_began)))
         return self.kills
 
