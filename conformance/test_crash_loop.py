@@ -7,7 +7,9 @@ adapter can. Then the writes stop, the members settle, and each member's own sta
 - consensus-safety: every acknowledged write is on every member. A member missing one is
   named, with the key, when it was acknowledged and the kills around it.
 - fsm-determinism: members at one applied index hold one state (equal digests). A member
-  that skipped an entry it had applied stands at the same index with another state.
+  that skipped an entry it had applied stands at the same index with another state. Where
+  the store can digest a past point (capability ``digest-at``), the members that answer are
+  also compared every few seconds while the loop runs (pytest_consensus.clients.digest_watch).
 
 The loop runs once per adapter (a session fixture); both tests read its outcome.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from pytest_consensus.clients.cluster_ops import (
     wait_for_leader,
     wait_for_same_applied_index,
 )
+from pytest_consensus.clients.digest_watch import DigestWatch, WatchFigures
 from pytest_consensus.clients.history import History
 from pytest_consensus.clients.load import LoadFigures, WriteLoad
 from pytest_consensus.clients.member_reads import MemberCheck, read_every_member
@@ -66,12 +70,15 @@ class CrashLoopOutcome:
     restart_failed: str | None
     evidence: Path | None
     snapshots: str
+    #: The comparisons made while the loop ran (None: the store cannot digest a past point).
+    watch: WatchFigures | None = None
 
     def describe_loop(self) -> str:
         catching_up = sum(k.catching_up for k in self.kills)
+        watched = f"; {self.watch.describe()} while it ran" if self.watch else ""
         return (
             f"{len(self.kills)} SIGKILLs ({catching_up} of a member still catching up) under "
-            f"{self.load.describe()}; {self.snapshots}"
+            f"{self.load.describe()}; {self.snapshots}{watched}"
         )
 
     def figures(self) -> dict[str, object]:
@@ -83,6 +90,8 @@ class CrashLoopOutcome:
             "rate": round(self.load.rate),
             "missing": len({m.key for m in self.check.missing}) if self.check else None,
             "digests_agree": self.digests_agree(),
+            "compared_while_running": self.watch.compared if self.watch else None,
+            "diverged_while_running": len(self.watch.divergences) if self.watch else None,
         }
 
     def digests_agree(self) -> bool | None:
@@ -103,6 +112,7 @@ class CrashLoopOutcome:
             or self.stalled
             or (self.check is not None and self.check.missing)
             or self.digests_agree() is False
+            or bool(self.watch and self.watch.divergences)
         )
 
 
@@ -120,9 +130,13 @@ def run_crash_loop(
             cluster, history, workers=WRITERS, seed=rng.randrange(2**32), policy=WRITE_POLICY
         )
         loop = CrashLoop(cluster, history, plan, rng)
+        watch = DigestWatch(cluster, history) if adapter.has(Capability.DIGEST_AT) else None
         restart_failed = stalled = None
         check = convergence = None
-        with load.running():
+        with ExitStack() as running:
+            running.enter_context(load.running())
+            if watch is not None:
+                running.enter_context(watch.running())
             try:  # the factory waited for a leader
                 time.sleep(WARM_UP)
                 loop.run()
@@ -145,6 +159,7 @@ def run_crash_loop(
             restart_failed=restart_failed,
             evidence=None,
             snapshots=loop_adapter.snapshot_setting(),
+            watch=watch.figures if watch else None,
         )
         if outcome.failed:
             names = [node.name for node in cluster.nodes]
@@ -258,6 +273,16 @@ def test_members_at_one_applied_index_agree_after_a_crash_loop(
     """After the crash loop the members reach one applied index with one digest: a member
     that lost or skipped an applied entry in a restart holds another state there."""
     outcome = crash_loop_outcome  # its figures are recorded once, by the other test
+    if outcome.watch and outcome.watch.divergences:
+        first = outcome.watch.divergences[0]
+        around = kills_around(list(outcome.kills), first.at, before=10.0, after=0.0)
+        kills = "; ".join(k.describe() for k in around) or "no kill in the 10 s before"
+        pytest.fail(
+            f"members diverged while the crash loop ran ({outcome.describe_loop()}): "
+            f"{first.describe()} (kills before it: {kills}); a member that skipped or lost "
+            f"an entry it had applied, in a restart, is the likely cause{_evidence(outcome)}",
+            pytrace=False,
+        )
     if outcome.convergence is None:
         reason = outcome.restart_failed or outcome.stalled or "the members were not compared"
         pytest.skip(

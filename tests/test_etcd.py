@@ -16,13 +16,17 @@ from pytest_consensus.adapters.etcd import (
 )
 from pytest_consensus.adapters.etcd.client import map_grpc_error
 from pytest_consensus.contract import HostSpec
+from pytest_consensus.clients.cluster_ops import wait_for_leader
 from pytest_consensus.contract.errors import (
     ConnectionLost,
+    ConsensusError,
     HarnessError,
     Rejected,
     Timeout,
     Unavailable,
 )
+from pytest_consensus.contract.waiting import wait_for
+from pytest_consensus.hosts.netns import NamespaceNetwork
 
 pytestmark = pytest.mark.usefixtures("tests_on_path")
 
@@ -201,3 +205,33 @@ def test_the_suite_certifies_etcd(pytester: pytest.Pytester, etcd_installed: Non
             "*n/a: adapter etcd lacks capability append*",
         ]
     )
+
+
+def test_every_member_digests_one_revision_alike_and_the_next_one_differently(
+    tmp_path: Path, etcd_installed: None, needs_network_faults: None
+) -> None:
+    """digest-at on real etcd: HashKV at one revision is equal on every member, and differs
+    between revisions, so the crash loop's watch compares like with like."""
+    network = NamespaceNetwork(tmp_path)
+    try:
+        with EtcdAdapter().start_cluster(network.allocate(3).hosts) as cluster:
+            leader, _ = wait_for_leader(cluster)
+            client = cluster.client(leader)
+            for number in range(20):
+                client.put(f"k{number}", f"v{number}", timeout=5)
+            point = leader.digest_point(5)
+            client.put("after", "the point", timeout=5)
+
+            def every_member_has_it() -> bool:
+                return all(node.digest_point(5) > point for node in cluster.nodes)
+
+            wait_for(every_member_has_it, timeout=30, what="the write", ignore=(ConsensusError,))
+            at_point = {node.name: node.digest_at(point, 5) for node in cluster.nodes}
+            later = {node.name: node.digest_at(point + 1, 5) for node in cluster.nodes}
+    finally:
+        network.close()
+    assert {d.point for d in at_point.values()} == {point}
+    assert len({d.digest for d in at_point.values()}) == 1, at_point
+    assert len({d.digest for d in later.values()}) == 1, later
+    assert next(iter(at_point.values())).digest != next(iter(later.values())).digest
+    assert len({d.basis for d in at_point.values()}) == 1  # none compacted

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_consensus.adapters.etcd.client import EtcdClient, member_names, status_once
+from pytest_consensus.adapters.etcd.client import EtcdClient, EtcdMemberStatus, member_names
 from pytest_consensus.contract import (
     Adapter,
     Capability,
@@ -28,7 +28,6 @@ from pytest_consensus.contract import (
     Cluster,
     HostSpec,
     Node,
-    NodeStatus,
 )
 from pytest_consensus.contract.binaries import named_binary
 from pytest_consensus.contract.errors import ConsensusError, HarnessError
@@ -166,7 +165,7 @@ def supports_pre_vote(version: str) -> bool:
     return (major, minor) >= (3, 4)
 
 
-class EtcdNode(ProcessNode):
+class EtcdNode(EtcdMemberStatus, ProcessNode):
     """A member as a local process; status and clients through etcd3."""
 
     def __init__(self, host: HostSpec, process: NodeProcess, names: dict[int, str]) -> None:
@@ -175,12 +174,6 @@ class EtcdNode(ProcessNode):
 
     def client(self) -> EtcdClient:
         return EtcdClient(self.name, self.host.address, CLIENT_PORT, self.names)
-
-    def status(self, timeout: float) -> NodeStatus:
-        return status_once(self.client(), timeout)
-
-    def quick_status(self, timeout: float) -> NodeStatus:
-        return status_once(self.client(), timeout, digest=False)
 
 
 def load_member_names(nodes: Sequence[Any], names: dict[int, str]) -> None:
@@ -275,6 +268,7 @@ class EtcdAdapter(Adapter):
             Capability.LEADER,
             Capability.REQUEST_IDS,
             Capability.DIGEST,
+            Capability.DIGEST_AT,
             Capability.SCAN,
         }
     )

@@ -14,7 +14,7 @@ import etcd3
 import grpc
 from etcd3 import etcdrpc
 
-from pytest_consensus.contract import Client, NodeStatus, ReadLevel, Role
+from pytest_consensus.contract import Client, NodeStatus, PointDigest, ReadLevel, Role
 from pytest_consensus.contract.errors import (
     ConnectionLost,
     ConsensusError,
@@ -200,6 +200,32 @@ class EtcdClient(Client):
             digest=None if hashed is None else f"{hashed.hash:08x}@{hashed.header.revision}",
         )
 
+    def revision(self, timeout: float) -> int:
+        """The member's current MVCC revision (from Status, which hashes nothing)."""
+        response = self._call(
+            self._client.maintenancestub.Status,
+            etcdrpc.StatusRequest(),
+            timeout,
+            need_leader=False,
+        )
+        return int(response.header.revision)
+
+    def hash_at(self, revision: int, timeout: float) -> PointDigest:
+        """HashKV at ``revision``: the hash of every key version up to it, which is what
+        etcd's own corruption check compares between members. Compaction drops versions
+        from it, so the compacted revision is the digest's basis."""
+        hashed = self._call(
+            self._client.maintenancestub.HashKV,
+            etcdrpc.HashKVRequest(revision=revision),
+            timeout,
+            need_leader=False,
+        )
+        return PointDigest(
+            point=revision,
+            digest=f"{hashed.hash:08x}",
+            basis=f"compacted to {hashed.compact_revision}",
+        )
+
     def _raft_status(self, timeout: float) -> dict[str, Any]:
         url = f"http://{self.host}:{self.port}/debug/vars"
         try:
@@ -211,13 +237,35 @@ class EtcdClient(Client):
     def close(self) -> None:
         self._client.close()
 
+    def __enter__(self) -> EtcdClient:
+        return self
 
-def status_once(client: EtcdClient, timeout: float, *, digest: bool = True) -> NodeStatus:
-    """A member's status through a client made for this one call, closed after it."""
-    try:
-        return client.status(timeout, digest=digest)
-    finally:
-        client.close()
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class EtcdMemberStatus:
+    """Status and digests for both node kinds (process, container): each call opens a
+    client to the member and closes it after."""
+
+    def client(self) -> EtcdClient:
+        raise NotImplementedError
+
+    def status(self, timeout: float) -> NodeStatus:
+        with self.client() as client:
+            return client.status(timeout)
+
+    def quick_status(self, timeout: float) -> NodeStatus:
+        with self.client() as client:
+            return client.status(timeout, digest=False)
+
+    def digest_point(self, timeout: float) -> int:
+        with self.client() as client:
+            return client.revision(timeout)
+
+    def digest_at(self, point: int, timeout: float) -> PointDigest:
+        with self.client() as client:
+            return client.hash_at(point, timeout)
 
 
 def _prefix_end(prefix: bytes) -> bytes:

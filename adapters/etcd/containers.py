@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_consensus.adapters.etcd.client import EtcdClient, status_once
-from pytest_consensus.contract import HostSpec, Node, NodeStatus
+from pytest_consensus.adapters.etcd.client import EtcdClient, EtcdMemberStatus
+from pytest_consensus.contract import HostSpec, Node
 from pytest_consensus.contract.errors import HarnessError, NodeStartError
 from pytest_consensus.contract.process_cluster import wait_until_serving
 from pytest_consensus.hosts.docker import LABEL
@@ -40,7 +40,7 @@ def ensure_image(docker_client: Any, image: str) -> None:
         ) from error
 
 
-class ContainerEtcdNode(Node):
+class ContainerEtcdNode(EtcdMemberStatus, Node):
     """A member that is one container with a fixed address on the run's network."""
 
     def __init__(
@@ -106,12 +106,6 @@ class ContainerEtcdNode(Node):
 
     def is_running(self) -> bool:
         return bool(self._docker.api.inspect_container(self._id)["State"]["Running"])
-
-    def status(self, timeout: float) -> NodeStatus:
-        return status_once(self.client(), timeout)
-
-    def quick_status(self, timeout: float) -> NodeStatus:
-        return status_once(self.client(), timeout, digest=False)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -42,6 +42,10 @@ class Capability(str, enum.Enum):
     REQUEST_IDS = "request-ids"
     #: ``Client.scan``: every key under a prefix as the member asked holds it, in one call.
     SCAN = "scan"
+    #: ``Node.digest_point`` / ``Node.digest_at``: a digest of the state as it stood at an
+    #: earlier point every member shares (etcd: HashKV at a revision), so members can be
+    #: compared while writes stream in and faults run.
+    DIGEST_AT = "digest-at"
 
     @classmethod
     def parse(cls, name: str) -> Capability:
@@ -85,6 +89,19 @@ class NodeStatus:
     #: start-up, or one the leader sent it); None where the store does not say. Failure
     #: messages use it to name the likely cause of a divergence.
     restores: int | None = None
+
+
+@dataclass(frozen=True)
+class PointDigest:
+    """A member's digest of its state as it stood at ``point`` of its history.
+
+    Two members' digests at one point must be equal; ``basis`` names what else the digest
+    depends on, and only digests with the same basis are compared (etcd: the revision the
+    member compacted to, since HashKV leaves out what compaction removed)."""
+
+    point: int
+    digest: str
+    basis: str = ""
 
 
 @dataclass(frozen=True)
@@ -213,6 +230,18 @@ class Node(abc.ABC):
         (etcd's HashKV) takes seconds on a large store and slows the member it asks; only
         the replica comparisons need it. The default is :meth:`status`."""
         return self.status(timeout)
+
+    def digest_point(self, timeout: float) -> int:
+        """The latest point of this member's history it can digest (capability
+        ``digest-at``; etcd: its current revision). Points are the same for every member:
+        point P on one member and point P on another must describe the same state."""
+        raise CapabilityMissing("digest-at")
+
+    def digest_at(self, point: int, timeout: float) -> PointDigest:
+        """A digest of the state as it stood at ``point`` (capability ``digest-at``). Raise
+        a :mod:`~pytest_consensus.contract.errors` error where the member cannot (the point
+        is compacted away or not reached yet): that member is left out of the comparison."""
+        raise CapabilityMissing("digest-at")
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the node's log, for error messages."""
