@@ -56,6 +56,12 @@ def describe_measurement(name: str, value: Any) -> str:
         agree = {True: "; digests agree", False: "; digests differ", None: ""}[
             value["digests_agree"]
         ]
+        compared = value.get("compared_while_running")
+        if compared is not None:
+            diverged = value.get("diverged_while_running") or 0
+            agree += f"; compared {compared} times while it ran" + (
+                f", {diverged} divergence(s)" if diverged else ""
+            )
         return (
             f"crash loop: {value['kills']} SIGKILLs ({value['catching_up']} while catching up) "
             f"in {value['seconds']} s under {value['acknowledged']} acknowledged writes "
