@@ -183,6 +183,29 @@ def test_operations_at_both_read_levels(cluster: Cluster) -> None:
     assert two.get("key with spaces", timeout=5.0) == "odd"
 
 
+def test_a_scan_reads_every_key_under_the_prefix_from_the_members_own_replica(
+    cluster: Cluster,
+) -> None:
+    """Batched direct gets over more keys than one batch: the last value of each key, none
+    that was deleted, none outside the prefix, and encoded keys decoded."""
+    client = cluster.client(cluster.nodes[0])
+    for number in range(2300):
+        client.put(f"w0-{number}", f"v{number}", timeout=5.0)
+    client.put("w0-7", "rewritten", timeout=5.0)
+    client.delete("w0-8", timeout=5.0)
+    client.put("w odd key", "encoded", timeout=5.0)
+    client.put("other", "outside", timeout=5.0)
+    expected = {f"w0-{n}": f"v{n}" for n in range(2300) if n != 8}
+    expected.update({"w0-7": "rewritten", "w odd key": "encoded"})
+    for node in cluster.nodes:
+        member = cluster.client(node)
+        wait_for(
+            lambda member=member: member.scan("w", timeout=30.0) == expected,  # type: ignore[misc]
+            timeout=20.0,
+            what=f"{node.name}'s scan to hold every write",
+        )
+
+
 def test_a_request_id_applies_a_write_once(cluster: Cluster) -> None:
     """JetStream's de-duplication: a retried append or cas with the same id, even through
     another server, is acknowledged without being applied again."""

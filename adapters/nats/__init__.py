@@ -33,7 +33,12 @@ from pytest_consensus.contract import (
     Role,
 )
 from pytest_consensus.contract.binaries import is_executable, named_binary
-from pytest_consensus.contract.errors import ClusterSetupError, HarnessError, UnknownError
+from pytest_consensus.contract.errors import (
+    ClusterSetupError,
+    ConsensusError,
+    HarnessError,
+    UnknownError,
+)
 from pytest_consensus.contract.event_loop import EventLoopThread
 from pytest_consensus.contract.monitoring import read_json
 from pytest_consensus.contract.process import NodeProcess
@@ -222,6 +227,10 @@ def create_bucket(cluster: ProcessCluster) -> None:
     client = NatsKvClient(nodes[0].name, nodes[0].url, BUCKET, cluster.loop)
     deadline = time.monotonic() + BUCKET_TIMEOUT
     last_error: BaseException | None = None
+    # A request sent before the meta group has a leader goes unanswered until the client's
+    # own timeout (5 s), so ask the monitoring endpoints first (a leader comes in about 0.3 s).
+    while time.monotonic() < deadline and not any(_meta_leader(node) for node in nodes):
+        time.sleep(0.05)
     try:
         while time.monotonic() < deadline:
             try:
@@ -237,6 +246,16 @@ def create_bucket(cluster: ProcessCluster) -> None:
         f"{BUCKET_TIMEOUT} s (JetStream must first elect a meta leader): last error: "
         f"{last_error!r}; the servers' logs say why"
     )
+
+
+def _meta_leader(node: NatsNode) -> str | None:
+    """The JetStream meta group's leader as ``node`` sees it (``/jsz``), or None."""
+    try:
+        meta = _monitor(node.host, "/jsz", 1.0).get("meta_cluster") or {}
+    except ConsensusError:
+        return None
+    leader = meta.get("leader")
+    return str(leader) if leader else None
 
 
 async def _create(client: NatsKvClient, replicas: int) -> str:
@@ -272,6 +291,7 @@ class NatsAdapter(Adapter):
             Capability.RESTART,
             Capability.LEADER,
             Capability.REQUEST_IDS,
+            Capability.SCAN,
         }
     )
     ports: ClassVar[tuple[int, ...]] = (CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -53,6 +54,16 @@ VALID_KEY = re.compile(r"[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*")
 ENCODED_PREFIX = "_."
 #: How many times a read-modify-write (cas, append) re-reads after losing a race.
 RMW_ATTEMPTS = 50
+#: Messages asked for in one batched direct get of a scan.
+SCAN_BATCH = 1000
+
+
+def workload_key(bucket_key: str) -> str:
+    """The workload key a bucket key stands for (the inverse of :func:`nats_key`)."""
+    if not bucket_key.startswith(ENCODED_PREFIX):
+        return bucket_key
+    encoded = bucket_key[len(ENCODED_PREFIX) :]
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
 
 
 def nats_key(key: str) -> str:
@@ -206,6 +217,49 @@ class NatsKvClient(Client):
 
             return self._run(leader, timeout)
         return self._run(lambda: self._verified_get(key, timeout), timeout)
+
+    def scan(self, prefix: str, *, timeout: float) -> dict[str, str]:
+        """Every key under ``prefix`` with its value, from batched direct gets (JetStream's
+        ``next_by_subj`` with ``batch``): like a ``stale`` get, answered by a replica of
+        the stream, the one on this client's server where it holds one (NATS prefers a
+        local queue subscriber). The bucket keeps one message per key, so the stream read
+        in sequence order, from the start, is the bucket's last value of every key."""
+        return self._run(lambda: self._scan(prefix, timeout), timeout)
+
+    async def _scan(self, prefix: str, timeout: float) -> dict[str, str]:
+        connection = self._connection
+        assert connection is not None  # _run connected first
+        inbox = connection.new_inbox()
+        replies = await connection.subscribe(inbox)
+        items: dict[str, str] = {}
+        subjects = f"$KV.{self.bucket}."
+        sequence = 1
+        try:
+            while True:
+                request = {"seq": sequence, "next_by_subj": f"{subjects}>", "batch": SCAN_BATCH}
+                await connection.publish(
+                    f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(request).encode(), reply=inbox
+                )
+                while True:
+                    message = await replies.next_msg(timeout=timeout)
+                    headers = message.headers or {}
+                    status = headers.get("Status")
+                    if status == "404":  # nothing at or after ``sequence``
+                        return items
+                    if status is not None:  # "204": the end of this batch
+                        if headers.get("Nats-Num-Pending", "0") == "0":
+                            return items
+                        break
+                    key = workload_key(headers["Nats-Subject"][len(subjects) :])
+                    sequence = int(headers["Nats-Sequence"]) + 1
+                    if not key.startswith(prefix):
+                        continue
+                    if headers.get(KV_OPERATION) in ("DEL", "PURGE"):
+                        items.pop(key, None)
+                    else:
+                        items[key] = message.data.decode()
+        finally:
+            await replies.unsubscribe()
 
     async def _verified_get(self, key: str, timeout: float) -> str | None:
         """The leader's answer, confirmed by rewriting it conditionally on its sequence: a
