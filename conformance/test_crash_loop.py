@@ -230,14 +230,19 @@ def test_every_member_keeps_every_acknowledged_write_through_a_crash_loop(
             f"majority was up all along, so the store stopped serving{_evidence(outcome)}",
             pytrace=False,
         )
+    if outcome.check is not None and outcome.check.missing:
+        # Members that never settled were read all the same: what each lacks comes first.
+        stalled = f"; the members did not settle: {outcome.stalled}" if outcome.stalled else ""
+        pytest.fail(
+            _describe_missing(outcome, outcome.check) + stalled + _evidence(outcome),
+            pytrace=False,
+        )
     if outcome.check is None or outcome.stalled:
         pytest.fail(
             f"after the crash loop ({outcome.describe_loop()}) the members did not settle: "
             f"{outcome.stalled}{_evidence(outcome)}",
             pytrace=False,
         )
-    if outcome.check.missing:
-        pytest.fail(_describe_missing(outcome, outcome.check) + _evidence(outcome), pytrace=False)
 
 
 def _describe_missing(outcome: CrashLoopOutcome, check: MemberCheck) -> str:
