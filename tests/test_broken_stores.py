@@ -257,7 +257,7 @@ def test_a_store_that_skips_its_last_applied_entry_fails_the_crash_loop_on_both_
             "* acknowledged writes missing on a member after the crash loop (* SIGKILLs *"
             "n? lacks *acknowledged at * s, read None (kills around it: *n? killed at *",
             "*members at one applied index hold different states after the crash loop*"
-            "n1: applied * digest *(history, kills and node logs: */failure-1)",
+            "n?: applied * digest *(history, kills and node logs: */failure-1)",
             "consensus-safety*FAIL*",
             "fsm-determinism*FAIL*",
         ],
