@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -144,6 +145,18 @@ func (f *kvFSM) Get(key string) (string, bool) {
 	defer f.mu.Unlock()
 	value, found := f.data[key]
 	return value, found
+}
+
+func (f *kvFSM) Scan(prefix string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	items := map[string]string{}
+	for key, value := range f.data {
+		if strings.HasPrefix(key, prefix) {
+			items[key] = value
+		}
+	}
+	return items
 }
 
 // Digest hashes the keys and values in key order: equal exactly on equal states.

@@ -85,6 +85,7 @@ func main() {
 		Names: names,
 		Capabilities: []string{
 			"strong", "stale", "cas", "delete", "append", "leader", "digest", "request-ids",
+			"scan",
 		},
 	}
 	fmt.Fprintf(os.Stderr, "kvstore %s: raft %s, api %s, restore %s\n", *name, *raftAddress, *apiAddress, *restore)

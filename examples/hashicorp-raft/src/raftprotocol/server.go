@@ -37,6 +37,8 @@ type Result struct {
 // state and a hash of it (equal exactly when the states are equal).
 type Store interface {
 	Get(key string) (value string, found bool)
+	// Scan returns every key starting with prefix and its value, from this node's state.
+	Scan(prefix string) map[string]string
 	Digest() string
 }
 
@@ -57,6 +59,7 @@ type request struct {
 	Expected  *string  `json:"expected"`
 	RequestID *string  `json:"request_id"`
 	Level     *string  `json:"level"`
+	Prefix    string   `json:"prefix"`
 	Timeout   *float64 `json:"timeout"`
 }
 
@@ -115,6 +118,9 @@ func (s *Server) operation(req request) (map[string]interface{}, *failure) {
 			return map[string]interface{}{"value": value}, nil
 		}
 		return map[string]interface{}{"value": nil}, nil
+	case "scan":
+		// Local, like a stale get: each member's own copy, never through the log.
+		return map[string]interface{}{"items": s.Store.Scan(req.Prefix)}, nil
 	case "put", "append", "delete", "cas":
 		command := Command{F: req.F, Key: req.Key, Expected: req.Expected, RequestID: req.RequestID}
 		if req.Value != nil {
