@@ -97,3 +97,15 @@ def start_inner_run(
 
     wait_for(marker.exists, timeout=60, what=what)
     return process
+
+
+def what_failed(output: str, limit: int = 8000) -> str:
+    """An inner run's failure messages and its verdict table, for an assertion's message:
+    the last few thousand characters of a run are its tables, and the message of the test
+    that failed (the store's evidence, or the harness's error) comes well before them."""
+    start = output.find("= FAILURES =")
+    errors = output.find("= ERRORS =")
+    first = min((i for i in (start, errors) if i >= 0), default=-1)
+    if first < 0:
+        return output[-limit:]
+    return output[first : first + limit // 2] + "\n...\n" + output[-limit // 2 :]

@@ -15,8 +15,8 @@ from pytest_consensus.adapters.etcd import (
     supports_pre_vote,
 )
 from pytest_consensus.adapters.etcd.client import map_grpc_error
-from pytest_consensus.contract import HostSpec
 from pytest_consensus.clients.cluster_ops import wait_for_leader
+from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.errors import (
     ConnectionLost,
     ConsensusError,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import what_failed
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hashicorp-raft"
 RULES = ("consensus-safety", "fsm-determinism", "leader-gating", "partition-retries", "read-levels")
 
@@ -54,7 +56,7 @@ def test_the_hashicorp_raft_store_passes_every_rule(
         "-rs",
     )
     output = result.stdout.str()
-    assert result.ret == pytest.ExitCode.OK, output[-4000:]
+    assert result.ret == pytest.ExitCode.OK, what_failed(output)
     result.stdout.fnmatch_lines(
         ["consensus: adapters=http (hashicorp-raft-kvstore hashicorp/raft 1.1.2*"]
     )

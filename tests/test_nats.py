@@ -37,7 +37,7 @@ from pytest_consensus.contract.errors import (
 from pytest_consensus.contract.waiting import wait_for
 from pytest_consensus.hosts.base import LoopbackHosts
 
-from conftest import node_processes_of
+from conftest import node_processes_of, what_failed
 
 RULES = ("consensus-safety", "leader-gating", "partition-retries")
 
@@ -277,7 +277,7 @@ def test_the_suite_certifies_nats(pytester: pytest.Pytester, needs_network_fault
         "no:cacheprovider",
     )
     output = result.stdout.str()
-    assert result.ret == pytest.ExitCode.OK, output[-4000:]
+    assert result.ret == pytest.ExitCode.OK, what_failed(output)
     verdicts = _verdicts(output)
     for rule in (*RULES, "read-levels"):
         assert verdicts[rule].startswith("pass"), (rule, output[-3000:])
