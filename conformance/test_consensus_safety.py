@@ -287,9 +287,10 @@ def test_searched_fault_schedules_lose_no_acknowledged_write(
         pytest.fail(
             f"{result.failure}\nevery failing run's history, schedule and node logs: {kept}\n"
             f"{shrunk} reproducer after {result.examples} runs: "
-            f"{result.path}\nreplay: pytest --consensus-adapter={adapter} "
-            f"--consensus-nodes={consensus_settings.nodes} --consensus-replay={result.path} "
-            f"'{request.node.nodeid}'",
+            f"{result.path}\nreplay: "
+            + consensus_settings.command(
+                adapter, replay=str(result.path), test=request.node.nodeid
+            ),
             pytrace=False,
         )
 

@@ -5,6 +5,7 @@ opened in a real headless browser."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -345,3 +346,40 @@ def test_logarithmic_axes_are_labelled_with_plain_numbers() -> None:
     plt.close(figure)
     assert {"1", "10", "100"} <= set(labels), labels
     assert not any("^" in label or "$" in label for label in labels)
+
+
+def test_the_certificates_command_replays_the_same_configuration(
+    pytester: pytest.Pytester,
+) -> None:
+    """Every option that changes the run is in the certificate's command, adapter options
+    included: running that command again certifies the same configuration."""
+    pytester.makepyfile(test_suite=SUITE)
+    first = run_with_report(
+        pytester, pytester.path / "first", "--consensus-adapter-option=flavour=salty"
+    )
+    assert first.ret == pytest.ExitCode.OK
+    certificate = json.loads(
+        (pytester.path / "first" / "fake_store_FakeAdapter" / "certificate.json").read_text()
+    )
+    command = shlex.split(certificate["run"]["command"])
+    assert command[:2] == ["pytest", "--consensus-adapter=fake_store:FakeAdapter"]
+    assert "--consensus-adapter-option=flavour=salty" in command
+    assert {"--consensus-seed=5", "--consensus-nodes=3", "--consensus-profile=default"} <= set(
+        command
+    )
+    again = pytester.runpytest_subprocess(
+        *command[1:],
+        f"--consensus-report={pytester.path / 'again'}",
+        "-p",
+        "no:cacheprovider",
+        "test_suite.py",
+    )
+    assert again.ret == pytest.ExitCode.OK
+    replayed = json.loads(
+        (pytester.path / "again" / "fake_store_FakeAdapter" / "certificate.json").read_text()
+    )
+    assert (
+        replayed["adapter"]["version"] == certificate["adapter"]["version"] == ("fake 1.0 (salty)")
+    )
+    assert [r["verdict"] for r in replayed["rules"]] == [r["verdict"] for r in certificate["rules"]]
+    assert replayed["run"]["command"] == certificate["run"]["command"]

@@ -510,11 +510,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if schedule is not None:
             settings = item.config.stash[settings_key]
             adapter = rule_and_adapter(item)[1]
-            evidence += (
-                f"\nfault schedule: {schedule}\nreplay: pytest --consensus-adapter={adapter} "
-                f"--consensus-nodes={settings.nodes} --consensus-seed={settings.seed} "
-                f"--consensus-replay={schedule} '{item.nodeid}'"
-            )
+            replay = settings.command(str(adapter), replay=str(schedule), test=item.nodeid)
+            evidence += f"\nfault schedule: {schedule}\nreplay: {replay}"
         report.sections.append(("consensus evidence", evidence))
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import zlib
 from dataclasses import dataclass, field
 
@@ -36,6 +37,30 @@ class Settings:
     progress_interval: float = 5.0
     #: Seconds a search may spend shrinking a failing schedule.
     search_shrink_budget: float = 120.0
+
+    def command(self, adapter: str, *, replay: str | None = None, test: str | None = None) -> str:
+        """The ``pytest`` command that certifies ``adapter`` as this run did: every option
+        that changes what runs (adapter options, host, nodes, seed, profile, searched
+        schedules, a replayed schedule), so replaying a certificate or a failure's command
+        certifies the same configuration. ``test`` narrows it to one test id."""
+        parts = ["pytest", f"--consensus-adapter={adapter}"]
+        parts += [
+            f"--consensus-adapter-option={key}={value}"
+            for key, value in sorted(self.adapter_options.items())
+        ]
+        parts += [
+            f"--consensus-host={self.host}",
+            f"--consensus-nodes={self.nodes}",
+            f"--consensus-seed={self.seed}",
+            f"--consensus-profile={self.profile.name}",
+        ]
+        if self.search_examples != self.profile.search_examples:
+            parts.append(f"--consensus-search-examples={self.search_examples}")
+        if replay or self.replay:
+            parts.append(f"--consensus-replay={replay or self.replay}")
+        if test:
+            parts.append(test)
+        return " ".join(shlex.quote(part) for part in parts)
 
     def seed_for(self, test_id: str) -> int:
         """A per-test seed: stable for one run seed and test, different across tests."""

@@ -150,9 +150,7 @@ class ReportPlugin:
                 "replay": self.settings.replay,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
                 "seconds": round(time.time() - self.started, 1),
-                "command": f"pytest --consensus-adapter={name} --consensus-seed="
-                f"{self.settings.seed} --consensus-nodes={self.settings.nodes} "
-                f"--consensus-profile={self.settings.profile.name}",
+                "command": self.settings.command(name),
             },
             tests=tests,
             measurements=summary,
