@@ -36,6 +36,7 @@ from pytest_consensus.nemesis.faults import (
 from pytest_consensus.nemesis.search import schedules, search_schedules
 from pytest_consensus.nemesis.workload import run_through_schedule
 from pytest_consensus.plugin.fixtures import ClusterFactory, ScheduleFactory
+from pytest_consensus.plugin.keys import replayable_id
 from pytest_consensus.plugin.profiles import active_profile
 from pytest_consensus.plugin.settings import Settings
 from pytest_consensus.report.evidence import EvidenceKeeper
@@ -289,7 +290,7 @@ def test_searched_fault_schedules_lose_no_acknowledged_write(
             f"{shrunk} reproducer after {result.examples} runs: "
             f"{result.path}\nreplay: "
             + consensus_settings.command(
-                adapter, replay=str(result.path), test=request.node.nodeid
+                adapter, replay=str(result.path), test=replayable_id(request.node)
             ),
             pytrace=False,
         )

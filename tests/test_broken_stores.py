@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -345,3 +346,24 @@ def test_a_schedule_search_shrinks_a_failure_and_its_replay_fails_again(
     )
     assert replayed.ret == pytest.ExitCode.TESTS_FAILED
     replayed.stdout.fnmatch_lines(["*acknowledged writes lost under*"])
+
+
+def test_a_failing_scenario_test_prints_a_replay_command_that_fails_it_again(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    """A scenario test (no fault schedule: its fault is made certain, its choices seeded)
+    prints a command with the run's seed and its test id; that command fails it again."""
+    store = "--consensus-adapter=broken_stores.term_and_vote_in_memory:Adapter"
+    result = pytester.runpytest_subprocess(store, "-k", "keeps_the_terms", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    replay = next(line for line in result.stdout.lines if line.startswith("replay: "))
+    command = shlex.split(replay.removeprefix("replay: "))
+    assert command[0] == "pytest" and store in command
+    assert any(part.startswith("--consensus-seed=") for part in command)
+    assert "keeps_the_terms" in command[-1] and "--consensus-replay" not in replay
+    again = pytester.runpytest_subprocess(*command[1:], "-p", "no:cacheprovider")
+    assert again.ret == pytest.ExitCode.TESTS_FAILED
+    again.stdout.fnmatch_lines(
+        ["*came back from a restart at term *only in memory*", "consensus-safety*FAIL*"]
+    )
+    assert "1 failed" in again.stdout.lines[-1], "the one test, and only it, ran again"

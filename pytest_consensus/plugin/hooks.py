@@ -15,6 +15,7 @@ import pytest
 from pytest_consensus.plugin.keys import (
     adapters_key,
     history_path_key,
+    replayable_id,
     rule_and_adapter,
     schedule_path_key,
     settings_key,
@@ -503,16 +504,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.failed and call.excinfo is not None:
         _not_the_stores_failure(item, report, call.excinfo.value, call.when)
-    history = item.stash.get(history_path_key, None)
-    if history is not None and report.failed:
-        evidence = f"history: {history}\nnode logs: {history.parent / 'logs'}"
+    adapter = rule_and_adapter(item)[1]
+    if report.failed and adapter is not None and report.when == "call":
+        # A fault schedule, where the test ran one, is replayed as it was; a scenario test
+        # makes its seeded choices again from the same seed.
+        settings = item.config.stash[settings_key]
+        history = item.stash.get(history_path_key, None)
         schedule = item.stash.get(schedule_path_key, None)
+        lines = []
+        if history is not None:
+            lines += [f"history: {history}", f"node logs: {history.parent / 'logs'}"]
         if schedule is not None:
-            settings = item.config.stash[settings_key]
-            adapter = rule_and_adapter(item)[1]
-            replay = settings.command(str(adapter), replay=str(schedule), test=item.nodeid)
-            evidence += f"\nfault schedule: {schedule}\nreplay: {replay}"
-        report.sections.append(("consensus evidence", evidence))
+            lines.append(f"fault schedule: {schedule}")
+        replay = str(schedule) if schedule is not None else None
+        test = replayable_id(item)
+        lines.append(f"replay: {settings.command(str(adapter), replay=replay, test=test)}")
+        report.sections.append(("consensus evidence", "\n".join(lines)))
     return report
 
 

@@ -30,3 +30,9 @@ def rule_and_adapter(item: pytest.Item) -> tuple[str | None, str | None]:
     callspec = getattr(item, "callspec", None)
     adapter = callspec.params.get("consensus_adapter") if callspec else None
     return rule, adapter
+
+
+def replayable_id(item: pytest.Item) -> str:
+    """The test's id with its file's absolute path: the conformance suite lives in the
+    installed package, so an id relative to the run's folder names no file elsewhere."""
+    return f"{item.path}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else item.nodeid
