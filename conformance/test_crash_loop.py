@@ -42,6 +42,7 @@ from pytest_consensus.hosts.providers import HostProvider
 from pytest_consensus.nemesis.crash_loop import CrashLoop, CrashLoopPlan, Kill, kills_around
 from pytest_consensus.nemesis.faults import Fault, Schedule
 from pytest_consensus.plugin.fixtures import ClusterFactory
+from pytest_consensus.plugin.keys import evidence_folders_key
 from pytest_consensus.plugin.settings import Settings
 from pytest_consensus.report.evidence import EvidenceKeeper
 
@@ -223,6 +224,13 @@ def _record(request: pytest.FixtureRequest, outcome: CrashLoopOutcome) -> None:
     request.node.user_properties.append(("crash_loop", outcome.figures()))
 
 
+def _keep(request: pytest.FixtureRequest, outcome: CrashLoopOutcome) -> None:
+    """The loop's evidence is a session fixture's, outside the test's tmp_path: register it,
+    so that a failure keeps it beyond pytest's temp-folder rotation."""
+    if outcome.evidence is not None:
+        request.node.stash.setdefault(evidence_folders_key, []).append(outcome.evidence)
+
+
 def _evidence(outcome: CrashLoopOutcome) -> str:
     return f" (history, kills and node logs: {outcome.evidence})" if outcome.evidence else ""
 
@@ -236,6 +244,7 @@ def test_every_member_keeps_every_acknowledged_write_through_a_crash_loop(
     come back with every write acknowledged, read on each member from its own state."""
     outcome = crash_loop_outcome
     _record(request, outcome)
+    _keep(request, outcome)
     if outcome.restart_failed:
         pytest.fail(
             f"a member did not come back from a SIGKILL in the crash loop "
@@ -296,6 +305,7 @@ def test_members_at_one_applied_index_agree_after_a_crash_loop(
     """After the crash loop the members reach one applied index with one digest: a member
     that lost or skipped an applied entry in a restart holds another state there."""
     outcome = crash_loop_outcome  # its figures are recorded once, by the other test
+    _keep(request, outcome)
     if outcome.watch and outcome.watch.divergences:
         first = outcome.watch.divergences[0]
         around = kills_around(list(outcome.kills), first.at, before=10.0, after=0.0)

@@ -383,3 +383,62 @@ def test_the_certificates_command_replays_the_same_configuration(
     )
     assert [r["verdict"] for r in replayed["rules"]] == [r["verdict"] for r in certificate["rules"]]
     assert replayed["run"]["command"] == certificate["run"]["command"]
+
+
+FAILING = """
+import pytest
+
+@pytest.mark.consensus_rule("leader-gating")
+def test_loses_a_write(consensus_clients, consensus_history):
+    consensus_clients[0].put("k", "v", timeout=1.0)
+    raise AssertionError("the store lost k")
+"""
+
+
+def _kept_folder(result: pytest.RunResult) -> Path:
+    line = next(line for line in result.stdout.lines if line.startswith("kept: "))
+    return Path(line.removeprefix("kept: ").split(" (", 1)[0])
+
+
+def test_a_failures_evidence_is_kept_where_later_runs_leave_it(pytester: pytest.Pytester) -> None:
+    """pytest keeps 3 runs of temp folders; a failing test's history and schedule are copied
+    under .pytest-consensus/evidence in the root folder (or the report folder), named in
+    the failure, and stay there while later runs fail too."""
+    pytester.makepyfile(test_suite=FAILING)
+
+    def run(*extra: str) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            ADAPTER, "-p", "no:cacheprovider", *extra, "test_suite.py"
+        )
+
+    first = run()
+    assert first.ret == pytest.ExitCode.TESTS_FAILED
+    kept = _kept_folder(first)
+    assert kept.is_relative_to(pytester.path / ".pytest-consensus" / "evidence")
+    assert '"put"' in (kept / "history.jsonl").read_text()
+    for _ in range(3):
+        assert run().ret == pytest.ExitCode.TESTS_FAILED
+    assert (kept / "history.jsonl").is_file(), "three more runs left the first one's evidence"
+    runs = sorted((pytester.path / ".pytest-consensus" / "evidence").iterdir())
+    assert len(runs) == 4
+
+    reported = run(f"--consensus-report={pytester.path / 'report'}")
+    in_report = _kept_folder(reported)
+    assert in_report.is_relative_to(pytester.path / "report" / "evidence")
+    assert (in_report / "history.jsonl").is_file()
+
+
+def test_only_the_newest_runs_evidence_stays_in_the_default_folder(tmp_path: Path) -> None:
+    from pytest_consensus.plugin.kept_evidence import KEPT_RUNS, KeptEvidence
+
+    source = tmp_path / "test-folder"
+    source.mkdir()
+    (source / "history.jsonl").write_text("{}\n")
+    root = tmp_path / "evidence"
+    for number in range(KEPT_RUNS + 3):
+        (root / f"20260101-0000{number:02d}-seed1").mkdir(parents=True)
+    kept = KeptEvidence(root, prune=True, seed=7)
+    folder = kept.keep("conformance/test_x.py::test_y[a]", [source, tmp_path / "missing"])
+    assert (folder / "history.jsonl").read_text() == "{}\n"
+    assert kept.run in root.iterdir() and len(list(root.iterdir())) == KEPT_RUNS
+    assert not (root / "20260101-000000-seed1").exists(), "the oldest went first"

@@ -7,6 +7,7 @@ heavy at module level; adapters are imported only when ``--consensus-adapter`` n
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ import pytest
 
 from pytest_consensus.plugin.keys import (
     adapters_key,
+    evidence_folders_key,
     history_path_key,
+    kept_evidence_key,
+    kept_folder_key,
     replayable_id,
     rule_and_adapter,
     schedule_path_key,
@@ -300,7 +304,11 @@ def _report_plugin(config: pytest.Config, settings: Settings) -> Any:
         baselines = [read_certificate(Path(p)) for p in config.getoption("consensus_compare")]
     except CertificateError as error:
         raise pytest.UsageError(f"--consensus-compare: {error}") from None
+    from pytest_consensus.plugin.kept_evidence import KeptEvidence
+
     records = config.stash[verdicts_key].records
+    kept = KeptEvidence.for_run(config.rootpath, report_dir, settings.seed)
+    config.stash[kept_evidence_key] = kept
     return ReportPlugin(settings, config.stash[adapters_key], records, report_dir, baselines)
 
 
@@ -519,8 +527,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         replay = str(schedule) if schedule is not None else None
         test = replayable_id(item)
         lines.append(f"replay: {settings.command(str(adapter), replay=replay, test=test)}")
+        kept = item.config.stash.get(kept_evidence_key, None)
+        if kept is not None:
+            item.stash[kept_folder_key] = kept.folder_for(item.nodeid)
+            lines.append(
+                f"kept: {item.stash[kept_folder_key]} (a copy of the above that later runs "
+                "leave alone; pytest's own temp folders keep its last 3 runs)"
+            )
         report.sections.append(("consensus evidence", "\n".join(lines)))
+    if report.when == "teardown" and kept_folder_key in item.stash:
+        _keep_evidence(item)
     return report
+
+
+def _keep_evidence(item: pytest.Item) -> None:
+    """Copy a failed test's folders (its tmp_path, with history, schedule and node logs,
+    and any folder its fixtures registered) where later runs leave them."""
+    sources = list(item.stash.get(evidence_folders_key, []))
+    history = item.stash.get(history_path_key, None)
+    if history is not None:
+        sources.append(history.parent)
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if isinstance(tmp_path, Path):
+        sources.append(tmp_path)
+    try:
+        item.config.stash[kept_evidence_key].keep(item.nodeid, sources)
+    except OSError as error:  # a full disk must not turn a verdict into an error
+        warnings.warn(
+            pytest.PytestWarning(f"could not keep the evidence of {item.nodeid}: {error}"),
+            stacklevel=1,
+        )
 
 
 def _not_the_stores_failure(

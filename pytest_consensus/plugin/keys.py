@@ -12,6 +12,7 @@ import pytest
 if TYPE_CHECKING:
     # Used only inside the StashKey subscripts below, which ruff does not read as types.
     from pytest_consensus.contract import Adapter  # noqa: F401
+    from pytest_consensus.plugin.kept_evidence import KeptEvidence  # noqa: F401
     from pytest_consensus.plugin.settings import Settings  # noqa: F401
     from pytest_consensus.report.verdicts import VerdictTable  # noqa: F401
 
@@ -20,6 +21,12 @@ adapters_key = pytest.StashKey["dict[str, Adapter]"]()
 verdicts_key = pytest.StashKey["VerdictTable"]()
 history_path_key = pytest.StashKey[Path]()
 schedule_path_key = pytest.StashKey[Path]()
+#: Where this run keeps failing tests' evidence beyond pytest's temp-folder rotation.
+kept_evidence_key = pytest.StashKey["KeptEvidence"]()
+#: Folders of a test's evidence besides its tmp_path (a session fixture's, for one).
+evidence_folders_key = pytest.StashKey["list[Path]"]()
+#: Where a failed test's evidence is copied once its teardown has written it.
+kept_folder_key = pytest.StashKey[Path]()
 #: What this run's start removed of dead runs (directories, namespaces, links, containers).
 swept_key = pytest.StashKey["list[str]"]()
 
