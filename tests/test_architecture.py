@@ -184,3 +184,45 @@ def test_mypy_strict_is_clean_over_everything_installed(tmp_path: Path) -> None:
         timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_member_of_the_contract_is_in_the_guides_reference() -> None:
+    """Every attribute and method of the contract's classes, every field of its records and
+    every member of its enums is named in docs/writing-an-adapter.md: an adapter author
+    should never have to read the source or introspect to find one."""
+    import dataclasses
+    import enum
+
+    surface = importlib.import_module("pytest_consensus.contract")
+    documented = (ROOT / "docs" / "writing-an-adapter.md").read_text()
+    unnamed = []
+    for class_name in (
+        "Adapter",
+        "Node",
+        "Client",
+        "Cluster",
+        "NodeStatus",
+        "PointDigest",
+        "HostSpec",
+        "AdapterInfo",
+        "Capability",
+        "Role",
+        "ReadLevel",
+        "ProcessCluster",
+        "ProcessNode",
+        "NodeProcess",
+        "EventLoopThread",
+    ):
+        cls = getattr(surface, class_name)
+        if issubclass(cls, enum.Enum):
+            names = [member.name for member in cls]
+        elif dataclasses.is_dataclass(cls):
+            names = [f.name for f in dataclasses.fields(cls)]
+        else:
+            names = [name for name in vars(cls) if not name.startswith("_")]
+        unnamed += [
+            f"{class_name}.{name}"
+            for name in names
+            if not any(form in documented for form in (f"`{name}", f".{name}", f" {name}("))
+        ]
+    assert not unnamed, f"not named in docs/writing-an-adapter.md: {unnamed}"
