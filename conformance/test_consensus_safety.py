@@ -335,7 +335,8 @@ def test_at_most_one_leader_per_term(
 #: had it forgotten them, it could not climb back before its first status after the restart.
 TERMS_AHEAD = 2
 #: Seconds for a cut-off node to stand for election once (past any election timeout up to
-#: 2.5 s); a node that does not is taken to use pre-vote, and the test is n/a.
+#: 2.5 s); where its term does not rise (pre-vote, a protocol whose epoch needs a quorum),
+#: the test is n/a, saying what the node reported.
 FIRST_RISE_TIMEOUT = 5.0
 #: Seconds to wait for the whole climb: ample for 3 election timeouts (PySyncObj: 0.6-1.2 s).
 CLIMB_TIMEOUT = 20.0
@@ -362,18 +363,21 @@ def test_a_node_restarted_while_cut_off_keeps_the_terms_it_reached(
     if majority_term is None:
         pytest.skip("n/a: the store reports no term")
     fault = consensus_nemesis.apply(Fault("random-halves", 0, 0, cut([follower.name], others)))
+    seen: list[int | None] = []
     try:
         wait_for(
-            lambda: _term_at_least(follower, majority_term + 1),
+            lambda: _term_at_least(follower, majority_term + 1, seen),
             timeout=FIRST_RISE_TIMEOUT,
             what=f"{follower.name}'s term to pass {majority_term}",
             ignore=(ConsensusError,),
         )
     except WaitTimeout:
+        reported = sorted({t for t in seen if t is not None}) or ["none"]
         pytest.skip(
-            f"n/a: {follower.name}, cut off, did not raise its term above the majority's "
-            f"({majority_term}) in {FIRST_RISE_TIMEOUT:.0f} s (the store uses pre-vote, or "
-            "elections slower than that), so a term forgotten on restart cannot show"
+            f"n/a: {follower.name}, cut off from the majority for {FIRST_RISE_TIMEOUT:.0f} s, "
+            f"reported no term above the majority's ({majority_term}): it answered "
+            f"{len(seen)} status probes, with term(s) {', '.join(map(str, reported))}; a "
+            "term forgotten on restart cannot show when none was reached"
         )
     climbed = wait_for(
         lambda: _term_at_least(follower, majority_term + TERMS_AHEAD),
@@ -418,8 +422,10 @@ def test_a_node_restarted_while_cut_off_keeps_the_terms_it_reached(
         )
 
 
-def _term_at_least(node: Node, term: int) -> int | None:
+def _term_at_least(node: Node, term: int, seen: list[int | None] | None = None) -> int | None:
     reported = node.status(5.0).term
+    if seen is not None:
+        seen.append(reported)
     return reported if reported is not None and reported >= term else None
 
 
