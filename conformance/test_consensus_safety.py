@@ -372,11 +372,11 @@ def test_a_node_restarted_while_cut_off_keeps_the_terms_it_reached(
             ignore=(ConsensusError,),
         )
     except WaitTimeout:
-        reported = sorted({t for t in seen if t is not None}) or ["none"]
+        reported = [str(t) for t in sorted({t for t in seen if t is not None})] or ["none"]
         pytest.skip(
             f"n/a: {follower.name}, cut off from the majority for {FIRST_RISE_TIMEOUT:.0f} s, "
             f"reported no term above the majority's ({majority_term}): it answered "
-            f"{len(seen)} status probes, with term(s) {', '.join(map(str, reported))}; a "
+            f"{len(seen)} status probes, with term(s) {', '.join(reported)}; a "
             "term forgotten on restart cannot show when none was reached"
         )
     climbed = wait_for(

@@ -543,7 +543,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _keep_evidence(item: pytest.Item) -> None:
     """Copy a failed test's folders (its tmp_path, with history, schedule and node logs,
     and any folder its fixtures registered) where later runs leave them."""
-    sources = list(item.stash.get(evidence_folders_key, []))
+    registered = item.stash.get(evidence_folders_key, [])
+    sources = [*registered]
     history = item.stash.get(history_path_key, None)
     if history is not None:
         sources.append(history.parent)
