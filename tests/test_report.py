@@ -442,3 +442,18 @@ def test_only_the_newest_runs_evidence_stays_in_the_default_folder(tmp_path: Pat
     assert (folder / "history.jsonl").read_text() == "{}\n"
     assert kept.run in root.iterdir() and len(list(root.iterdir())) == KEPT_RUNS
     assert not (root / "20260101-000000-seed1").exists(), "the oldest went first"
+
+
+def test_a_folder_two_failing_tests_share_is_copied_once_and_linked(tmp_path: Path) -> None:
+    """The crash loop's two tests register one session folder: the second links to the
+    first copy instead of copying tens of megabytes again."""
+    from pytest_consensus.plugin.kept_evidence import KeptEvidence
+
+    shared = tmp_path / "crash-loop" / "failure-1"
+    (shared / "logs").mkdir(parents=True)
+    (shared / "history.jsonl").write_text("{}\n")
+    kept = KeptEvidence(tmp_path / "evidence", prune=True, seed=1)
+    first = kept.keep("conformance/test_crash_loop.py::test_a[etcd]", [shared])
+    second = kept.keep("conformance/test_crash_loop.py::test_b[etcd]", [shared])
+    assert (first / "history.jsonl").read_text() == "{}\n" and not first.is_symlink()
+    assert second.is_symlink() and (second / "history.jsonl").read_text() == "{}\n"

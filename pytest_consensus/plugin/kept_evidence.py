@@ -10,6 +10,7 @@ where the newest :data:`KEPT_RUNS` runs that kept something stay.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterable
@@ -30,6 +31,9 @@ class KeptEvidence:
         self.prune = prune
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         self.run = root / f"{stamp}-seed{seed}"
+        #: Source folders copied so far in this run, and where: a folder two tests share
+        #: (the crash loop's, tens of megabytes) is copied once and linked from the other.
+        self._copied: dict[Path, Path] = {}
 
     @classmethod
     def for_run(cls, rootdir: Path, report_dir: Path | None, seed: int) -> KeptEvidence:
@@ -43,12 +47,19 @@ class KeptEvidence:
 
     def keep(self, test_id: str, sources: Iterable[Path]) -> Path:
         """Copy each existing source folder into the test's folder (one subfolder each
-        when there are several) and return the folder."""
+        when there are several; a link to the first copy for a folder already kept in this
+        run) and return the folder."""
         target = self.folder_for(test_id)
         existing = sorted({source for source in sources if source.is_dir()})
         for source in existing:
             destination = target if len(existing) == 1 else target / slug(source.name)
+            earlier = self._copied.get(source)
+            if earlier is not None:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                destination.symlink_to(os.path.relpath(earlier, destination.parent))
+                continue
             shutil.copytree(source, destination, dirs_exist_ok=True, symlinks=True)
+            self._copied[source] = destination
         if self.prune:
             self._prune()
         return target
