@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from pytest_consensus.plugin.summary import slug
+from pytest_consensus.plugin.summary import evidence_folder_name, slug
 
 #: Runs whose evidence stays in the default folder; older ones are removed when a run
 #: keeps something. A report folder is the user's own and is never pruned.
@@ -43,7 +43,7 @@ class KeptEvidence:
 
     def folder_for(self, test_id: str) -> Path:
         """Where the test's evidence will be (named in its failure report before the copy)."""
-        return self.run / slug(test_id.split("/")[-1])
+        return self.run / evidence_folder_name(test_id)
 
     def keep(self, test_id: str, sources: Iterable[Path]) -> Path:
         """Copy each existing source folder into the test's folder (one subfolder each

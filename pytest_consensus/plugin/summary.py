@@ -62,6 +62,11 @@ def slug(text: str, limit: int = 100) -> str:
     return f"{name[: limit - 9]}-{zlib.crc32(text.encode()):08x}"
 
 
+def evidence_folder_name(nodeid: str) -> str:
+    """The folder a test's evidence goes in: its id without the path before its file."""
+    return slug(nodeid.split("/")[-1])
+
+
 class ReportPlugin:
     """At the end of the session, from every conformance test's record: computes each
     backend's figures from the histories, and writes and compares certificates."""
@@ -229,7 +234,7 @@ def _copy_evidence(tests: list[TestRecord], folder: Path) -> dict[str, dict[str,
     evidence: dict[str, dict[str, str]] = {}
     for test in tests:
         files = {}
-        target = folder / "tests" / slug(test.nodeid.split("/")[-1])
+        target = folder / "tests" / evidence_folder_name(test.nodeid)
         for kind, prop, name in (
             ("history", HISTORY_PROPERTY, "history.jsonl"),
             ("schedule", SCHEDULE_PROPERTY, "schedule.json"),
