@@ -114,7 +114,7 @@ class CrashLoopOutcome:
             or self.stalled
             or (self.check is not None and self.check.missing)
             or self.digests_agree() is False
-            or bool(self.watch and self.watch.divergences)
+            or (self.watch is not None and self.watch.divergences)
         )
 
 

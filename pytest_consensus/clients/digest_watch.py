@@ -85,7 +85,8 @@ class DigestWatch:
 
     @contextmanager
     def running(self) -> Iterator[DigestWatch]:
-        """The watch runs inside the block; leaving it ends the round in progress."""
+        """The watch runs inside the block; leaving it stops the watch once the round in
+        progress, if any, has finished (each member answers within ANSWER_TIMEOUT)."""
         self._thread.start()
         try:
             yield self
