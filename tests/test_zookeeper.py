@@ -1,0 +1,277 @@
+"""The ZooKeeper backend: its pieces on their own, a real three-server ensemble through the
+adapter, and the suite's verdicts on it (docs/adapters/zookeeper.md says why each)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.exceptions import BadVersionError, ConnectionLoss, NoNodeError, SessionExpiredError
+from kazoo.handlers.threading import KazooTimeoutError
+
+from pytest_consensus.adapters import zookeeper
+from pytest_consensus.adapters.zookeeper import (
+    ZooKeeperAdapter,
+    ZooKeeperNotFound,
+    find_classpath,
+    server_config,
+)
+from pytest_consensus.adapters.zookeeper.client import (
+    ENCODED_PREFIX,
+    map_kazoo_error,
+    workload_key,
+    znode_name,
+)
+from pytest_consensus.clients.cluster_ops import wait_for_leader, wait_for_same_applied_index
+from pytest_consensus.contract import Cluster, HostSpec, ReadLevel, Role
+from pytest_consensus.contract.errors import (
+    ConnectionLost,
+    HarnessError,
+    Rejected,
+    Timeout,
+    Unavailable,
+    UnknownError,
+)
+from pytest_consensus.contract.waiting import wait_for
+from pytest_consensus.hosts.base import LoopbackHosts
+
+from conftest import node_processes_of, what_failed
+
+pytestmark = pytest.mark.skipif(
+    not (zookeeper.DEBIAN_JAVA_DIR / "zookeeper.jar").is_file(),
+    reason="ZooKeeper is not installed (apt-get install zookeeperd); .ci/run installs it",
+)
+
+
+def test_keys_zookeeper_accepts_are_kept_and_others_encoded_without_collisions() -> None:
+    assert znode_name("r1") == "r1"
+    assert znode_name("w0-12") == "w0-12"
+    odd = ["key with spaces", "a/b", ".", "..", ".lead", "ü", "*", ENCODED_PREFIX + "x", ""]
+    encoded = [znode_name(key) for key in odd]
+    assert all(name.startswith(ENCODED_PREFIX) for name in encoded)
+    assert len(set(encoded)) == len(odd)
+    assert all("/" not in name for name in encoded)
+    assert [workload_key(name) for name in encoded] == odd
+    assert workload_key("w0-12") == "w0-12"
+
+
+@pytest.mark.parametrize(
+    ("error", "sent", "expected", "definite"),
+    [
+        (ConnectionLoss(), False, Unavailable, True),
+        (ConnectionLoss(), True, ConnectionLost, False),
+        (SessionExpiredError(), True, ConnectionLost, False),
+        (KazooTimeoutError(), True, Timeout, False),
+        (BadVersionError(), True, Rejected, True),
+        (NoNodeError(), True, Rejected, True),
+        (RuntimeError("odd"), True, UnknownError, False),
+    ],
+)
+def test_kazoo_failures_map_to_definite_or_indefinite(
+    error: BaseException, sent: bool, expected: type, definite: bool
+) -> None:
+    mapped = map_kazoo_error(error, "n1", sent=sent)
+    assert type(mapped) is expected
+    assert mapped.definite is definite
+    assert str(mapped).startswith("n1: ")
+
+
+def test_the_server_config_lists_every_server_and_keeps_time_short(tmp_path: Path) -> None:
+    hosts = [
+        HostSpec(f"n{i}", f"127.0.0.{i}", tmp_path / f"n{i}", tmp_path / f"log{i}")
+        for i in (1, 2, 3)
+    ]
+    config = server_config(hosts[1], hosts)
+    assert "clientPortAddress=127.0.0.2" in config
+    assert "admin.serverAddress=127.0.0.2" in config
+    assert f"dataDir={tmp_path / 'n2'}" in config
+    assert "server.1=127.0.0.1:2888:3888" in config
+    assert "server.3=127.0.0.3:2888:3888" in config
+    assert "tickTime=100" in config
+    assert "forceSync=yes" in config
+
+
+def test_an_unknown_strong_read_is_a_usage_error() -> None:
+    with pytest.raises(HarnessError, match=r"strong_read='fast': use one of verified, sync"):
+        ZooKeeperAdapter({"strong_read": "fast"})
+
+
+def test_missing_jars_or_java_say_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(zookeeper, "DEBIAN_JAVA_DIR", tmp_path)
+    with pytest.raises(ZooKeeperNotFound, match=r"zookeeper.jar.*apt-get install zookeeperd"):
+        find_classpath(None)
+    assert find_classpath("/opt/zk/lib/*") == ("/opt/zk/lib/*", "adapter option classpath")
+    with pytest.raises(ZooKeeperNotFound, match=r"java=/nowhere/java: does not exist"):
+        ZooKeeperAdapter({"java": "/nowhere/java"})
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    adapter = ZooKeeperAdapter()
+    hosts = LoopbackHosts(tmp_path_factory.mktemp("zookeeper"))
+    with adapter.start_cluster(hosts.allocate(3, adapter.ports)) as running:
+        wait_for_leader(running)
+        yield running
+    assert node_processes_of(os.getpid()) == []
+
+
+def test_every_server_reports_the_leader_by_node_name_and_one_epoch(cluster: Cluster) -> None:
+    leader, status = wait_for_leader(cluster)
+    statuses = [node.quick_status(5.0) for node in cluster.nodes]
+    assert [s.leader for s in statuses] == [leader.name] * 3
+    assert {s.term for s in statuses} == {status.term}
+    assert [s.role for s in statuses].count(Role.LEADER) == 1
+    assert all(s.applied_index is not None and s.applied_index >> 32 == s.term for s in statuses)
+
+
+def test_operations_at_both_read_levels(cluster: Cluster) -> None:
+    one, two = (cluster.client(node) for node in cluster.nodes[:2])
+    assert one.get("k", timeout=5.0) is None
+    one.put("k", "v1", timeout=5.0)
+    assert two.get("k", level=ReadLevel.STRONG, timeout=5.0) == "v1"
+    wait_for(
+        lambda: two.get("k", level=ReadLevel.STALE, timeout=5.0) == "v1",
+        timeout=10.0,
+        what="a stale read of the new value",
+    )
+    assert one.cas("k", "other", "v2", timeout=5.0) is False
+    assert one.cas("k", "v1", "v2", timeout=5.0) is True
+    assert two.cas("new", None, "n1", timeout=5.0) is True  # create
+    assert two.cas("new", None, "n2", timeout=5.0) is False
+    one.delete("k", timeout=5.0)
+    one.delete("k", timeout=5.0)  # deleting an absent key is no error
+    assert two.get("k", timeout=5.0) is None
+    assert two.cas("k", None, "again", timeout=5.0) is True
+    one.append("list", "a", timeout=5.0)
+    two.append("list", "b", timeout=5.0)
+    assert one.get("list", timeout=5.0) == "ab"
+    one.put("key with spaces", "odd", timeout=5.0)
+    assert two.get("key with spaces", timeout=5.0) == "odd"
+
+
+def test_a_scan_reads_every_key_under_the_prefix_from_the_members_own_copy(
+    cluster: Cluster,
+) -> None:
+    client = cluster.client(cluster.nodes[0])
+    for number in range(1200):
+        client.put(f"s0-{number}", f"v{number}", timeout=5.0)
+    client.put("s0-7", "rewritten", timeout=5.0)
+    client.delete("s0-8", timeout=5.0)
+    client.put("s odd key", "encoded", timeout=5.0)
+    expected = {f"s0-{n}": f"v{n}" for n in range(1200) if n != 8}
+    expected.update({"s0-7": "rewritten", "s odd key": "encoded"})
+    for node in cluster.nodes:
+        member = cluster.client(node)
+        wait_for(
+            lambda member=member: member.scan("s", timeout=30.0) == expected,  # type: ignore[misc]
+            timeout=20.0,
+            what=f"{node.name}'s scan to hold every write",
+        )
+
+
+def test_a_request_id_applies_a_write_once(cluster: Cluster) -> None:
+    """The id's marker is created in the write's own transaction: a retried write, even
+    through another server, finds it and is acknowledged without being applied again."""
+    one, two = (cluster.client(node) for node in cluster.nodes[:2])
+    one.append("rid-list", "x", timeout=5.0, request_id="r-1")
+    two.append("rid-list", "x", timeout=5.0, request_id="r-1")
+    assert one.get("rid-list", timeout=5.0) == "x"
+    assert one.cas("rid-c", None, "first", timeout=5.0, request_id="r-2") is True
+    assert two.cas("rid-c", None, "first", timeout=5.0, request_id="r-2") is True
+    assert two.cas("rid-c", None, "second", timeout=5.0, request_id="r-3") is False
+    one.put("rid-p", "1", timeout=5.0, request_id="r-4")
+    one.put("rid-p", "2", timeout=5.0)
+    one.put("rid-p", "1-again", timeout=5.0, request_id="r-4")
+    assert two.get("rid-p", timeout=5.0) == "2"
+    one.delete("rid-p", timeout=5.0, request_id="r-5")
+    one.put("rid-p", "3", timeout=5.0)
+    two.delete("rid-p", timeout=5.0, request_id="r-5")
+    assert one.get("rid-p", timeout=5.0) == "3"
+
+
+def test_digests_agree_at_one_index_and_tree_digests_at_one_zxid(cluster: Cluster) -> None:
+    client = cluster.client(cluster.nodes[0])
+    for number in range(300):
+        client.put(f"d-{number}", str(number), timeout=5.0)
+    convergence = wait_for_same_applied_index(cluster, timeout=30.0)
+    assert convergence.digests_agree, convergence.describe()
+    assert all("keys)" in (s.digest or "") for s in convergence.statuses)
+    points = {node.name: node.digest_point(5.0) for node in cluster.nodes}
+    lowest = min(points.values())
+    digests = {node.digest_at(lowest, 5.0).digest for node in cluster.nodes}
+    assert len(digests) == 1, (points, digests)
+    with pytest.raises(Unavailable, match="no tree digest recorded at zxid"):
+        cluster.nodes[0].digest_at(lowest + 1, 5.0)
+
+
+def test_a_client_stays_bound_to_its_server(cluster: Cluster) -> None:
+    """Its server killed, a client fails at once (definite: nothing sent) rather than
+    moving to another server; the server back, the same client works again."""
+    node = cluster.nodes[1]
+    client = cluster.client(node)
+    client.put("bound", "v", timeout=5.0)
+    node.kill()
+    with pytest.raises(Unavailable):
+        client.get("bound", level=ReadLevel.STALE, timeout=2.0)
+    with pytest.raises(Unavailable):
+        client.put("bound", "w", timeout=2.0)
+    node.start()
+    wait_for_leader(cluster)
+    assert wait_for(
+        lambda: client.get("bound", timeout=5.0) == "v",
+        timeout=30.0,
+        what="a read through the restarted server",
+        ignore=(Unavailable, Timeout),
+    )
+
+
+def test_sync_then_read_is_offered_as_an_option(tmp_path: Path) -> None:
+    adapter = ZooKeeperAdapter({"strong_read": "sync"})
+    assert adapter.version().endswith(", strong reads by sync + read)")
+    hosts = LoopbackHosts(tmp_path)
+    with adapter.start_cluster(hosts.allocate(3, adapter.ports)) as running:
+        wait_for_leader(running)
+        client = running.client(running.nodes[2])
+        assert client.get("absent", timeout=5.0) is None
+        client.put("k", "v", timeout=5.0)
+        assert client.get("k", timeout=5.0) == "v"
+    assert node_processes_of(os.getpid()) == []
+
+
+def _verdicts(output: str) -> dict[str, str]:
+    found = {}
+    for rule in (
+        "consensus-safety",
+        "fsm-determinism",
+        "leader-gating",
+        "read-levels",
+        "partition-retries",
+    ):
+        match = re.search(rf"^{rule} +(.*)$", output, re.MULTILINE)
+        assert match is not None, (rule, output[-3000:])
+        found[rule] = match.group(1)
+    return found
+
+
+def test_the_suite_certifies_zookeeper(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    """What CI certifies for real: with the default (verified) strong reads, every rule
+    passes (power cuts and damaged files included: ZooKeeper syncs before it acknowledges
+    and checks its files' checksums)."""
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=zookeeper",
+        "--consensus-profile=quick",
+        "-p",
+        "no:cacheprovider",
+    )
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK, what_failed(output)
+    for rule, verdict in _verdicts(output).items():
+        assert verdict.startswith("pass"), (rule, output[-3000:])
+    result.stdout.fnmatch_lines(["consensus: adapters=zookeeper (ZooKeeper 3.*),*"])
