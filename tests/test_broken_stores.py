@@ -266,6 +266,32 @@ def test_a_store_that_skips_its_last_applied_entry_fails_the_crash_loop_on_both_
     )
 
 
+def test_a_resumed_leader_that_answers_no_read_makes_the_paused_leader_test_na_not_pass(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    """A store whose resumed old leader refuses every strong read in the window the test
+    watches exposed nothing there: three rounds (three pauses), then n/a with what was seen,
+    and the exposure line says how many reads were answered (none)."""
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=broken_stores.refuses_reads_after_a_pause:Adapter",
+        "-k",
+        "paused_leader",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(
+        [
+            "read-levels*n/a*",
+            "*n/a because in 3 rounds the resumed old leader (*) answered no strong read*",
+            "*exposure: the resumed old leader (with the others) answered 0 strong read(s) in "
+            "3 round(s)*",
+            "*exposure: the resumed old leader (cut off) answered 0 strong read(s) in 3 round(s)*",
+        ],
+        consecutive=False,
+    )
+
+
 def test_the_correct_store_passes_the_same_selection(pytester: pytest.Pytester) -> None:
     """The control: the unbroken backend passes what the broken ones fail, including under
     the fixed schedule they are run with."""

@@ -27,6 +27,7 @@ MEASUREMENT_NAMES = {
     "power_cut": "a power cut and what it exposed",
     "disk_damage": "a damaged data file and what the member did",
     "crash_loop": "the crash loop: kills, load reached, what every member held",
+    "exposure": "what a test's window exposed (reads answered, writes at stake)",
 }
 MEASUREMENTS = tuple(MEASUREMENT_NAMES)
 
@@ -67,6 +68,8 @@ def describe_measurement(name: str, value: Any) -> str:
             f"in {value['seconds']} s under {value['acknowledged']} acknowledged writes "
             f"({value['rate']}/s); {held} on a member{agree}"
         )
+    if name == "exposure":
+        return f"exposure: {value}"
     if name == "disk_damage":
         return f"{value['damage']} on {value['node']}: the member {value['outcome']}"
     return f"{name}: {value}"
