@@ -54,8 +54,10 @@ KEY_PREFIX = "w"
 #: Seconds of writes before the first kill.
 WARM_UP = 2.0
 #: Seconds for the members to reach one applied index with the same digests, after the
-#: reads (which waited for them to settle already).
-SETTLE_TIMEOUT = 30.0
+#: reads (which waited for them to settle already). Generous: a digest may read every key
+#: the loop wrote (ZooKeeper's: seconds per ten thousand keys), and a correct store waits
+#: only as long as its digests take.
+SETTLE_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)

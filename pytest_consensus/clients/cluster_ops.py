@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pytest_consensus.contract import Client, Cluster, Node, NodeStatus, ReadLevel, Role
@@ -16,17 +17,23 @@ STATUS_TIMEOUT = 2.0
 
 def running_statuses(nodes: Sequence[Node], *, digests: bool = False) -> list[NodeStatus]:
     """Statuses of the nodes that answer now; silent or dead nodes are left out. Digests
-    only when asked (``Node.quick_status`` otherwise): they can be costly to compute."""
-    statuses = []
-    for node in nodes:
+    only when asked (``Node.quick_status`` otherwise): they can be costly to compute (a
+    hash or a read of the whole state), so members are then asked side by side."""
+
+    def ask(node: Node) -> NodeStatus | None:
         if not node.is_running():
-            continue
+            return None
         try:
-            read = node.status if digests else node.quick_status
-            statuses.append(read(STATUS_TIMEOUT))
+            return (node.status if digests else node.quick_status)(STATUS_TIMEOUT)
         except ConsensusError:
-            continue
-    return statuses
+            return None
+
+    if digests and len(nodes) > 1:
+        with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="status") as pool:
+            answers = list(pool.map(ask, nodes))
+    else:
+        answers = [ask(node) for node in nodes]
+    return [status for status in answers if status is not None]
 
 
 def strong_read_anywhere(
@@ -101,6 +108,7 @@ def wait_for_same_applied_index(
     nodes: Sequence[Node] | None = None,
     *,
     stalled_after: float | None = None,
+    digests: bool = True,
 ) -> Convergence:
     """Wait until every given node answers and all report one applied index, twice running
     with the same digests.
@@ -109,7 +117,8 @@ def wait_for_same_applied_index(
     same index with different digests, and that is the failure worth reporting.
     ``stalled_after`` gives up sooner when every node answers at different indexes and
     none has moved for that many seconds: a replica that stopped will not catch up by
-    waiting out the rest of the timeout.
+    waiting out the rest of the timeout. ``digests=False`` waits for the index alone (the
+    statuses then carry no digests to compare), for callers that only need members level.
     """
     members = list(nodes if nodes is not None else cluster.nodes)
     previous: list[NodeStatus] = []
@@ -117,7 +126,7 @@ def wait_for_same_applied_index(
 
     def probe() -> Convergence | None:
         nonlocal previous, unchanged_since
-        statuses = running_statuses(members, digests=True)
+        statuses = running_statuses(members, digests=digests)
         indexes = [s.applied_index for s in statuses]
         # Digests must hold still too: a store may report its applied index and its digest
         # from two reads (etcd: Raft's index, then HashKV), and the state can trail the index.
