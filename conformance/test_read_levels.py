@@ -20,7 +20,7 @@ from pytest_consensus.checkers.stale import check_stale_reads, committed_values
 from pytest_consensus.clients import stopping
 from pytest_consensus.clients.cluster_ops import strong_read_anywhere, wait_for_leader
 from pytest_consensus.clients.history import History, RecordingClient
-from pytest_consensus.contract import Cluster, ReadLevel
+from pytest_consensus.contract import Cluster, Node, NodeStatus, ReadLevel
 from pytest_consensus.contract.errors import ConsensusError, DefiniteError
 from pytest_consensus.contract.waiting import WaitTimeout, wait_for
 from pytest_consensus.nemesis.faults import Fault, Nemesis, cut
@@ -392,9 +392,12 @@ def test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read(
     answered = rounds = 0
     for number in range(PAUSED_LEADER_ATTEMPTS):
         rounds += 1
-        old_leader, status = wait_for_leader(consensus_cluster)
         key, first, second = f"paused-{number}", f"before-pause-{number}", f"after-{number}"
-        client_of[old_leader.name].put(key, first, timeout=timeout)
+        # A later round starts right after the last one healed: the store may still be
+        # electing or catching up, so the first write is retried until a leader takes it.
+        old_leader, status = put_through_the_leader(
+            consensus_cluster, client_of, key, first, timeout
+        )
         others = [n for n in consensus_cluster.nodes if n is not old_leader]
         pause = consensus_nemesis.apply(Fault("pause-one", 0, 0, ((old_leader.name,),)))
         # Cut off at once, before the new leader's messages can queue up in its sockets.
@@ -406,8 +409,9 @@ def test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read(
             else None
         )
         try:
-            new_leader, _ = wait_for_leader(consensus_cluster, among=others)
-            client_of[new_leader.name].put(key, second, timeout=timeout)
+            new_leader, _ = put_through_the_leader(
+                consensus_cluster, client_of, key, second, timeout, among=others
+            )
         finally:
             consensus_nemesis.heal(pause)
         try:
@@ -447,6 +451,35 @@ def test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read(
             "(every one refused or timed out), so whether it serves overwritten values could "
             "not show"
         )
+
+
+#: How long a round's set-up write may take to be acknowledged, tries included.
+SETUP_WRITE_SECONDS = 30.0
+
+
+def put_through_the_leader(
+    cluster: Cluster,
+    client_of: dict[str, RecordingClient],
+    key: str,
+    value: str,
+    timeout: float,
+    among: list[Node] | None = None,
+) -> tuple[Node, NodeStatus]:
+    """Put ``value`` through whichever node leads (of ``among``), again until one write is
+    acknowledged; the leader that took it. Every attempt writes the same value, so one that
+    timed out and applies later changes nothing."""
+
+    def attempt() -> tuple[Node, NodeStatus]:
+        leader, status = wait_for_leader(cluster, among=among)
+        client_of[leader.name].put(key, value, timeout=timeout)
+        return leader, status
+
+    return wait_for(
+        attempt,
+        timeout=SETUP_WRITE_SECONDS,
+        what=f"a leader to acknowledge {key}={value!r}",
+        ignore=(ConsensusError, WaitTimeout),
+    )
 
 
 def strong_reads_for(client: RecordingClient, key: str, seconds: float) -> list[str | None]:

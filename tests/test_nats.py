@@ -28,6 +28,7 @@ from pytest_consensus.clients.cluster_ops import wait_for_leader
 from pytest_consensus.contract import Cluster, HostSpec, ReadLevel, Role
 from pytest_consensus.contract.errors import (
     ConnectionLost,
+    ConsensusError,
     HarnessError,
     Rejected,
     Timeout,
@@ -242,6 +243,10 @@ def test_a_client_stays_bound_to_its_server(cluster: Cluster) -> None:
     client = cluster.client(node)
     client.put("k", "v", timeout=5.0)
     node.kill()
+    # A call the client sent before it noticed the kill failed indefinitely (its request
+    # went out); once the client knows, every call is refused unsent.
+    with pytest.raises(ConsensusError):
+        client.get("k", level=ReadLevel.STALE, timeout=2.0)
     with pytest.raises(Unavailable):
         client.get("k", level=ReadLevel.STALE, timeout=2.0)
     with pytest.raises(Unavailable):

@@ -29,6 +29,7 @@ from pytest_consensus.clients.cluster_ops import wait_for_leader, wait_for_same_
 from pytest_consensus.contract import Cluster, HostSpec, ReadLevel, Role
 from pytest_consensus.contract.errors import (
     ConnectionLost,
+    ConsensusError,
     HarnessError,
     Rejected,
     Timeout,
@@ -216,6 +217,10 @@ def test_a_client_stays_bound_to_its_server(cluster: Cluster) -> None:
     client = cluster.client(node)
     client.put("bound", "v", timeout=5.0)
     node.kill()
+    # A call the client sent before it noticed the kill failed indefinitely (its request
+    # went out); once the client knows, every call is refused unsent.
+    with pytest.raises(ConsensusError):
+        client.get("bound", level=ReadLevel.STALE, timeout=2.0)
     with pytest.raises(Unavailable):
         client.get("bound", level=ReadLevel.STALE, timeout=2.0)
     with pytest.raises(Unavailable):
@@ -262,8 +267,9 @@ def test_the_suite_certifies_zookeeper(
     pytester: pytest.Pytester, needs_network_faults: None, needs_lossy_disks: None
 ) -> None:
     """What CI certifies for real, with the default (verified) strong reads: every rule
-    passes but consensus-safety, which fails on docs/adapters/zookeeper.md's power-loss
-    finding alone (new transaction logs whose names were never synced)."""
+    passes but consensus-safety, which fails on docs/adapters/zookeeper.md's findings alone:
+    power loss (new transaction logs whose names were never synced), and in some runs a
+    member killed while it loads a snapshot that never starts again."""
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=zookeeper",
         "--consensus-profile=quick",
@@ -277,8 +283,15 @@ def test_the_suite_certifies_zookeeper(
     for rule, verdict in verdicts.items():
         assert verdict.startswith("pass"), (rule, what_failed(output))
     failed = re.findall(r"^FAILED (\S+)", output, re.MULTILINE)
-    assert failed, output[-3000:]
-    assert all("power_cut[zookeeper-" in test for test in failed), what_failed(output)
+    assert any("power_cut[zookeeper-" in test for test in failed), what_failed(output)
+    # The second finding, when the crash loop kills a member while it loads a snapshot
+    # from the leader (some runs): it never starts again.
+    loop = [test for test in failed if "crash_loop" in test]
+    assert len(failed) == len(loop) + sum("power_cut[zookeeper-" in t for t in failed), what_failed(
+        output
+    )
+    if loop:
+        assert "is older than the last zxid" in output, what_failed(output)
     result.stdout.fnmatch_lines(
         [
             "consensus: adapters=zookeeper (ZooKeeper 3.*),*",
