@@ -291,7 +291,7 @@ class ZooKeeperAdapter(Adapter):
                 dict(os.environ),
                 host.log_dir,
             )
-            nodes.append(ZooKeeperNode(host, process, number, numbers))
+            nodes.append(ZooKeeperNode(host, process, numbers))
         cluster = ZooKeeperCluster(nodes, self.strong_read)
         cluster.start()
         return cluster

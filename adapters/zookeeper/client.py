@@ -105,18 +105,16 @@ def map_kazoo_error(error: BaseException, node: str, *, sent: bool) -> Consensus
     return UnknownError(message)
 
 
+#: The failures of a conditional write or check that lost a race with another writer: the
+#: key's version moved, or it was created or deleted meanwhile. The caller reads again.
+LOST_RACE = (BadVersionError, NoNodeError, NodeExistsError)
+
+
 class Outcome:
-    """What a ``multi`` answered: committed, or the first operation that failed."""
+    """What a ``multi`` answered: committed, or the first operation that failed (kazoo marks
+    the others rolled back)."""
 
     def __init__(self, results: list[Any]) -> None:
-        self.failure: BaseException | None = next(
-            (
-                result
-                for result in results
-                if isinstance(result, BaseException) and not isinstance(result, RolledBackError)
-            ),
-            None,
-        )
         self.failed_at = next(
             (
                 index
@@ -125,10 +123,23 @@ class Outcome:
             ),
             -1,
         )
+        self.failure: BaseException | None = None if self.failed_at < 0 else results[self.failed_at]
 
     @property
     def committed(self) -> bool:
         return self.failure is None
+
+    def seen_before(self, request_id: str | None) -> bool:
+        """The request id's marker (the first operation) existed: an earlier attempt with
+        this request id committed."""
+        return (
+            bool(request_id) and self.failed_at == 0 and isinstance(self.failure, NodeExistsError)
+        )
+
+    def raise_unless(self, *expected: type[BaseException]) -> None:
+        """Raise the failure unless it is one the caller handles."""
+        if self.failure is not None and not isinstance(self.failure, expected):
+            raise self.failure
 
 
 class ZooKeeperClient(Client):
@@ -235,15 +246,6 @@ class ZooKeeperClient(Client):
 
         return self._commit(kazoo, deadline, build)
 
-    @staticmethod
-    def _seen_before(outcome: Outcome, request_id: str | None) -> bool:
-        """The marker existed: an earlier attempt with this request id committed."""
-        return (
-            bool(request_id)
-            and outcome.failed_at == 0
-            and isinstance(outcome.failure, NodeExistsError)
-        )
-
     # -- operations ----------------------------------------------------------------------
 
     def put(self, key: str, value: str, *, timeout: float, request_id: str | None = None) -> None:
@@ -257,11 +259,10 @@ class ZooKeeperClient(Client):
             for _ in range(2 * RMW_ATTEMPTS):
                 version = -1 if create else None
                 outcome = self._write(kazoo, deadline, key, value, version, request_id)
-                if outcome.committed or self._seen_before(outcome, request_id):
+                if outcome.committed or outcome.seen_before(request_id):
                     self._known.add(key)
                     return
-                if not isinstance(outcome.failure, (NoNodeError, NodeExistsError)):
-                    raise outcome.failure  # type: ignore[misc]
+                outcome.raise_unless(NoNodeError, NodeExistsError)
                 create = not create
             raise Unavailable(f"{self.node}: {key!r} created and deleted under every put")
 
@@ -278,16 +279,15 @@ class ZooKeeperClient(Client):
 
             outcome = self._commit(kazoo, deadline, build)
             self._known.discard(key)
-            if outcome.committed or self._seen_before(outcome, request_id):
+            if outcome.committed or outcome.seen_before(request_id):
                 return
-            if not isinstance(outcome.failure, NoNodeError):
-                raise outcome.failure  # type: ignore[misc]
+            outcome.raise_unless(NoNodeError)
             if request_id:  # absent already: record the id alone, so a retry is a no-op too
                 marker = self._commit(
                     kazoo, deadline, lambda t: t.create(request_id_path(request_id), b"")
                 )
-                if not (marker.committed or self._seen_before(marker, request_id)):
-                    raise marker.failure  # type: ignore[misc]
+                if not marker.seen_before(request_id):
+                    marker.raise_unless()
 
         self._run(call, timeout)
 
@@ -313,8 +313,7 @@ class ZooKeeperClient(Client):
             outcome = self._confirm(kazoo, deadline, key, version)
             if outcome.committed:
                 return value
-            if not isinstance(outcome.failure, (BadVersionError, NoNodeError, NodeExistsError)):
-                raise outcome.failure  # type: ignore[misc]
+            outcome.raise_unless(*LOST_RACE)
         raise Unavailable(f"{self.node}: {key!r} changed under {RMW_ATTEMPTS} verified reads")
 
     def _confirm(self, kazoo: KazooClient, deadline: float, key: str, version: int) -> Outcome:
@@ -405,27 +404,20 @@ class ZooKeeperClient(Client):
                 confirmed = self._confirm(kazoo, deadline, key, version)
                 if confirmed.committed:
                     return False
-                if not isinstance(
-                    confirmed.failure, (BadVersionError, NoNodeError, NodeExistsError)
-                ):
-                    raise confirmed.failure  # type: ignore[misc]
+                confirmed.raise_unless(*LOST_RACE)
                 continue
             outcome = self._write(kazoo, deadline, key, updated, version, request_id)
-            if outcome.committed or self._seen_before(outcome, request_id):
+            if outcome.committed or outcome.seen_before(request_id):
                 return True
-            if not isinstance(outcome.failure, (BadVersionError, NoNodeError, NodeExistsError)):
-                raise outcome.failure  # type: ignore[misc]
+            outcome.raise_unless(*LOST_RACE)
         raise Unavailable(f"{self.node}: {key!r} changed under {RMW_ATTEMPTS} attempts")
 
     def _marker_exists(self, kazoo: KazooClient, deadline: float, request_id: str) -> bool:
         """Whether the request id's marker is in the log: a ``check`` of it in a transaction
         commits if it exists (read through the leader, not this server's copy)."""
         outcome = self._commit(kazoo, deadline, lambda t: t.check(request_id_path(request_id), 0))
-        if outcome.committed:
-            return True
-        if isinstance(outcome.failure, NoNodeError):
-            return False
-        raise outcome.failure  # type: ignore[misc]
+        outcome.raise_unless(NoNodeError)
+        return outcome.committed
 
     def close(self) -> None:
         """Stop the session's background loop, waiting at most ``CLOSE_TIMEOUT``: kazoo's

@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_consensus.adapters.zookeeper.client import ZooKeeperClient
 from pytest_consensus.contract import HostSpec, NodeStatus, PointDigest, Role
-from pytest_consensus.contract.errors import ConsensusError, Unavailable, UnknownError
+from pytest_consensus.contract.errors import Unavailable, UnknownError
 from pytest_consensus.contract.monitoring import read_json
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import ProcessNode
@@ -58,13 +58,10 @@ def write_durably(path: Path, text: str) -> None:
 
 
 class ZooKeeperNode(ProcessNode):
-    """One server; ``number`` is its ``myid``, ``numbers`` every server's by node name."""
+    """One server; ``numbers`` is every server's ``myid`` by node name."""
 
-    def __init__(
-        self, host: HostSpec, process: NodeProcess, number: int, numbers: dict[str, int]
-    ) -> None:
+    def __init__(self, host: HostSpec, process: NodeProcess, numbers: dict[str, int]) -> None:
         super().__init__(host, process, CLIENT_PORT)
-        self.number = number
         self.names = {n: name for name, n in numbers.items()}
         self._reader: ZooKeeperClient | None = None
         self._reader_lock = threading.Lock()
@@ -176,7 +173,4 @@ class ZooKeeperNode(ProcessNode):
         with self._reader_lock:
             reader, self._reader = self._reader, None
         if reader is not None:
-            try:
-                reader.close()
-            except ConsensusError:
-                pass
+            reader.close()  # never raises: a gone server leaves nothing to release
