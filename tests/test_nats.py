@@ -25,10 +25,9 @@ from pytest_consensus.adapters.nats.client import (
     nats_key,
 )
 from pytest_consensus.clients.cluster_ops import wait_for_leader
-from pytest_consensus.contract import Cluster, HostSpec, ReadLevel, Role
+from pytest_consensus.contract import Cluster, HostSpec, Role
 from pytest_consensus.contract.errors import (
     ConnectionLost,
-    ConsensusError,
     HarnessError,
     Rejected,
     Timeout,
@@ -38,6 +37,12 @@ from pytest_consensus.contract.errors import (
 from pytest_consensus.contract.waiting import wait_for
 from pytest_consensus.hosts.base import LoopbackHosts
 
+from client_checks import (
+    check_a_client_stays_bound_to_its_server,
+    check_a_request_id_applies_a_write_once,
+    check_operations_at_both_read_levels,
+    check_scan_reads_every_key_under_the_prefix,
+)
 from conftest import node_processes_of, what_failed
 
 RULES = ("consensus-safety", "leader-gating", "partition-retries")
@@ -161,27 +166,7 @@ def test_every_server_reports_the_bucket_groups_leader_by_node_name(cluster: Clu
 
 
 def test_operations_at_both_read_levels(cluster: Cluster) -> None:
-    one, two = (cluster.client(node) for node in cluster.nodes[:2])
-    assert one.get("k", timeout=5.0) is None
-    one.put("k", "v1", timeout=5.0)
-    assert two.get("k", level=ReadLevel.STRONG, timeout=5.0) == "v1"
-    wait_for(
-        lambda: two.get("k", level=ReadLevel.STALE, timeout=5.0) == "v1",
-        timeout=10.0,
-        what="a stale read of the new value",
-    )
-    assert one.cas("k", "other", "v2", timeout=5.0) is False
-    assert one.cas("k", "v1", "v2", timeout=5.0) is True
-    assert two.cas("new", None, "n1", timeout=5.0) is True  # create
-    assert two.cas("new", None, "n2", timeout=5.0) is False
-    one.delete("k", timeout=5.0)
-    assert two.get("k", timeout=5.0) is None
-    assert two.cas("k", None, "again", timeout=5.0) is True  # created over a delete marker
-    one.append("list", "a", timeout=5.0)
-    two.append("list", "b", timeout=5.0)
-    assert one.get("list", timeout=5.0) == "ab"
-    one.put("key with spaces", "odd", timeout=5.0)
-    assert two.get("key with spaces", timeout=5.0) == "odd"
+    check_operations_at_both_read_levels(cluster)
 
 
 def test_a_scan_reads_every_key_under_the_prefix_from_the_members_own_replica(
@@ -189,39 +174,13 @@ def test_a_scan_reads_every_key_under_the_prefix_from_the_members_own_replica(
 ) -> None:
     """Batched direct gets over more keys than one batch: the last value of each key, none
     that was deleted, none outside the prefix, and encoded keys decoded."""
-    client = cluster.client(cluster.nodes[0])
-    for number in range(2300):
-        client.put(f"w0-{number}", f"v{number}", timeout=5.0)
-    client.put("w0-7", "rewritten", timeout=5.0)
-    client.delete("w0-8", timeout=5.0)
-    client.put("w odd key", "encoded", timeout=5.0)
-    client.put("other", "outside", timeout=5.0)
-    expected = {f"w0-{n}": f"v{n}" for n in range(2300) if n != 8}
-    expected.update({"w0-7": "rewritten", "w odd key": "encoded"})
-    for node in cluster.nodes:
-        member = cluster.client(node)
-        wait_for(
-            lambda member=member: member.scan("w", timeout=30.0) == expected,  # type: ignore[misc]
-            timeout=20.0,
-            what=f"{node.name}'s scan to hold every write",
-        )
+    check_scan_reads_every_key_under_the_prefix(cluster, "w", 2300)
 
 
 def test_a_request_id_applies_a_write_once(cluster: Cluster) -> None:
     """JetStream's de-duplication: a retried append or cas with the same id, even through
     another server, is acknowledged without being applied again."""
-    one, two = (cluster.client(node) for node in cluster.nodes[:2])
-    one.append("list", "x", timeout=5.0, request_id="r-1")
-    two.append("list", "x", timeout=5.0, request_id="r-1")
-    assert one.get("list", timeout=5.0) == "x"
-    assert one.cas("c", None, "first", timeout=5.0, request_id="r-2") is True
-    # The retry finds "first" where it expected None: the earlier attempt's success stands.
-    assert two.cas("c", None, "first", timeout=5.0, request_id="r-2") is True
-    assert two.cas("c", None, "second", timeout=5.0, request_id="r-3") is False
-    one.put("p", "1", timeout=5.0, request_id="r-4")
-    one.put("p", "2", timeout=5.0)
-    one.put("p", "1-again", timeout=5.0, request_id="r-4")
-    assert two.get("p", timeout=5.0) == "2"
+    check_a_request_id_applies_a_write_once(cluster)
 
 
 def test_strong_reads_at_the_stream_leader_answer_from_its_store(tmp_path: Path) -> None:
@@ -237,27 +196,13 @@ def test_strong_reads_at_the_stream_leader_answer_from_its_store(tmp_path: Path)
 
 
 def test_a_client_stays_bound_to_its_server(cluster: Cluster) -> None:
-    """Its server killed, a client fails at once (definite: nothing sent) rather than
-    moving to another server; the server back, the same client works again."""
     node = cluster.nodes[1]
-    client = cluster.client(node)
-    client.put("k", "v", timeout=5.0)
-    node.kill()
-    # A call the client sent before it noticed the kill failed indefinitely (its request
-    # went out); once the client knows, every call is refused unsent.
-    with pytest.raises(ConsensusError):
-        client.get("k", level=ReadLevel.STALE, timeout=2.0)
-    with pytest.raises(Unavailable):
-        client.get("k", level=ReadLevel.STALE, timeout=2.0)
-    with pytest.raises(Unavailable):
-        client.put("k", "w", timeout=2.0)
-    node.start()
-    wait_for(lambda: node.status(5.0).term is not None, timeout=30.0, what="n2 back in the group")
-    assert wait_for(
-        lambda: client.get("k", timeout=5.0) == "v",
-        timeout=30.0,
-        what="a read through the restarted server",
-        ignore=(Unavailable, Timeout),
+    check_a_client_stays_bound_to_its_server(
+        cluster,
+        "k",
+        lambda: wait_for(
+            lambda: node.status(5.0).term is not None, timeout=30.0, what="n2 back in the group"
+        ),
     )
 
 

@@ -26,19 +26,23 @@ from pytest_consensus.adapters.zookeeper.client import (
     znode_name,
 )
 from pytest_consensus.clients.cluster_ops import wait_for_leader, wait_for_same_applied_index
-from pytest_consensus.contract import Cluster, HostSpec, ReadLevel, Role
+from pytest_consensus.contract import Cluster, HostSpec, Role
 from pytest_consensus.contract.errors import (
     ConnectionLost,
-    ConsensusError,
     HarnessError,
     Rejected,
     Timeout,
     Unavailable,
     UnknownError,
 )
-from pytest_consensus.contract.waiting import wait_for
 from pytest_consensus.hosts.base import LoopbackHosts
 
+from client_checks import (
+    check_a_client_stays_bound_to_its_server,
+    check_a_request_id_applies_a_write_once,
+    check_operations_at_both_read_levels,
+    check_scan_reads_every_key_under_the_prefix,
+)
 from conftest import node_processes_of, what_failed
 
 pytestmark = pytest.mark.skipif(
@@ -131,64 +135,21 @@ def test_every_server_reports_the_leader_by_node_name_and_one_epoch(cluster: Clu
 
 
 def test_operations_at_both_read_levels(cluster: Cluster) -> None:
-    one, two = (cluster.client(node) for node in cluster.nodes[:2])
-    assert one.get("k", timeout=5.0) is None
-    one.put("k", "v1", timeout=5.0)
-    assert two.get("k", level=ReadLevel.STRONG, timeout=5.0) == "v1"
-    wait_for(
-        lambda: two.get("k", level=ReadLevel.STALE, timeout=5.0) == "v1",
-        timeout=10.0,
-        what="a stale read of the new value",
-    )
-    assert one.cas("k", "other", "v2", timeout=5.0) is False
-    assert one.cas("k", "v1", "v2", timeout=5.0) is True
-    assert two.cas("new", None, "n1", timeout=5.0) is True  # create
-    assert two.cas("new", None, "n2", timeout=5.0) is False
-    one.delete("k", timeout=5.0)
-    one.delete("k", timeout=5.0)  # deleting an absent key is no error
-    assert two.get("k", timeout=5.0) is None
-    assert two.cas("k", None, "again", timeout=5.0) is True
-    one.append("list", "a", timeout=5.0)
-    two.append("list", "b", timeout=5.0)
-    assert one.get("list", timeout=5.0) == "ab"
-    one.put("key with spaces", "odd", timeout=5.0)
-    assert two.get("key with spaces", timeout=5.0) == "odd"
+    check_operations_at_both_read_levels(cluster)
 
 
 def test_a_scan_reads_every_key_under_the_prefix_from_the_members_own_copy(
     cluster: Cluster,
 ) -> None:
-    client = cluster.client(cluster.nodes[0])
-    for number in range(1200):
-        client.put(f"s0-{number}", f"v{number}", timeout=5.0)
-    client.put("s0-7", "rewritten", timeout=5.0)
-    client.delete("s0-8", timeout=5.0)
-    client.put("s odd key", "encoded", timeout=5.0)
-    expected = {f"s0-{n}": f"v{n}" for n in range(1200) if n != 8}
-    expected.update({"s0-7": "rewritten", "s odd key": "encoded"})
-    for node in cluster.nodes:
-        member = cluster.client(node)
-        wait_for(
-            lambda member=member: member.scan("s", timeout=30.0) == expected,  # type: ignore[misc]
-            timeout=20.0,
-            what=f"{node.name}'s scan to hold every write",
-        )
+    check_scan_reads_every_key_under_the_prefix(cluster, "s", 1200)
 
 
 def test_a_request_id_applies_a_write_once(cluster: Cluster) -> None:
     """The id's marker is created in the write's own transaction: a retried write, even
-    through another server, finds it and is acknowledged without being applied again."""
+    through another server, finds it and is acknowledged without being applied again; a
+    retried delete too."""
+    check_a_request_id_applies_a_write_once(cluster, prefix="rid-")
     one, two = (cluster.client(node) for node in cluster.nodes[:2])
-    one.append("rid-list", "x", timeout=5.0, request_id="r-1")
-    two.append("rid-list", "x", timeout=5.0, request_id="r-1")
-    assert one.get("rid-list", timeout=5.0) == "x"
-    assert one.cas("rid-c", None, "first", timeout=5.0, request_id="r-2") is True
-    assert two.cas("rid-c", None, "first", timeout=5.0, request_id="r-2") is True
-    assert two.cas("rid-c", None, "second", timeout=5.0, request_id="r-3") is False
-    one.put("rid-p", "1", timeout=5.0, request_id="r-4")
-    one.put("rid-p", "2", timeout=5.0)
-    one.put("rid-p", "1-again", timeout=5.0, request_id="r-4")
-    assert two.get("rid-p", timeout=5.0) == "2"
     one.delete("rid-p", timeout=5.0, request_id="r-5")
     one.put("rid-p", "3", timeout=5.0)
     two.delete("rid-p", timeout=5.0, request_id="r-5")
@@ -211,28 +172,7 @@ def test_digests_agree_at_one_index_and_tree_digests_at_one_zxid(cluster: Cluste
 
 
 def test_a_client_stays_bound_to_its_server(cluster: Cluster) -> None:
-    """Its server killed, a client fails at once (definite: nothing sent) rather than
-    moving to another server; the server back, the same client works again."""
-    node = cluster.nodes[1]
-    client = cluster.client(node)
-    client.put("bound", "v", timeout=5.0)
-    node.kill()
-    # A call the client sent before it noticed the kill failed indefinitely (its request
-    # went out); once the client knows, every call is refused unsent.
-    with pytest.raises(ConsensusError):
-        client.get("bound", level=ReadLevel.STALE, timeout=2.0)
-    with pytest.raises(Unavailable):
-        client.get("bound", level=ReadLevel.STALE, timeout=2.0)
-    with pytest.raises(Unavailable):
-        client.put("bound", "w", timeout=2.0)
-    node.start()
-    wait_for_leader(cluster)
-    assert wait_for(
-        lambda: client.get("bound", timeout=5.0) == "v",
-        timeout=30.0,
-        what="a read through the restarted server",
-        ignore=(Unavailable, Timeout),
-    )
+    check_a_client_stays_bound_to_its_server(cluster, "bound", lambda: wait_for_leader(cluster))
 
 
 def test_sync_then_read_is_offered_as_an_option(tmp_path: Path) -> None:
