@@ -134,3 +134,18 @@ def test_request_ids_differ_between_logical_operations() -> None:
     retrying.put("b", "2")
     first, second = clients["n1"].request_ids
     assert first and second and first != second
+
+
+def test_a_client_with_a_home_starts_every_operation_there_again() -> None:
+    retrying, _, _, _ = make({"n1": [Unavailable("cut off"), None], "n2": [None, None], "n3": []})
+    retrying.home = "n1"
+    retrying.put("a", "1")  # n1 refuses: moves on to n2
+    retrying.put("b", "2")  # back home first: n1 answers now
+    assert [a.node for a in retrying.attempts] == ["n1", "n2", "n1"]
+
+
+def test_a_client_without_a_home_stays_where_it_last_succeeded() -> None:
+    retrying, _, _, _ = make({"n1": [Unavailable("cut off")], "n2": [None, None], "n3": []})
+    retrying.put("a", "1")
+    retrying.put("b", "2")
+    assert [a.node for a in retrying.attempts] == ["n1", "n2", "n2"]

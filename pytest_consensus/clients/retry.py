@@ -81,6 +81,10 @@ class RetryingClient:
     attempts: list[Attempt] = field(default_factory=list)
     #: The node to try first (default: a random one); moved on from on failures.
     first_node: str | None = None
+    #: Where every logical operation starts (None: where the last one ended). A client with
+    #: a home keeps sending to its node through faults, so a node cut off from the majority
+    #: keeps being asked, instead of losing its clients to the first failure for good.
+    home: str | None = None
 
     def __post_init__(self) -> None:
         self.node = "any"
@@ -163,6 +167,8 @@ class RetryingClient:
         self, f: str, key: str, call: Callable[[Client, float], T], request_id: str | None
     ) -> T:
         deadline = self.clock() + self.policy.deadline
+        if self.home is not None:
+            self._target = self.home
         unknown: IndefiniteError | None = None
         last: ConsensusError | None = None
         attempt = 0
@@ -222,8 +228,9 @@ def spread_clients(
     count: int,
     rng: random.Random,
 ) -> list[RetryingClient]:
-    """``count`` retrying clients that start on different nodes, so every node, whatever it
-    becomes during a fault schedule, sees traffic."""
+    """``count`` retrying clients homed on different nodes: each logical operation starts on
+    the client's home node, so every node, whatever it becomes during a fault schedule (a
+    minority, a deposed leader), keeps seeing traffic and its answers are judged."""
     names = sorted(clients)
     return [
         RetryingClient(
@@ -232,6 +239,7 @@ def spread_clients(
             policy,
             random.Random(rng.random()),
             first_node=names[index % len(names)],
+            home=names[index % len(names)],
         )
         for index in range(count)
     ]
