@@ -36,3 +36,20 @@ def test_module_attr_form_loads_a_custom_adapter() -> None:
 def test_bad_adapters_say_what_is_wrong(spec: str, message: str) -> None:
     with pytest.raises(AdapterLoadError, match=message):
         load_adapter(spec)
+
+
+def test_test_ids_are_the_adapters_names_unless_two_share_one() -> None:
+    from pytest_consensus.plugin.hooks import adapter_ids
+
+    fake = load_adapter("fake_store:FakeAdapter", {})
+    second = load_adapter("fake_store:SecondFakeAdapter", {})
+    assert adapter_ids({"fake_store:FakeAdapter": fake, "pysyncobj": PySyncObjAdapter()}) == [
+        "fake",
+        "pysyncobj",
+    ]
+    twin = load_adapter("fake_store:FakeAdapter", {})
+    assert adapter_ids({"fake_store:FakeAdapter": fake, "tests.fake_store:FakeAdapter": twin}) == [
+        "fake_store:FakeAdapter",
+        "tests.fake_store:FakeAdapter",
+    ]
+    assert second.name == "fake-two"

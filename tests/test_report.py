@@ -273,11 +273,11 @@ def test_junit_xml_carries_rule_ids_and_evidence_as_properties(pytester: pytest.
         case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
         for case in ElementTree.parse(pytester.path / "junit.xml").getroot().iter("testcase")
     }
-    gating = cases["test_gating[fake_store:FakeAdapter]"]
+    gating = cases["test_gating[fake]"]
     assert gating["consensus_rule"] == "leader-gating"
     assert gating["consensus_adapter"] == "fake_store:FakeAdapter"
     assert Path(gating["consensus_history"]).name == "history.jsonl"
-    assert cases["test_needs_kill[fake_store:FakeAdapter]"]["consensus_rule"] == "consensus-safety"
+    assert cases["test_needs_kill[fake]"]["consensus_rule"] == "consensus-safety"
 
 
 def test_compare_with_a_certificate_of_another_name_when_one_adapter_runs(

@@ -374,6 +374,16 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
     return None
 
 
+def adapter_ids(adapters: dict[str, Any]) -> list[str]:
+    """Test ids of the adapters, in the order given: each adapter's ``name`` (``tinystore``,
+    not ``examples.tinystore.adapter:TinyStoreAdapter``), the spec where two share a name."""
+    names = [adapter.name for adapter in adapters.values()]
+    return [
+        name if names.count(name) == 1 else spec
+        for spec, name in zip(adapters, names, strict=True)
+    ]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "consensus_adapter" not in metafunc.fixturenames:
         return
@@ -383,7 +393,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             "consensus_adapter",
             settings.adapters,
             indirect=True,
-            ids=settings.adapters,
+            ids=adapter_ids(metafunc.config.stash[adapters_key]),
             scope="session",
         )
     rounds = settings.profile.rounds
