@@ -379,8 +379,7 @@ def adapter_ids(adapters: dict[str, Any]) -> list[str]:
     not ``examples.tinystore.adapter:TinyStoreAdapter``), the spec where two share a name."""
     names = [adapter.name for adapter in adapters.values()]
     return [
-        name if names.count(name) == 1 else spec
-        for spec, name in zip(adapters, names, strict=True)
+        name if names.count(name) == 1 else spec for spec, name in zip(adapters, names, strict=True)
     ]
 
 
