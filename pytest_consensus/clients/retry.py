@@ -79,7 +79,7 @@ class RetryingClient:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     attempts: list[Attempt] = field(default_factory=list)
-    #: The node to try first (default: a random one); moved on from on failures.
+    #: The node to try first (default: the home, else a random one); moved on from on failures.
     first_node: str | None = None
     #: Where every logical operation starts (None: where the last one ended). A client with
     #: a home keeps sending to its node through faults, so a node cut off from the majority
@@ -90,7 +90,7 @@ class RetryingClient:
         self.node = "any"
         self.process = self.history.new_process()
         self._nodes = sorted(self.clients)
-        self._target = self.first_node or self.rng.choice(self._nodes)
+        self._target = self.home or self.first_node or self.rng.choice(self._nodes)
 
     # -- the operations ------------------------------------------------------------------
     def put(self, key: str, value: str, *, request_id: str | None = None) -> None:
@@ -238,7 +238,6 @@ def spread_clients(
             history,
             policy,
             random.Random(rng.random()),
-            first_node=names[index % len(names)],
             home=names[index % len(names)],
         )
         for index in range(count)
