@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from kazoo.exceptions import BadVersionError, ConnectionLoss, NoNodeError, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.serialization import int_struct, multiheader_struct, stat_struct
 
 from pytest_consensus.adapters import zookeeper
 from pytest_consensus.adapters.zookeeper import (
@@ -21,10 +22,12 @@ from pytest_consensus.adapters.zookeeper import (
 )
 from pytest_consensus.adapters.zookeeper.client import (
     ENCODED_PREFIX,
+    SCAN_WINDOW,
     map_kazoo_error,
     workload_key,
     znode_name,
 )
+from pytest_consensus.adapters.zookeeper.multi_read import MultiRead
 from pytest_consensus.clients.cluster_ops import wait_for_leader, wait_for_same_applied_index
 from pytest_consensus.contract import Cluster, HostSpec, Role
 from pytest_consensus.contract.errors import (
@@ -134,6 +137,41 @@ def test_every_server_reports_the_leader_by_node_name_and_one_epoch(cluster: Clu
     assert all(s.applied_index is not None and s.applied_index >> 32 == s.term for s in statuses)
 
 
+def test_a_multi_read_asks_for_each_path_and_reads_each_answer_in_order() -> None:
+    """The request is ZooKeeper's multiRead of getData (no watch) records; the answer gives
+    data, None for a znode without data, and kazoo's exception for a path's error."""
+    request = MultiRead(["/a", "/bc"])
+    assert request.type == 22
+    header = multiheader_struct.pack
+    assert bytes(request.serialize()) == (
+        header(4, False, -1)
+        + int_struct.pack(2)
+        + b"/a"
+        + b"\x00"
+        + header(4, False, -1)
+        + int_struct.pack(3)
+        + b"/bc"
+        + b"\x00"
+        + header(-1, True, -1)
+    )
+    stat = bytes(stat_struct.size)
+    answer = (
+        header(4, False, 0)
+        + int_struct.pack(5)
+        + b"hello"
+        + stat
+        + header(-1, False, -101)
+        + int_struct.pack(-101)
+        + header(4, False, 0)
+        + int_struct.pack(-1)
+        + stat
+        + header(-1, True, -1)
+    )
+    first, missing, empty = MultiRead.deserialize(b"xx" + answer, 2)
+    assert first == b"hello" and empty is None
+    assert isinstance(missing, NoNodeError)
+
+
 def test_operations_at_both_read_levels(cluster: Cluster) -> None:
     check_operations_at_both_read_levels(cluster)
 
@@ -141,7 +179,7 @@ def test_operations_at_both_read_levels(cluster: Cluster) -> None:
 def test_a_scan_reads_every_key_under_the_prefix_from_the_members_own_copy(
     cluster: Cluster,
 ) -> None:
-    check_scan_reads_every_key_under_the_prefix(cluster, "s", 1200)
+    check_scan_reads_every_key_under_the_prefix(cluster, "s", SCAN_WINDOW + 200)
 
 
 def test_a_request_id_applies_a_write_once(cluster: Cluster) -> None:

@@ -31,6 +31,7 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 
+from pytest_consensus.adapters.zookeeper.multi_read import send_multi_read
 from pytest_consensus.contract import Client, ReadLevel
 from pytest_consensus.contract.errors import (
     ConnectionLost,
@@ -60,8 +61,11 @@ SESSION_TIMEOUT = 10.0
 CONNECT_WAIT = 2.0
 #: How long closing a client may take (a paused server never answers the close).
 CLOSE_TIMEOUT = 5.0
-#: Reads a scan keeps in flight at once.
-SCAN_WINDOW = 500
+#: Keys a scan reads in one multiRead (adapters/zookeeper/multi_read.py), and how many it
+#: keeps in flight at once: a batch's answer stays far below ZooKeeper's 1 MB packet limit
+#: unless its values average over 1 KB (appends grow them; 200 keys of 4 KB is 0.8 MB).
+SCAN_BATCH = 200
+SCAN_WINDOW = 1000
 
 
 def znode_name(key: str) -> str:
@@ -330,8 +334,9 @@ class ZooKeeperClient(Client):
 
     def scan(self, prefix: str, *, timeout: float) -> dict[str, str]:
         """Every key under ``prefix`` with its value as this server holds it (like a
-        ``stale`` get): the children of the key space, then their values, read
-        ``SCAN_WINDOW`` at a time; a key deleted between the two is left out."""
+        ``stale`` get): the children of the key space, then their values, ``SCAN_BATCH``
+        to a multiRead with up to ``SCAN_WINDOW`` keys in flight; a key deleted between
+        the two is left out."""
 
         def call(kazoo: KazooClient, deadline: float) -> dict[str, str]:
             names = self._wait(kazoo.get_children_async(KEYS), deadline)
@@ -339,13 +344,18 @@ class ZooKeeperClient(Client):
             items: dict[str, str] = {}
             for start in range(0, len(wanted), SCAN_WINDOW):
                 window = wanted[start : start + SCAN_WINDOW]
-                pending = [(name, kazoo.get_async(f"{KEYS}/{name}")) for name in window]
-                for name, result in pending:
-                    try:
-                        data, _ = self._wait(result, deadline)
-                    except NoNodeError:
-                        continue
-                    items[workload_key(name)] = data.decode()
+                batches = [window[at : at + SCAN_BATCH] for at in range(0, len(window), SCAN_BATCH)]
+                pending = [
+                    (batch, send_multi_read(kazoo, [f"{KEYS}/{name}" for name in batch]))
+                    for batch in batches
+                ]
+                for batch, result in pending:
+                    for name, data in zip(batch, self._wait(result, deadline), strict=True):
+                        if isinstance(data, NoNodeError):
+                            continue
+                        if isinstance(data, Exception):
+                            raise data
+                        items[workload_key(name)] = (data or b"").decode()
             return items
 
         return self._run(call, timeout)
