@@ -32,7 +32,7 @@ from pytest_consensus.clients.cluster_ops import (
 )
 from pytest_consensus.clients.digest_watch import DigestWatch, WatchFigures
 from pytest_consensus.clients.history import History
-from pytest_consensus.clients.load import LoadFigures, WriteLoad
+from pytest_consensus.clients.load import KEY_PREFIX, LoadFigures, WriteLoad
 from pytest_consensus.clients.member_reads import MemberCheck, read_every_member
 from pytest_consensus.clients.retry import RetryPolicy
 from pytest_consensus.contract import Adapter, Capability, Cluster, Node
@@ -49,8 +49,6 @@ from pytest_consensus.report.evidence import EvidenceKeeper
 WRITE_POLICY = RetryPolicy(deadline=10.0, attempt_timeout=2.0)
 #: Writer threads, each with its own connection to every member.
 WRITERS = 8
-#: Every key the load writes starts with this (its keys are ``w<worker>-<number>``).
-KEY_PREFIX = "w"
 #: Seconds of writes before the first kill.
 WARM_UP = 2.0
 #: Seconds for the members to reach one applied index with the same digests, after the

@@ -28,7 +28,7 @@ from pytest_consensus.clients.cluster_ops import (
     wait_for_same_applied_index,
 )
 from pytest_consensus.clients.history import History
-from pytest_consensus.clients.load import WriteLoad
+from pytest_consensus.clients.load import KEY_PREFIX, WriteLoad
 from pytest_consensus.clients.member_reads import MemberCheck, read_every_member
 from pytest_consensus.clients.retry import RetryPolicy
 from pytest_consensus.contract import Adapter, Capability, Cluster, Node
@@ -206,7 +206,10 @@ def test_acknowledged_writes_survive_a_power_cut(
                 "durability"
             )
         check = read_every_member(
-            cluster, acknowledged, stale_reads=consensus_adapter.has(Capability.STALE_READ)
+            cluster,
+            acknowledged,
+            stale_reads=consensus_adapter.has(Capability.STALE_READ),
+            scan_prefix=KEY_PREFIX if consensus_adapter.has(Capability.SCAN) else None,
         )
         lost = losses(allocation, power_cut.nodes)
         request.node.user_properties.append(
@@ -349,6 +352,7 @@ def test_a_damaged_data_file_is_refused_or_repaired(
             acknowledged,
             stale_reads=consensus_adapter.has(Capability.STALE_READ),
             members=members,
+            scan_prefix=KEY_PREFIX if consensus_adapter.has(Capability.SCAN) else None,
         )
         if not refused and not check.missing_on(victim.name):
             outcome += " and holds every acknowledged write"

@@ -26,6 +26,10 @@ from pytest_consensus.contract.errors import ConsensusError
 #: Writes each worker makes at most: a bound on the loop whatever the clock does.
 MAX_WRITES_PER_WORKER = 100_000
 
+#: Every key the load writes starts with this (its keys are ``w<worker>-<number>``), so a
+#: member holding them can be read by one scan of the prefix.
+KEY_PREFIX = "w"
+
 
 @dataclass(frozen=True)
 class LoadFigures:
@@ -100,7 +104,7 @@ class WriteLoad:
             if self._stop.is_set() or stopping.stopping():
                 return
             try:
-                writer.put(f"w{index}-{number}", f"v{index}-{number}-{self.seed}")
+                writer.put(f"{KEY_PREFIX}{index}-{number}", f"v{index}-{number}-{self.seed}")
             except ConsensusError:
                 continue
 
