@@ -58,7 +58,7 @@ RMW_ATTEMPTS = 50
 #: killed server's restart finds the session alive, so calls after it are not refused.
 SESSION_TIMEOUT = 10.0
 #: How long a call waits for the session to (re)connect before it is refused unsent.
-CONNECT_WAIT = 2.0
+CONNECT_WAIT = 1.0
 #: How long closing a client may take (a paused server never answers the close).
 CLOSE_TIMEOUT = 5.0
 #: Keys a scan reads in one multiRead (adapters/zookeeper/multi_read.py), and how many it
