@@ -93,6 +93,8 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
         f"--consensus-seed={seed}",
         f"--consensus-report={report}",
         "--consensus-progress=0",
+        # The slowest tests' phases, so that a kept output says where a slow run's time went.
+        "--durations=15",
         "-q",
         "-p",
         "no:cacheprovider",
