@@ -119,6 +119,9 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
         certificate = json.loads(path.read_text())
         prefix = f"{path.parent.name}:" if "," in adapter else ""
         verdicts.update({prefix + rule["id"]: rule["verdict"] for rule in certificate["rules"]})
+        if "," in adapter:  # backends side by side: each one's share of the run
+            spent = sum(test["seconds"] for rule in certificate["rules"] for test in rule["tests"])
+            print(f"  seed {seed}: {path.parent.name}'s tests took {spent:.1f} s", flush=True)
     if "fail" in verdicts.values():  # keep what pytest said: the failure is the finding
         EVIDENCE.mkdir(parents=True, exist_ok=True)
         kept = EVIDENCE / f"{adapter.replace(':', '-').replace(',', '+')}-seed{seed}.txt"
