@@ -13,7 +13,8 @@ request is a kazoo request record (``type``, ``serialize``, ``deserialize``, as 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import EXCEPTIONS
@@ -22,17 +23,18 @@ from kazoo.protocol.serialization import GetData, int_struct, multiheader_struct
 #: ZooKeeper's opcode for a multi of reads (``ZooDefs.OpCode.multiRead``, 3.6.0 and later).
 MULTI_READ = 22
 #: A multi's terminating header: type -1, done, error -1.
-_END = multiheader_struct.pack(-1, True, -1)
+_END: bytes = multiheader_struct.pack(-1, True, -1)
 #: ``MultiHeader`` type of a failed operation's result (an error code follows).
 _ERROR = -1
 
 
-class MultiRead(NamedTuple):
+@dataclass(frozen=True)
+class MultiRead:
     """The request: one ``getData`` (no watch) per path, answered in order."""
 
     paths: Sequence[str]
 
-    type = MULTI_READ
+    type: ClassVar[int] = MULTI_READ
 
     def serialize(self) -> bytearray:
         request = bytearray()
