@@ -393,3 +393,20 @@ def test_a_failing_scenario_test_prints_a_replay_command_that_fails_it_again(
         ["*came back from a restart at term *only in memory*", "consensus-safety*FAIL*"]
     )
     assert "1 failed" in again.stdout.lines[-1], "the one test, and only it, ran again"
+
+
+def test_a_node_that_reports_no_term_after_a_restart_makes_the_term_test_n_a(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    """A restarted node that answers its status without a term (NATS, until it reaches a
+    peer) cannot show whether it kept its term: the test says n/a, with that reason, and not
+    a pass; PySyncObj's term rises while cut off, so the test gets that far every run."""
+    store = "--consensus-adapter=broken_stores.term_unknown_after_restart:Adapter"
+    result = pytester.runpytest_subprocess(
+        store, "-k", "keeps_the_terms", "-rs", "-p", "no:cacheprovider"
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*n/a: n*, restarted while cut off, answered its status but reported no term for 8 s*"]
+    )
+    assert "1 skipped" in result.stdout.lines[-1]
