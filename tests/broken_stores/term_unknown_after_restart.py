@@ -15,7 +15,7 @@ from pytest_consensus.adapters.pysyncobj.node import KVNode, main
 
 class TermUnknownAfterRestartNode(KVNode):
     def __init__(self, name: str, raft: str, peers: dict[str, str], data_dir: Path, *rest: Any):
-        self.restarted = (data_dir / "leadership.jsonl").exists() or any(data_dir.glob("raft*"))
+        self.restarted = any(data_dir.glob("raft.journal*"))  # PySyncObj's, from a first start
         super().__init__(name, raft, peers, data_dir, *rest)
 
     def status(self) -> dict[str, Any]:
