@@ -21,6 +21,7 @@ from pytest_consensus.adapters.nats import (
 )
 from pytest_consensus.adapters.nats.client import (
     ENCODED_PREFIX,
+    NatsKvClient,
     map_nats_error,
     nats_key,
 )
@@ -163,6 +164,16 @@ def test_every_server_reports_the_bucket_groups_leader_by_node_name(cluster: Clu
     assert [s.leader for s in statuses] == [leader.name] * 3
     assert {s.term for s in statuses} == {status.term}
     assert [s.role for s in statuses].count(Role.LEADER) == 1
+
+
+def test_every_server_passes_a_write_on_to_the_stream_once_started(cluster: Cluster) -> None:
+    """The cluster is ready only when a write sent to any server reaches the stream (a first
+    write once found no responders); the readiness probe itself stores nothing."""
+    for node in cluster.nodes:
+        client = cluster.client(node)
+        assert isinstance(client, NatsKvClient)
+        assert client.stream_answers(5.0), node.name
+    assert cluster.client(cluster.nodes[0]).scan("", timeout=5.0) == {}
 
 
 def test_operations_at_both_read_levels(cluster: Cluster) -> None:

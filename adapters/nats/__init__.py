@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import nats.errors
+
 from pytest_consensus.adapters.nats.client import NatsKvClient
 from pytest_consensus.contract import (
     Adapter,
@@ -220,7 +222,8 @@ class NatsCluster(ProcessCluster):
 
 def create_bucket(cluster: ProcessCluster) -> None:
     """Create the bucket with one replica per server (at most 5), once the JetStream meta
-    group has a leader; record its stream's Raft group for the statuses."""
+    group has a leader; record its stream's Raft group for the statuses; return once every
+    server passes a write on to the stream."""
     assert isinstance(cluster, NatsCluster)
     nodes = [node for node in cluster.nodes if isinstance(node, NatsNode)]
     replicas = len(nodes)
@@ -235,17 +238,48 @@ def create_bucket(cluster: ProcessCluster) -> None:
         while time.monotonic() < deadline:
             try:
                 cluster.group.name = cluster.loop.run(_create(client, replicas), timeout=10.0)
-                return
+                break
             except Exception as error:  # noqa: BLE001 - retried, then reported
                 last_error = error
                 time.sleep(0.25)
+        else:
+            raise ClusterSetupError(
+                f"could not create the key-value bucket {BUCKET!r} with {replicas} replicas "
+                f"within {BUCKET_TIMEOUT} s (JetStream must first elect a meta leader): last "
+                f"error: {last_error!r}; the servers' logs say why"
+            )
     finally:
         client.close()
-    raise ClusterSetupError(
-        f"could not create the key-value bucket {BUCKET!r} with {replicas} replicas within "
-        f"{BUCKET_TIMEOUT} s (JetStream must first elect a meta leader): last error: "
-        f"{last_error!r}; the servers' logs say why"
-    )
+    _wait_for_the_stream_from_every_server(cluster, nodes, deadline)
+
+
+def _wait_for_the_stream_from_every_server(
+    cluster: NatsCluster, nodes: Sequence[NatsNode], deadline: float
+) -> None:
+    """Return once a publish sent to any server reaches the bucket's stream. Creating the
+    bucket returns when its stream exists; the servers learn the new stream leader's
+    interest in the bucket's subjects a moment later, and a write sent before that is
+    refused with "no responders" (seen once in CI, on a cluster's first write)."""
+    for node in nodes:
+        client = NatsKvClient(node.name, node.url, BUCKET, cluster.loop)
+        try:
+            while not _stream_answers(client):
+                if time.monotonic() > deadline:
+                    raise ClusterSetupError(
+                        f"{node.name}: the bucket {BUCKET!r} was created, but a publish "
+                        f"through {node.name} found no stream to answer it within "
+                        f"{BUCKET_TIMEOUT} s of start-up; the servers' logs say why"
+                    )
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+
+def _stream_answers(client: NatsKvClient) -> bool:
+    try:
+        return client.stream_answers(2.0)
+    except (ConsensusError, nats.errors.Error, OSError):
+        return False  # a connection not yet accepted, a request unanswered: asked again
 
 
 def _meta_leader(node: NatsNode) -> str | None:

@@ -44,6 +44,10 @@ DUPLICATE_IN_PROCESS = 10158
 #: same id inside the stream's duplicate window (docs/adapters/nats.md).
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
+EXPECTED_STREAM = "Nats-Expected-Stream"
+#: JetStream's error code for "expected stream does not match": the stream's leader
+#: answered (and stored nothing).
+WRONG_STREAM = 10060
 KV_OPERATION = "KV-Operation"
 #: A subject sequence no message can have: a conditional write expecting it always fails,
 #: unless JetStream answers first that its message id is a duplicate (see _applied_before).
@@ -332,6 +336,26 @@ class NatsKvClient(Client):
                 raise
             return True  # a duplicate's acknowledgement is the earlier attempt's success
         raise Unavailable(f"{self.node}: {key!r} changed under {RMW_ATTEMPTS} attempts")
+
+    def stream_answers(self, timeout: float) -> bool:
+        """Whether the bucket's stream answers a publish sent to this client's server: a
+        message naming another stream, which the stream's leader refuses and never stores.
+        False while the server knows no subscriber for the bucket's subjects yet (a stream
+        leader elected a moment ago, its interest not yet passed along the routes)."""
+
+        async def probe() -> bool:
+            headers = {EXPECTED_STREAM: f"not-KV_{self.bucket}"}
+            try:
+                await self._publish("probe", b"", headers, timeout)
+            except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
+                return False
+            except nats.js.errors.APIError as error:
+                if error.err_code == WRONG_STREAM:
+                    return True
+                raise
+            raise UnknownError(f"{self.node}: a probe naming another stream was stored")
+
+        return self._loop.run(probe(), timeout + 1.0)
 
     async def _applied_before(self, key: str, request_id: str, timeout: float) -> bool:
         """Whether an earlier attempt with this request id was stored: JetStream checks a
