@@ -1,0 +1,182 @@
+"""Link faults without netem: a link proxy (:mod:`pytest_consensus.hosts.link_proxy`) in each
+node's network namespace, and the rules that send the node's connections through it.
+
+Started before the nodes, so every connection a node opens to a peer (and every one the
+test process opens to it) passes through a proxy from the start; the stores keep their
+configured addresses. The nemesis then sets a link table (directed links ``(a, b)`` with
+a :class:`Link`) on every proxy at once, and clears it to heal. docs/faults.md ("Link
+faults") says what each fault does to the bytes and what the proxy costs.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_consensus.contract.child_python import python_environment
+from pytest_consensus.contract.errors import HarnessError
+from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.hosts.firewall import CLIENT
+from pytest_consensus.hosts.link_proxy import BYPASS_MARK, MODES, PROXY_PORT
+from pytest_consensus.hosts.netns import NamespaceCluster, NamespaceNetwork, in_namespace
+
+PROXY_MODULE = "pytest_consensus.hosts.link_proxy"
+#: How long a proxy may take to start answering its control socket.
+START_TIMEOUT = 15.0
+CONTROL_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a fault does to one directed link (see link_proxy.LinkState)."""
+
+    delay: float = 0.0
+    jitter: float = 0.0
+    rate: float = 0.0
+    loss: float = 0.0
+    mode: str = "pass"
+    period: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise HarnessError(f"unknown link mode {self.mode!r}; valid: {', '.join(MODES)}")
+
+
+LinkTable = Mapping[tuple[str, str], Link]
+
+
+def redirect_rules(own: str, subnet: str, client: str) -> list[tuple[str, ...]]:
+    """The namespace's ``nat`` rules: the node's own connections to the run's subnet, and the
+    client's connections to the node, go to the proxy; the proxy's own (marked) do not."""
+    redirect = ("-j", "REDIRECT", "--to-ports", str(PROXY_PORT))
+    output = ("-t", "nat", "-A", "OUTPUT", "-p", "tcp")
+    return [
+        (*output, "-d", own, "-j", "RETURN"),
+        (*output, "-m", "mark", "--mark", hex(BYPASS_MARK), "-j", "RETURN"),
+        (*output, "-d", subnet, *redirect),
+        ("-t", "nat", "-A", "PREROUTING", "-p", "tcp", "-s", client, "-d", own, *redirect),
+    ]
+
+
+class LinkProxies:
+    """The link proxies of one namespace cluster: started (rules first in place) before the
+    cluster's nodes, killed with the cluster."""
+
+    def __init__(self, network: NamespaceNetwork, cluster: NamespaceCluster) -> None:
+        self.cluster = cluster
+        self.names = {address: name for name, address in cluster.addresses.items()}
+        self.names[network.gateway] = CLIENT
+        self.subnet = str(network.subnet)
+        self.client = network.gateway
+        self.processes: dict[str, NodeProcess] = {}
+        self.controls: dict[str, Path] = {}
+        self.table: dict[tuple[str, str], Link] = {}
+
+    def start(self) -> LinkProxies:
+        try:
+            for host in self.cluster.hosts:
+                self._start_one(host.name, host.log_dir)
+            for name in self.processes:
+                self._wait_ready(name)
+            for name, namespace in self.cluster.namespaces.items():
+                for rule in redirect_rules(self.cluster.addresses[name], self.subnet, self.client):
+                    in_namespace(namespace, "iptables", "-w", "5", *rule)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_one(self, name: str, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        control = folder / "link-proxy.sock"
+        config = folder / "link-proxy.json"
+        config.write_text(
+            json.dumps({"node": name, "names": self.names, "control": str(control)}) + "\n"
+        )
+        namespace = self.cluster.namespaces[name]
+        argv = ["ip", "netns", "exec", namespace, sys.executable, "-m", PROXY_MODULE, str(config)]
+        process = NodeProcess(
+            f"{name}-links", argv, folder / "link-proxy.log", python_environment(), folder
+        )
+        process.start()
+        self.processes[name] = process
+        self.controls[name] = control
+
+    def _wait_ready(self, name: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                self._ask(name, {"op": "ping"}, timeout=1.0)
+                return
+            except (OSError, HarnessError):
+                process = self.processes[name]
+                if not process.is_running() or time.monotonic() > deadline:
+                    raise HarnessError(
+                        f"the link proxy of {name} did not start within {START_TIMEOUT:.0f} s; "
+                        f"its log:\n{process.log_tail(20)}"
+                    ) from None
+                time.sleep(0.02)
+
+    def _ask(
+        self, name: str, request: dict[str, Any], timeout: float = CONTROL_TIMEOUT
+    ) -> dict[str, Any]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
+            control.settimeout(timeout)
+            control.connect(str(self.controls[name]))
+            control.sendall(json.dumps(request).encode() + b"\n")
+            reply = control.makefile("rb").readline()
+        answer: dict[str, Any] = json.loads(reply) if reply else {}
+        if not answer.get("ok"):
+            raise HarnessError(f"the link proxy of {name} refused {request['op']}: {answer}")
+        return answer
+
+    def _ask_all(self, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        answers = {}
+        for name in self.processes:
+            try:
+                answers[name] = self._ask(name, request)
+            except OSError as error:
+                raise HarnessError(
+                    f"the link proxy of {name} did not answer {request['op']}: {error}; its "
+                    f"log:\n{self.processes[name].log_tail(20)}"
+                ) from error
+        return answers
+
+    def set(self, table: LinkTable) -> None:
+        """Make ``table`` the links' state on every proxy (links not in it pass freely)."""
+        self.table = dict(table)
+        wire = {f"{a}>{b}": asdict(link) for (a, b), link in table.items()}
+        self._ask_all({"op": "set", "links": wire})
+
+    def heal(self) -> None:
+        self.set({})
+
+    def reset(self, links: Iterable[tuple[str, str]]) -> int:
+        """Abort (TCP reset) every open connection carrying any of ``links``."""
+        wire = [f"{a}>{b}" for a, b in links]
+        answers = self._ask_all({"op": "reset", "links": wire})
+        return sum(int(answer["reset"]) for answer in answers.values())
+
+    def figures(self) -> dict[str, dict[str, int]]:
+        """Per directed link ``"a>b"``: bytes passed and dropped, chunks held and delayed,
+        connections and resets, summed over the proxies."""
+        total: dict[str, dict[str, int]] = {}
+        for answer in self._ask_all({"op": "stats"}).values():
+            for link, figures in answer["links"].items():
+                into = total.setdefault(link, {})
+                for key, value in figures.items():
+                    into[key] = into.get(key, 0) + int(value)
+        return total
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            process.kill()
+        for control in self.controls.values():
+            control.unlink(missing_ok=True)
+        self.processes.clear()
