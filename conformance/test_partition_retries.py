@@ -55,10 +55,12 @@ KEYS = 3
 POLICY = RetryPolicy(deadline=15.0, attempt_timeout=2.0)
 #: An attempt may take its timeout, the transport's grace, and this much scheduling slack.
 HANG_SLACK = 1.0
-KINDS = (*KINDS, "client-from-node", "lost-replies")
-#: In every schedule, whatever else is drawn: replies lost (so retries must be de-duplicated)
-#: and the leader cut off (so some node is without a majority and the leader changes).
-REQUIRED_KINDS = ("lost-replies", "isolate-leader")
+KINDS = (*KINDS, "client-from-node", "lost-replies", "slow-link", "one-way-blackhole")
+#: In every schedule, whatever else is drawn: replies lost (so retries must be de-duplicated),
+#: the leader cut off (so some node is without a majority and the leader changes), and one
+#: node's links slowed, the client's included (attempts time out and retry on a network
+#: that is slow, not cut: a retry policy must still answer within its timeout).
+REQUIRED_KINDS = ("lost-replies", "isolate-leader", "slow-node")
 #: The shortest a partition that leaves a node without a majority lasts: past an attempt's
 #: timeout, the transport's grace and the slack (the longest an attempt may take) by 2 s, so
 #: a request held in the minority until the heal must show as an attempt that took too long.
@@ -86,6 +88,8 @@ class FaultedWorkload:
         # must lose its majority inside the retry window: every schedule has both faults.
         self.schedule = schedule(
             KINDS,
+            # One drawn fault besides the required ones, whatever the profile's count.
+            faults=max(schedule.settings.profile.faults, len(REQUIRED_KINDS) + 1),
             required=REQUIRED_KINDS,
             at_least={kind: OUTLAST_TIMEOUT for kind in MINORITY_SHAPES},
         )
@@ -135,7 +139,7 @@ def faulted_workload(
 
 
 @pytest.mark.consensus_requires(
-    "append", "request-ids", "strong", "leader", "kill", "restart", "pause", "network"
+    "append", "request-ids", "strong", "leader", "kill", "restart", "pause", "network", "links"
 )
 def test_appends_through_the_retry_policy_survive_a_fault_schedule(
     request: pytest.FixtureRequest, faulted_workload: FaultedWorkload, consensus_history: History
@@ -168,7 +172,7 @@ def test_appends_through_the_retry_policy_survive_a_fault_schedule(
         pytest.fail("; ".join(problems), pytrace=False)
 
 
-@pytest.mark.consensus_requires("strong", "leader", "kill", "restart", "pause", "network")
+@pytest.mark.consensus_requires("strong", "leader", "kill", "restart", "pause", "network", "links")
 def test_a_set_of_unique_puts_through_the_retry_policy_survives_a_fault_schedule(
     request: pytest.FixtureRequest, faulted_workload: FaultedWorkload, consensus_history: History
 ) -> None:

@@ -23,6 +23,8 @@ from pytest_consensus.clients.history import History, RecordingClient
 from pytest_consensus.contract import Cluster, Node, NodeStatus, ReadLevel
 from pytest_consensus.contract.errors import ConsensusError, DefiniteError, Timeout
 from pytest_consensus.contract.waiting import WaitTimeout, wait_for
+from pytest_consensus.hosts.allocation import Allocation
+from pytest_consensus.hosts.links import Link, LinkProxies
 from pytest_consensus.nemesis.faults import Fault, Nemesis, cut
 from pytest_consensus.nemesis.workload import run_through_schedule
 from pytest_consensus.plugin.fixtures import ScheduleFactory
@@ -204,12 +206,17 @@ LINEARIZABILITY_KINDS = (
     "majority-ring",
     "bridge",
     "lost-replies",
+    "slow-link",
+    "one-way-slow",
+    "flapping-link",
 )
 KEYS = 3
 WORKERS = 4
 
 
-@pytest.mark.consensus_requires("strong", "cas", "leader", "kill", "restart", "pause", "network")
+@pytest.mark.consensus_requires(
+    "strong", "cas", "leader", "kill", "restart", "pause", "network", "links"
+)
 def test_strong_reads_are_linearizable_under_faults(
     consensus_cluster: Cluster,
     consensus_clients: list[RecordingClient],
@@ -221,8 +228,8 @@ def test_strong_reads_are_linearizable_under_faults(
     request: pytest.FixtureRequest,
     tmp_path: Path,
 ) -> None:
-    """Puts, cas and strong reads on a few keys during partitions, kills and pauses form a
-    linearizable history (checked per key against a cas register)."""
+    """Puts, cas and strong reads on a few keys during partitions, kills, pauses and slow or
+    flapping links form a linearizable history (checked per key against a cas register)."""
     schedule = consensus_schedule(LINEARIZABILITY_KINDS)
     timeout = 1.0
     workers = [consensus_clients[i % len(consensus_clients)] for i in range(WORKERS)]
@@ -455,6 +462,114 @@ def test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read(
             "(every one refused or timed out), so whether it serves overwritten values could "
             "not show"
         )
+
+
+Key = tuple[str, str]
+#: How late the followers' messages reach the leader in the late-acknowledgement test: past
+#: any election timeout, so the followers elect a new leader and overwrite the key while the
+#: old one is still receiving acknowledgements of its last heartbeats.
+LATE_ACKNOWLEDGEMENTS = 3.0
+
+
+@pytest.mark.consensus_requires("strong", "leader", "network", "links")
+def test_a_leader_whose_acknowledgements_arrive_late_serves_no_overwritten_strong_read(
+    request: pytest.FixtureRequest,
+    consensus_cluster: Cluster,
+    consensus_clients: list[RecordingClient],
+    consensus_history: History,
+    consensus_allocation: Allocation,
+    consensus_settings: Settings,
+) -> None:
+    """Everything the followers send the leader arrives LATE_ACKNOWLEDGEMENTS seconds late
+    (link proxies, the delay raised step by step); then the followers stop hearing the
+    leader (its links to them blackholed) while their late acknowledgements keep reaching
+    it. The followers elect a new leader and overwrite a key; the old leader is asked for
+    strong reads of it until the last late acknowledgement has arrived, and each answer must
+    be the new value (a refusal is fine). Catches a read lease timed from when
+    acknowledgements arrive instead of when the heartbeats they answer were sent: the
+    followers' election timers started at the heartbeat, so such a lease runs past the point
+    from which another leader may exist.
+
+    The exposure is the old leader's answers after the overwrite: none (each refused or
+    timed out, as a leader that confirms its leadership through the followers must) makes
+    the test n/a, never a pass."""
+    links = consensus_allocation.links
+    assert links is not None, "the test requires 'links': its cluster has proxies"
+    timeout = consensus_settings.operation_timeout
+    client_of = {client.node: client for client in consensus_clients}
+    key, first, second = "late-acks", "before-the-cut", "after-the-cut"
+    old_leader, status = put_through_the_leader(consensus_cluster, client_of, key, first, timeout)
+    others = [n.name for n in consensus_cluster.nodes if n is not old_leader]
+    consensus_history.nemesis("start-late-acknowledgements", [[o, old_leader.name] for o in others])
+    late = slow_down_gradually(links, [(other, old_leader.name) for other in others])
+    time.sleep(1.0)
+    leader_now, _ = wait_for_leader(consensus_cluster)
+    if leader_now is not old_leader:
+        links.heal()
+        pytest.skip(
+            f"n/a: {old_leader.name} stopped leading while its followers' acknowledgements "
+            f"were slowed step by step (now {leader_now.name} leads), so the late "
+            "acknowledgements could not be tested"
+        )
+    cut_off = {(old_leader.name, other): Link(mode="blackhole") for other in others}
+    links.set({**late, **cut_off})
+    consensus_history.nemesis("start-leader-unheard", [[old_leader.name, o] for o in others])
+    cut_at = time.monotonic()
+    try:
+        majority_side = [n for n in consensus_cluster.nodes if n is not old_leader]
+        new_leader, _ = put_through_the_leader(
+            consensus_cluster, client_of, key, second, timeout, among=majority_side
+        )
+        overwritten_after = time.monotonic() - cut_at
+        # Until the last late acknowledgement has arrived, and a little past it.
+        remaining = max(0.5, LATE_ACKNOWLEDGEMENTS + 1.0 - overwritten_after)
+        answers = strong_reads_for(client_of[old_leader.name], key, remaining)
+    finally:
+        links.heal()
+        consensus_history.nemesis("heal-late-acknowledgements", [])
+    stale = [answer for answer in answers if answer != second]
+    request.node.user_properties.append(
+        (
+            "exposure",
+            f"the old leader answered {len(answers)} strong read(s) after the overwrite "
+            f"({overwritten_after:.1f} s after its followers stopped hearing it)",
+        )
+    )
+    if stale:
+        pytest.fail(
+            f"{old_leader.name}, leader of term {status.term}, received its followers' "
+            f"acknowledgements {LATE_ACKNOWLEDGEMENTS:.0f} s late; once they stopped hearing "
+            f"it, {new_leader.name} was elected and overwrote {key} with {second!r} "
+            f"{overwritten_after:.1f} s later, yet {old_leader.name} answered {len(stale)} of "
+            f"{len(answers)} strong reads with {stale[0]!r} after that. A read lease must be "
+            "timed from when the heartbeat was sent, not from when its acknowledgement arrived",
+            pytrace=False,
+        )
+    if not answers:
+        pytest.skip(
+            f"n/a: the old leader answered no strong read in the {remaining:.1f} s after the "
+            "new leader's overwrite (every one refused or timed out), so whether a late "
+            "acknowledgement extends its lease could not show"
+        )
+
+
+#: The late-acknowledgement test slows links by this much at a time, so that no gap between
+#: two acknowledgements is longer than a step (a leader that hears nothing for a while steps
+#: down, and the test needs it leading).
+SLOWING_STEP = 0.25
+
+
+def slow_down_gradually(links: LinkProxies, slowed: list[tuple[str, str]]) -> dict[Key, Link]:
+    """Raise the delay of ``slowed`` links to LATE_ACKNOWLEDGEMENTS a step at a time; the
+    table set at the end."""
+    delay = 0.0
+    table: dict[Key, Link] = {}
+    while delay < LATE_ACKNOWLEDGEMENTS:
+        delay = min(LATE_ACKNOWLEDGEMENTS, delay + SLOWING_STEP)
+        table = {link: Link(delay=delay) for link in slowed}
+        links.set(table)
+        time.sleep(SLOWING_STEP)
+    return table
 
 
 #: How long a round's set-up write may take to be acknowledged, tries included.

@@ -9,9 +9,10 @@ connections to :data:`PROXY_PORT`; the proxy reads where each was going from
 the rules let through), and copies bytes both ways, applying the link table: per directed
 link ``"a>b"``, a delay with jitter, a bandwidth cap, extra delays that stand for lost
 packets TCP retransmits, and a mode (``pass``, ``stall``: bytes held, ``blackhole``: bytes
-dropped, ``flap``: blackholed every other ``period`` seconds). A connection that lost bytes
-is reset as soon as its link passes again, as TCP would give up on it: a stream is never
-resumed with a hole in it.
+dropped, ``flap``: blackholed every other ``period`` seconds, from the start). A
+connection that lost bytes in one direction is reset as soon as bytes pass in that direction
+again, as TCP would give up on it: a stream is never resumed with a hole in it. The other
+direction carries on.
 
 The harness drives it over a Unix socket, one JSON object a line each way: ``set`` (the
 whole link table), ``reset`` (abort the connections of some links), ``stats``, ``ping``.
@@ -83,7 +84,8 @@ class LinkState:
     def dropping(self, now: float) -> bool:
         if self.mode == "blackhole":
             return True
-        return self.mode == "flap" and int((now - self.since) / self.period) % 2 == 1
+        # Down first: a flap as short as one period still cuts the link.
+        return self.mode == "flap" and int((now - self.since) / self.period) % 2 == 0
 
     @property
     def plain(self) -> bool:
@@ -123,6 +125,8 @@ class Direction:
         self.wake = asyncio.Event()
         self.last_due = 0.0
         self.closed = False
+        #: Bytes of this direction were dropped: its stream has a hole.
+        self.damaged = False
 
     async def run(self) -> None:
         delivery = asyncio.create_task(self.deliver())
@@ -150,9 +154,9 @@ class Direction:
         now = time.monotonic()
         if state.dropping(now):
             figures.dropped += len(data)
-            self.connection.damaged = True
+            self.damaged = True
             return
-        if self.connection.damaged:  # bytes were lost: TCP would not carry on
+        if self.damaged:  # this direction lost bytes: TCP would not carry on
             self.connection.reset()
             return
         figures.passed += len(data)
@@ -205,7 +209,6 @@ class Connection:
     def __init__(self, links: tuple[str, str]) -> None:
         self.links = links
         self.writers: list[asyncio.StreamWriter] = []
-        self.damaged = False
 
     def reset(self) -> None:
         """Abort both sides with a TCP reset."""

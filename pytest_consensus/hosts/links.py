@@ -94,7 +94,9 @@ class LinkProxies:
 
     def _start_one(self, name: str, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        control = folder / "link-proxy.sock"
+        # Beside the node's folder, not in it: the node's folder is copied into evidence,
+        # and a socket cannot be copied.
+        control = folder.parent / f"link-proxy-{name}.sock"
         config = folder / "link-proxy.json"
         config.write_text(
             json.dumps({"node": name, "names": self.names, "control": str(control)}) + "\n"

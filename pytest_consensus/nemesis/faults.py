@@ -26,6 +26,14 @@ from pytest_consensus.contract import Cluster, Node
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError, harness_problem
 from pytest_consensus.hosts.disks import LossyDisks
 from pytest_consensus.hosts.firewall import CLIENT, Firewall
+from pytest_consensus.hosts.links import LinkProxies
+from pytest_consensus.nemesis.link_faults import (
+    LEADER_LINK_FAULTS,
+    LINK_FAULTS,
+    leader_link_targets,
+    link_table,
+    link_targets,
+)
 
 SCHEDULE_VERSION = 1
 
@@ -57,9 +65,16 @@ NETWORK_FAULTS = ("delay", "loss")
 #: replies are dropped: the outcome is unknown to the client, so whichever node a retry
 #: reaches, it must not apply the write again.
 REPLY_FAULTS = ("lost-replies",)
-ALL_FAULTS = (*PARTITION_SHAPES, *PROCESS_FAULTS, *NETWORK_FAULTS, *REPLY_FAULTS, *POWER_FAULTS)
+ALL_FAULTS = (
+    *PARTITION_SHAPES,
+    *PROCESS_FAULTS,
+    *NETWORK_FAULTS,
+    *REPLY_FAULTS,
+    *POWER_FAULTS,
+    *LINK_FAULTS,
+)
 #: Shapes whose targets depend on who leads when the fault starts.
-LEADER_DEPENDENT = ("isolate-leader", "one-way-to-leader")
+LEADER_DEPENDENT = ("isolate-leader", "one-way-to-leader", *LEADER_LINK_FAULTS)
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,8 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
         return (tuple(order), gaps)
     if kind in NETWORK_FAULTS:
         return ((rng.choice(nodes),),)
+    if kind in LINK_FAULTS and kind not in LEADER_LINK_FAULTS:
+        return link_targets(kind, nodes, rng)
     return ()  # leader-dependent (resolved when the fault starts), or nothing to block
 
 
@@ -224,6 +241,43 @@ def cut(side_a: Sequence[str], side_b: Sequence[str]) -> tuple[tuple[str, ...], 
     return tuple(links)
 
 
+@dataclass(frozen=True)
+class LinkEffect:
+    """What one link fault did, summed over the links it set: proof that it happened (a
+    slowed link that carried nothing slowed nothing)."""
+
+    kind: str
+    delayed: int
+    held: int
+    dropped_bytes: int
+
+    @classmethod
+    def between(
+        cls,
+        kind: str,
+        table: Mapping[tuple[str, str], object],
+        before: dict[str, dict[str, int]],
+        links: LinkProxies,
+    ) -> LinkEffect:
+        after = links.figures()
+        totals = dict.fromkeys(("delayed", "held", "dropped"), 0)
+        for a, b in table:
+            name = f"{a}>{b}"
+            for field_name in totals:
+                now = after.get(name, {}).get(field_name, 0)
+                totals[field_name] += now - before.get(name, {}).get(field_name, 0)
+        return cls(kind, totals["delayed"], totals["held"], totals["dropped"])
+
+    @property
+    def happened(self) -> bool:
+        return bool(self.delayed or self.held or self.dropped_bytes)
+
+    def describe(self) -> str:
+        return (
+            f"{self.delayed} chunks delayed, {self.held} held, {self.dropped_bytes} bytes dropped"
+        )
+
+
 class Nemesis:
     """Applies a schedule to a cluster in a background thread, recording every event."""
 
@@ -236,11 +290,18 @@ class Nemesis:
         leader_timeout: float = 30.0,
         on_event: Callable[[str], None] | None = None,
         disks: LossyDisks | None = None,
+        links: LinkProxies | None = None,
     ) -> None:
         self.cluster = cluster
         self.history = history
         self.firewall = firewall
         self.disks = disks
+        #: The cluster's link proxies: link faults need them, and serve delay and loss
+        #: where they are (netem serves those where they are not).
+        self.links = links
+        #: What each link fault did to its links, in the order healed (see LinkEffect).
+        self.link_effects: list[LinkEffect] = []
+        self._links_before: dict[str, dict[str, int]] = {}
         self.leader_timeout = leader_timeout
         self.on_event = on_event
         self.applied: list[Fault] = []
@@ -310,7 +371,7 @@ class Nemesis:
     def apply(self, fault: Fault) -> Fault:
         targets = fault.targets
         if not targets and fault.kind in LEADER_DEPENDENT:
-            targets = self._resolve(fault.kind)
+            targets = self._resolve(fault)
         fault = replace(fault, targets=targets)
         kind = fault.kind
         if kind in PARTITION_SHAPES:
@@ -329,6 +390,13 @@ class Nemesis:
                 self._require_firewall(kind).drop_replies(name)
         elif kind == "rolling-restart":
             pass  # done at heal time, node by node
+        elif kind in LINK_FAULTS or (kind in NETWORK_FAULTS and self.links is not None):
+            links = self._require_links(kind)
+            names = [node.name for node in self.cluster.nodes]
+            self._links_before = links.figures()
+            links.set(link_table(kind, fault.targets, names))
+            if kind == "slow-node-and-kill":
+                self.cluster.node(fault.targets[1][0]).kill()
         elif kind == "delay":
             self._require_firewall(kind).set_netem(fault.targets[0][0], "delay", "100ms", "50ms")
         elif kind == "loss":
@@ -336,7 +404,9 @@ class Nemesis:
         self.history.nemesis(f"start-{kind}", [list(t) for t in fault.targets])
         self.applied.append(fault)
         if self.on_event:
-            self.on_event(f"{kind} on {_describe_targets(fault)}")
+            proxied = kind in NETWORK_FAULTS and self.links is not None
+            served = " (through the link proxies)" if proxied else ""
+            self.on_event(f"{kind} on {_describe_targets(fault)}{served}")
         return fault
 
     def heal(self, fault: Fault) -> None:
@@ -356,14 +426,30 @@ class Nemesis:
                 node.kill()
                 node.start()
                 wait_for_leader(self.cluster, timeout=self.leader_timeout)
+        elif kind in LINK_FAULTS or (kind in NETWORK_FAULTS and self.links is not None):
+            links = self._require_links(kind)
+            table = links.table
+            links.heal()
+            self.link_effects.append(LinkEffect.between(kind, table, self._links_before, links))
+            if kind == "slow-node-and-kill":
+                self.cluster.node(fault.targets[1][0]).start()
         elif kind in NETWORK_FAULTS:
             self._require_firewall(kind).clear_netem(fault.targets[0][0])
         self.history.nemesis(f"heal-{kind}", [list(t) for t in fault.targets])
         if self.on_event:
-            self.on_event(f"healed {kind}")
+            effect = self.link_effects[-1] if kind in LINK_FAULTS and self.link_effects else None
+            self.on_event(f"healed {kind}" + (f" ({effect.describe()})" if effect else ""))
 
-    def _resolve(self, kind: str) -> tuple[tuple[str, ...], ...]:
+    def _resolve(self, fault: Fault) -> tuple[tuple[str, ...], ...]:
+        kind = fault.kind
         names = [node.name for node in self.cluster.nodes]
+        if kind in LEADER_LINK_FAULTS:
+            leader, _ = wait_for_leader(self.cluster, timeout=self.leader_timeout)
+            others = [n for n in names if n != leader.name]
+            # Drawn from the fault itself, so one schedule resolves the same way each time
+            # the same node leads (the targets are recorded anyway, for replays).
+            rng = random.Random(f"{kind}@{fault.at}")
+            return leader_link_targets(kind, leader.name, others, rng)
         if kind in ("isolate-leader", "one-way-to-leader"):
             leader, _ = wait_for_leader(self.cluster, timeout=self.leader_timeout)
             others = [n for n in names if n != leader.name]
@@ -376,6 +462,14 @@ class Nemesis:
         if self.disks is None:
             raise CapabilityMissing(f"{kind} needs the nodes' data on lossy disks (power loss)")
         return self.disks
+
+    def _require_links(self, kind: str) -> LinkProxies:
+        if self.links is None:
+            raise CapabilityMissing(
+                f"{kind} needs link proxies on the cluster (a test that requires 'links', on "
+                "the namespace host)"
+            )
+        return self.links
 
     def _require_firewall(self, kind: str) -> Firewall:
         if self.firewall is None:
@@ -410,6 +504,8 @@ def start_together(nodes: Sequence[Node], offsets: Sequence[float] | None = None
 
 
 def _describe_targets(fault: Fault) -> str:
-    if fault.kind in PARTITION_SHAPES:
+    if fault.kind == "slow-node-and-kill":
+        return f"{fault.targets[0][0]} slowed, {fault.targets[1][0]} killed"
+    if fault.kind in PARTITION_SHAPES or (fault.kind in LINK_FAULTS and len(fault.targets[0]) == 2):
         return ", ".join(f"{a}->{b}" for a, b in fault.targets) or "nothing"
     return ", ".join(",".join(t) for t in fault.targets)

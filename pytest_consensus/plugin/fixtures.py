@@ -81,16 +81,28 @@ def consensus_hosts(
         provider.close()
 
 
+def needs_links(item: pytest.Item) -> bool:
+    """Whether the test requires ``links`` (in any ``consensus_requires`` marker)."""
+    return any("links" in marker.args for marker in item.iter_markers("consensus_requires"))
+
+
 @pytest.fixture
 def consensus_allocation(
-    consensus_adapter: Adapter, consensus_settings: Settings, consensus_hosts: HostProvider
+    request: pytest.FixtureRequest,
+    consensus_adapter: Adapter,
+    consensus_settings: Settings,
+    consensus_hosts: HostProvider,
 ) -> Iterator[Allocation]:
-    """The hosts of this test's cluster; released (namespaces deleted) after the test."""
+    """The hosts of this test's cluster; released (namespaces deleted) after the test. A
+    test that requires ``links`` gets link proxies on them, in place before its nodes."""
     ports = consensus_adapter.ports
     allocation = consensus_hosts.allocate(consensus_settings.nodes, ports)
     try:
+        if needs_links(request.node):
+            allocation.start_link_proxies()
         yield allocation
     finally:
+        allocation.close_link_proxies()
         allocation.release()
 
 
@@ -179,6 +191,7 @@ def consensus_nemesis(
         consensus_history,
         consensus_allocation.firewall,
         leader_timeout=consensus_settings.leader_timeout,
+        links=consensus_allocation.links,
     )
     try:
         yield nemesis
@@ -261,13 +274,18 @@ class ClusterFactory:
         self.hosts = hosts
 
     @contextmanager
-    def __call__(self, *, lossy_disks: bool = False) -> Iterator[tuple[Cluster, Allocation]]:
+    def __call__(
+        self, *, lossy_disks: bool = False, link_proxies: bool = False
+    ) -> Iterator[tuple[Cluster, Allocation]]:
         """A cluster; with ``lossy_disks``, every node's data directory is a lossy filesystem
-        (``allocation.disks``) that a power cut can make forget what was not synced."""
+        (``allocation.disks``) that a power cut can make forget what was not synced; with
+        ``link_proxies``, its links pass through proxies (``allocation.links``)."""
         if lossy_disks:
             require_lossy_disks()
         allocation = self.hosts.allocate(self.settings.nodes, self.adapter.ports)
         try:
+            if link_proxies:
+                allocation.start_link_proxies()
             if lossy_disks:
                 if any(host.container for host in allocation.hosts):
                     raise CapabilityMissing(
@@ -284,6 +302,7 @@ class ClusterFactory:
         finally:
             if allocation.disks is not None:
                 allocation.disks.close()
+            allocation.close_link_proxies()
             allocation.release()
 
 

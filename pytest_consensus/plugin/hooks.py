@@ -488,7 +488,8 @@ def required_names(item: pytest.Item) -> list[str]:
 
 
 #: Features of the host (not the adapter) a test may require in consensus_requires.
-HOST_FEATURES = ("network", "netem", "power-loss", "data-files")
+#: ``links`` also puts link proxies on the test's cluster (consensus_allocation).
+HOST_FEATURES = ("network", "netem", "links", "power-loss", "data-files")
 host_features_key = pytest.StashKey["dict[str, str | None]"]()
 
 
