@@ -31,6 +31,7 @@ from pytest_consensus.contract.errors import ConsensusError, HarnessError, Indef
 from pytest_consensus.contract.http_protocol import TRANSPORT_GRACE
 from pytest_consensus.contract.waiting import WaitTimeout, wait_for
 from pytest_consensus.nemesis.faults import MINORITY_SHAPES, Fault, Nemesis, cut
+from pytest_consensus.nemesis.link_faults import SLOW_LEADER
 from pytest_consensus.nemesis.workload import run_through_schedule
 from pytest_consensus.plugin.fixtures import ScheduleFactory
 from pytest_consensus.plugin.settings import Settings
@@ -55,12 +56,12 @@ KEYS = 3
 POLICY = RetryPolicy(deadline=15.0, attempt_timeout=2.0)
 #: An attempt may take its timeout, the transport's grace, and this much scheduling slack.
 HANG_SLACK = 1.0
-KINDS = (*KINDS, "client-from-node", "lost-replies", "slow-link", "one-way-blackhole")
+KINDS = (*KINDS, "client-from-node", "lost-replies", "slow-node", "one-way-blackhole")
 #: In every schedule, whatever else is drawn: replies lost (so retries must be de-duplicated),
-#: the leader cut off (so some node is without a majority and the leader changes), and one
-#: node's links slowed, the client's included (attempts time out and retry on a network
-#: that is slow, not cut: a retry policy must still answer within its timeout).
-REQUIRED_KINDS = ("lost-replies", "isolate-leader", "slow-node")
+#: the leader cut off (so some node is without a majority and the leader changes), and the
+#: leader's links slowed, the client's included (every write crosses them: attempts time
+#: out and retry on a network that is slow, not cut, and must still answer in time).
+REQUIRED_KINDS = ("lost-replies", "isolate-leader", "slow-leader")
 #: The shortest a partition that leaves a node without a majority lasts: past an attempt's
 #: timeout, the transport's grace and the slack (the longest an attempt may take) by 2 s, so
 #: a request held in the minority until the heal must show as an attempt that took too long.
@@ -91,7 +92,9 @@ class FaultedWorkload:
             # One drawn fault besides the required ones, whatever the profile's count.
             faults=max(schedule.settings.profile.faults, len(REQUIRED_KINDS) + 1),
             required=REQUIRED_KINDS,
-            at_least={kind: OUTLAST_TIMEOUT for kind in MINORITY_SHAPES},
+            # The slowed leader too: a client whose retries back off without a cap answers
+            # far past its timeout only when the slow network outlasts a few of them.
+            at_least={kind: OUTLAST_TIMEOUT for kind in (*MINORITY_SHAPES, SLOW_LEADER)},
         )
         self.clients = {node.name: cluster.client(node) for node in cluster.nodes}
         self.retrying = spread_clients(self.clients, history, POLICY, WORKERS, rng)

@@ -52,6 +52,13 @@ BROKEN_STORES = [
         id="minority-holds-writes-until-the-heal",
     ),
     pytest.param(
+        "retry_storm_client",
+        "set_of_unique",  # every generated schedule slows the leader's links, the client's too
+        "partition-retries",
+        "*put * on n* took *s (*",
+        id="retry-storm-client",
+    ),
+    pytest.param(
         "retries_without_request_ids",
         "appends_through",  # the generated schedule, which always loses replies
         "partition-retries",

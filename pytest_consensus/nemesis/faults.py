@@ -30,6 +30,7 @@ from pytest_consensus.hosts.links import LinkProxies
 from pytest_consensus.nemesis.link_faults import (
     LEADER_LINK_FAULTS,
     LINK_FAULTS,
+    SLOW_LEADER,
     leader_link_targets,
     link_table,
     link_targets,
@@ -74,7 +75,7 @@ ALL_FAULTS = (
     *LINK_FAULTS,
 )
 #: Shapes whose targets depend on who leads when the fault starts.
-LEADER_DEPENDENT = ("isolate-leader", "one-way-to-leader", *LEADER_LINK_FAULTS)
+LEADER_DEPENDENT = ("isolate-leader", "one-way-to-leader", SLOW_LEADER, *LEADER_LINK_FAULTS)
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def static_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tup
         return (tuple(order), gaps)
     if kind in NETWORK_FAULTS:
         return ((rng.choice(nodes),),)
-    if kind in LINK_FAULTS and kind not in LEADER_LINK_FAULTS:
+    if kind in LINK_FAULTS and kind not in LEADER_DEPENDENT:
         return link_targets(kind, nodes, rng)
     return ()  # leader-dependent (resolved when the fault starts), or nothing to block
 
@@ -443,6 +444,9 @@ class Nemesis:
     def _resolve(self, fault: Fault) -> tuple[tuple[str, ...], ...]:
         kind = fault.kind
         names = [node.name for node in self.cluster.nodes]
+        if kind == SLOW_LEADER:
+            leader, _ = wait_for_leader(self.cluster, timeout=self.leader_timeout)
+            return ((leader.name,),)
         if kind in LEADER_LINK_FAULTS:
             leader, _ = wait_for_leader(self.cluster, timeout=self.leader_timeout)
             others = [n for n in names if n != leader.name]

@@ -29,6 +29,7 @@ LOSSY = Link(loss=0.3)
 LINK_FAULTS = (
     "slow-link",
     "slow-node",
+    "slow-leader",
     "one-way-slow",
     "one-way-blackhole",
     "flapping-link",
@@ -43,6 +44,9 @@ LinkTable = dict[tuple[str, str], Link]
 #: Link faults on one pair of nodes: the pair is the leader and a follower, found when the
 #: fault starts (between two followers, a Raft store sends almost nothing to slow).
 LEADER_LINK_FAULTS = ("slow-link", "flapping-link", "one-way-slow", "one-way-blackhole")
+#: Every link of the leader (found when the fault starts) slowed: every write crosses one.
+#: The partition-retries schedules always hold one, so a client's retries meet a slow network.
+SLOW_LEADER = "slow-leader"
 
 
 def leader_link_targets(
@@ -89,7 +93,7 @@ def link_table(kind: str, targets: tuple[tuple[str, ...], ...], nodes: list[str]
         return {(a, b): ONE_WAY_SLOW for a, b in targets}
     if kind == "one-way-blackhole":
         return {(a, b): ONE_WAY_BLACKHOLE for a, b in targets}
-    if kind in ("slow-node", "slow-node-and-kill", "delay"):
+    if kind in ("slow-node", SLOW_LEADER, "slow-node-and-kill", "delay"):
         return node_links(targets[0][0], nodes, SLOW)
     if kind == "loss":
         return node_links(targets[0][0], nodes, LOSSY)
