@@ -25,6 +25,7 @@ from pytest_consensus.nemesis.link_faults import (
     LEADER_LINK_FAULTS,
     LINK_FAULTS,
     SLOW,
+    SLOW_LEADER,
     leader_link_targets,
     link_table,
     node_links,
@@ -36,7 +37,10 @@ NODES = ["n1", "n2", "n3"]
 def test_each_link_fault_names_its_links() -> None:
     rng = random.Random(3)
     for kind in LINK_FAULTS:
-        if kind in LEADER_LINK_FAULTS:
+        if kind == SLOW_LEADER:
+            assert static_targets(kind, NODES, rng) == ()
+            targets = (("n1",),)
+        elif kind in LEADER_LINK_FAULTS:
             assert static_targets(kind, NODES, rng) == ()  # resolved when the fault starts
             targets = leader_link_targets(kind, "n1", ["n2", "n3"], rng)
             assert all("n1" in link for link in targets), kind
@@ -90,7 +94,7 @@ def test_every_link_fault_happens_and_the_cluster_serves_after_each_heal(
                 # (the one every write crosses), the killed one a follower.
                 targets = (
                     ((leader.name,), (next(n for n in NODES if n != leader.name),))
-                    if kind in ("slow-node", "slow-node-and-kill")
+                    if kind in ("slow-node", "slow-node-and-kill")  # slow-leader finds it
                     else ()
                 )
                 fault = nemesis.apply(Fault(kind, float(number), 0, targets[: _arity(kind)]))
