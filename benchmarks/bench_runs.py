@@ -64,6 +64,9 @@ BROKEN = [
     # Issue 27: found only under real load, with every member read, or by a long partition.
     ("skips_last_applied_entry:Adapter", "crash_loop", "consensus-safety", False),
     ("minority_holds_until_heal:Adapter", "set_of_unique", "partition-retries", False),
+    # Issue 29: found only through slow or one-way links (the link proxies).
+    ("lease_from_ack_arrival:Adapter", "acknowledgements_arrive_late", "read-levels", False),
+    ("retry_storm_client:Adapter", "set_of_unique", "partition-retries", False),
 ]
 ISOLATE_LEADER = {
     "version": 1,
