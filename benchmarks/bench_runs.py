@@ -145,7 +145,8 @@ def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
     print(f"{arguments.adapter}, profile {arguments.profile}{where}, {arguments.runs} runs")
     extra = [f"--consensus-profile={arguments.profile}"]
     extra += [f"--consensus-host={arguments.host}"] if arguments.host else []
-    extra += [f"--consensus-adapter-option={option}" for option in arguments.adapter_option]
+    options = [absolute_paths(option) for option in arguments.adapter_option]
+    extra += [f"--consensus-adapter-option={option}" for option in options]
     extra += ["-k", arguments.select] if arguments.select else []
     times, passing, same = [], 0, 0
     first: dict[str, str] | None = None
@@ -169,6 +170,13 @@ def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
         f"certificate); pytest's own median {statistics.median(own_times or [0.0]):.1f} s, "
         f"max {max(own_times or [0.0]):.1f} s"
     )
+
+
+def absolute_paths(option: str) -> str:
+    """KEY=VALUE with VALUE made absolute when it names an existing file or folder here:
+    each run's pytest starts in a scratch folder, where a relative path names nothing."""
+    key, _, value = option.partition("=")
+    return f"{key}={Path(value).resolve()}" if value and Path(value).exists() else option
 
 
 def broken_stores(arguments: argparse.Namespace, scratch: Path) -> None:
