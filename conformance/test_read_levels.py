@@ -24,7 +24,7 @@ from pytest_consensus.contract import Cluster, Node, NodeStatus, ReadLevel
 from pytest_consensus.contract.errors import ConsensusError, DefiniteError, Timeout
 from pytest_consensus.contract.waiting import WaitTimeout, wait_for
 from pytest_consensus.hosts.allocation import Allocation
-from pytest_consensus.hosts.links import Link, LinkProxies
+from pytest_consensus.hosts.links import Link, LinkProxies, LinkTable
 from pytest_consensus.nemesis.faults import Fault, Nemesis, cut
 from pytest_consensus.nemesis.workload import run_through_schedule
 from pytest_consensus.plugin.fixtures import ScheduleFactory
@@ -464,7 +464,6 @@ def test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read(
         )
 
 
-Key = tuple[str, str]
 #: How late the followers' messages reach the leader in the late-acknowledgement test: past
 #: any election timeout, so the followers elect a new leader and overwrite the key while the
 #: old one is still receiving acknowledgements of its last heartbeats.
@@ -559,11 +558,11 @@ def test_a_leader_whose_acknowledgements_arrive_late_serves_no_overwritten_stron
 SLOWING_STEP = 0.25
 
 
-def slow_down_gradually(links: LinkProxies, slowed: list[tuple[str, str]]) -> dict[Key, Link]:
+def slow_down_gradually(links: LinkProxies, slowed: list[tuple[str, str]]) -> LinkTable:
     """Raise the delay of ``slowed`` links to LATE_ACKNOWLEDGEMENTS a step at a time; the
     table set at the end."""
     delay = 0.0
-    table: dict[Key, Link] = {}
+    table: LinkTable = {}
     while delay < LATE_ACKNOWLEDGEMENTS:
         delay = min(LATE_ACKNOWLEDGEMENTS, delay + SLOWING_STEP)
         table = {link: Link(delay=delay) for link in slowed}

@@ -6,9 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pytest_consensus.hosts.netns import NamespaceNetwork
 
 TESTS_DIR = Path(__file__).parent
 
@@ -56,6 +61,18 @@ def needs_network_faults() -> None:
     reason = network_faults_unavailable()
     if reason is not None:
         pytest.skip(reason)
+
+
+@pytest.fixture
+def network(tmp_path: Path, needs_network_faults: None) -> Iterator[NamespaceNetwork]:
+    """The run's bridge and address range on real namespaces, removed after the test."""
+    from pytest_consensus.hosts.netns import NamespaceNetwork
+
+    net = NamespaceNetwork(tmp_path)
+    try:
+        yield net
+    finally:
+        net.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -152,15 +151,6 @@ def test_schedules_round_trip_and_bad_files_say_why(tmp_path: Path) -> None:
 
 
 # -- on real namespaces ------------------------------------------------------------------
-
-
-@pytest.fixture
-def network(tmp_path: Path, needs_network_faults: None) -> Iterator[NamespaceNetwork]:
-    net = NamespaceNetwork(tmp_path)
-    try:
-        yield net
-    finally:
-        net.close()
 
 
 def our_namespaces(pid: int) -> list[str]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -66,15 +64,6 @@ def test_a_link_fault_without_proxies_is_a_missing_capability() -> None:
     nemesis = Nemesis(object(), History(), None)  # type: ignore[arg-type]
     with pytest.raises(CapabilityMissing, match="slow-link needs link proxies"):
         nemesis.apply(Fault("slow-link", 0, 0, (("n1", "n2"), ("n2", "n1"))))
-
-
-@pytest.fixture
-def network(tmp_path: Path, needs_network_faults: None) -> Iterator[NamespaceNetwork]:
-    net = NamespaceNetwork(tmp_path)
-    try:
-        yield net
-    finally:
-        net.close()
 
 
 def test_every_link_fault_happens_and_the_cluster_serves_after_each_heal(

@@ -102,16 +102,12 @@ class Proxied:
 
 
 @pytest.fixture
-def proxied(tmp_path: Path, needs_network_faults: None) -> Iterator[Proxied]:
-    network = NamespaceNetwork(tmp_path)
+def proxied(network: NamespaceNetwork) -> Iterator[Proxied]:
+    setup = Proxied(network)
     try:
-        setup = Proxied(network)
-        try:
-            yield setup
-        finally:
-            setup.close()
+        yield setup
     finally:
-        network.close()
+        setup.close()
 
 
 def test_a_peers_connection_passes_through_the_proxy_and_a_delay_slows_only_its_link(
@@ -187,15 +183,11 @@ def test_a_rate_cap_paces_a_bulk_transfer(proxied: Proxied) -> None:
     assert 0.45 < time.monotonic() - began < 2.0
 
 
-def test_closing_leaves_no_proxy_behind(tmp_path: Path, needs_network_faults: None) -> None:
-    network = NamespaceNetwork(tmp_path)
-    try:
-        cluster = network.allocate(3)
-        proxies = LinkProxies(network, cluster).start()
-        pids = [process.pid for process in proxies.processes.values()]
-        proxies.close()
-        network.release(cluster)
-    finally:
-        network.close()
+def test_closing_leaves_no_proxy_behind(tmp_path: Path, network: NamespaceNetwork) -> None:
+    cluster = network.allocate(3)
+    proxies = LinkProxies(network, cluster).start()
+    pids = [process.pid for process in proxies.processes.values()]
+    proxies.close()
+    network.release(cluster)
     assert all(pid is not None and not Path(f"/proc/{pid}").exists() for pid in pids)
     assert not list(tmp_path.rglob("link-proxy-*.sock"))

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from pytest_consensus.contract.errors import HarnessError
+
 #: Where the namespace's rules send redirected connections (no store listens there).
 PROXY_PORT = 47474
 #: The packet mark of the proxy's own connections, which the redirect rules skip.
@@ -47,9 +49,15 @@ MODES = ("pass", "stall", "blackhole", "flap")
 RETRANSMIT_DELAY = (0.2, 0.4)
 
 
+class UnknownLinkMode(HarnessError, ValueError):
+    """A link mode the proxy does not know: a usage error in the harness, and a bad value
+    in a control request."""
+
+
 @dataclass(frozen=True)
-class LinkState:
-    """What happens to bytes on one directed link."""
+class Link:
+    """What happens to bytes on one directed link: what the harness sets (hosts.links), and
+    what the proxy applies."""
 
     delay: float = 0.0
     jitter: float = 0.0
@@ -60,19 +68,27 @@ class LinkState:
     mode: str = "pass"
     #: For ``flap``: seconds up, then seconds blackholed, and so on.
     period: float = 0.5
-    since: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UnknownLinkMode(f"unknown link mode {self.mode!r}; valid: {', '.join(MODES)}")
+
+
+@dataclass(frozen=True)
+class LinkState(Link):
+    """A link as the proxy holds it: with when it was set (a flap counts its periods from
+    then), which does not make two states different."""
+
+    since: float = field(default_factory=time.monotonic, compare=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LinkState:
-        mode = str(data.get("mode", "pass"))
-        if mode not in MODES:
-            raise ValueError(f"unknown link mode {mode!r}; valid: {', '.join(MODES)}")
         return cls(
             delay=float(data.get("delay", 0.0)),
             jitter=float(data.get("jitter", 0.0)),
             rate=float(data.get("rate", 0.0)),
             loss=float(data.get("loss", 0.0)),
-            mode=mode,
+            mode=str(data.get("mode", "pass")),
             period=float(data.get("period", 0.5)),
         )
 
@@ -89,6 +105,11 @@ class LinkState:
     def plain(self) -> bool:
         """Bytes go straight through (nothing to delay, cap or drop)."""
         return self.mode == "pass" and not (self.delay or self.jitter or self.rate or self.loss)
+
+
+def link_name(source: str, destination: str) -> str:
+    """The directed link from ``source`` to ``destination`` as the proxies name it."""
+    return f"{source}>{destination}"
 
 
 PASS = LinkState()
@@ -359,7 +380,7 @@ class LinkProxy:
         return self.counts.setdefault(link, LinkFigures())
 
     def links_of(self, source: str, destination: str) -> tuple[str, str]:
-        return f"{source}>{destination}", f"{destination}>{source}"
+        return link_name(source, destination), link_name(destination, source)
 
     def open(self, peer: str, destination_address: str) -> Connection:
         """A connection accepted from ``peer`` that was going to ``destination_address``."""

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.errors import HarnessError
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.hosts.firewall import CLIENT
-from pytest_consensus.hosts.link_proxy import BYPASS_MARK, MODES, PROXY_PORT
+from pytest_consensus.hosts.link_proxy import BYPASS_MARK, PROXY_PORT, Link, link_name
 from pytest_consensus.hosts.netns import NamespaceCluster, NamespaceNetwork, in_namespace
 
 PROXY_MODULE = "pytest_consensus.hosts.link_proxy"
@@ -32,22 +32,8 @@ START_TIMEOUT = 15.0
 CONTROL_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class Link:
-    """What a fault does to one directed link (see link_proxy.LinkState)."""
-
-    delay: float = 0.0
-    jitter: float = 0.0
-    rate: float = 0.0
-    loss: float = 0.0
-    mode: str = "pass"
-    period: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise HarnessError(f"unknown link mode {self.mode!r}; valid: {', '.join(MODES)}")
-
-
+#: What a link fault sets: directed links (node names, CLIENT for the test process) and what
+#: happens to their bytes (Link, defined beside the proxy that applies it).
 LinkTable = Mapping[tuple[str, str], Link]
 
 
@@ -153,7 +139,7 @@ class LinkProxies:
     def set(self, table: LinkTable) -> None:
         """Make ``table`` the links' state on every proxy (links not in it pass freely)."""
         self.table = dict(table)
-        wire = {f"{a}>{b}": asdict(link) for (a, b), link in table.items()}
+        wire = {link_name(a, b): asdict(link) for (a, b), link in table.items()}
         self._ask_all({"op": "set", "links": wire})
 
     def heal(self) -> None:
@@ -161,7 +147,7 @@ class LinkProxies:
 
     def reset(self, links: Iterable[tuple[str, str]]) -> int:
         """Abort (TCP reset) every open connection carrying any of ``links``."""
-        wire = [f"{a}>{b}" for a, b in links]
+        wire = [link_name(a, b) for a, b in links]
         answers = self._ask_all({"op": "reset", "links": wire})
         return sum(int(answer["reset"]) for answer in answers.values())
 
@@ -182,3 +168,6 @@ class LinkProxies:
         for control in self.controls.values():
             control.unlink(missing_ok=True)
         self.processes.clear()
+
+
+__all__ = ["Link", "LinkProxies", "LinkTable", "redirect_rules"]

@@ -26,7 +26,8 @@ from pytest_consensus.contract import Cluster, Node
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError, harness_problem
 from pytest_consensus.hosts.disks import LossyDisks
 from pytest_consensus.hosts.firewall import CLIENT, Firewall
-from pytest_consensus.hosts.links import LinkProxies
+from pytest_consensus.hosts.link_proxy import link_name
+from pytest_consensus.hosts.links import LinkProxies, LinkTable
 from pytest_consensus.nemesis.link_faults import (
     LEADER_LINK_FAULTS,
     LINK_FAULTS,
@@ -256,14 +257,14 @@ class LinkEffect:
     def between(
         cls,
         kind: str,
-        table: Mapping[tuple[str, str], object],
+        table: LinkTable,
         before: dict[str, dict[str, int]],
         links: LinkProxies,
     ) -> LinkEffect:
         after = links.figures()
         totals = dict.fromkeys(("delayed", "held", "dropped"), 0)
         for a, b in table:
-            name = f"{a}>{b}"
+            name = link_name(a, b)
             for field_name in totals:
                 now = after.get(name, {}).get(field_name, 0)
                 totals[field_name] += now - before.get(name, {}).get(field_name, 0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 
 from pytest_consensus.hosts.firewall import CLIENT
-from pytest_consensus.hosts.links import Link
+from pytest_consensus.hosts.links import Link, LinkTable
 
 #: Every link of one pair both ways, 100 +- 50 ms.
 SLOW = Link(delay=0.1, jitter=0.05)
@@ -35,11 +35,6 @@ LINK_FAULTS = (
     "flapping-link",
     "slow-node-and-kill",
 )
-#: The netem kinds, which the proxy serves where the cluster has proxies.
-NETEM_KINDS = ("delay", "loss")
-
-LinkTable = dict[tuple[str, str], Link]
-
 
 #: Link faults on one pair of nodes: the pair is the leader and a follower, found when the
 #: fault starts (between two followers, a Raft store sends almost nothing to slow).
@@ -76,7 +71,7 @@ def link_targets(kind: str, nodes: list[str], rng: random.Random) -> tuple[tuple
 
 def node_links(node: str, nodes: list[str], link: Link) -> LinkTable:
     """Every link into and out of ``node``, the client's included."""
-    table: LinkTable = {}
+    table: dict[tuple[str, str], Link] = {}
     for other in [*nodes, CLIENT]:
         if other != node:
             table[(node, other)] = table[(other, node)] = link

@@ -30,6 +30,7 @@ from pytest_consensus.nemesis.faults import (
     Schedule,
     generate_schedule,
 )
+from pytest_consensus.plugin.hooks import required_names
 from pytest_consensus.plugin.keys import (
     adapters_key,
     history_path_key,
@@ -81,11 +82,6 @@ def consensus_hosts(
         provider.close()
 
 
-def needs_links(item: pytest.Item) -> bool:
-    """Whether the test requires ``links`` (in any ``consensus_requires`` marker)."""
-    return any("links" in marker.args for marker in item.iter_markers("consensus_requires"))
-
-
 @pytest.fixture
 def consensus_allocation(
     request: pytest.FixtureRequest,
@@ -98,7 +94,7 @@ def consensus_allocation(
     ports = consensus_adapter.ports
     allocation = consensus_hosts.allocate(consensus_settings.nodes, ports)
     try:
-        if needs_links(request.node):
+        if "links" in required_names(request.node):
             allocation.start_link_proxies()
         yield allocation
     finally:
