@@ -60,9 +60,11 @@ class ContainerEtcdNode(EtcdMemberStatus, Node):
         self.client_port = client_port
         self._docker = docker_client
         api = docker_client.api
-        networking = api.create_networking_config(
-            {host.container_network: api.create_endpoint_config(ipv4_address=host.address)}
-        )
+        networking = None
+        if not host.container_network.startswith("container:"):  # else the holder's address
+            networking = api.create_networking_config(
+                {host.container_network: api.create_endpoint_config(ipv4_address=host.address)}
+            )
         self._id = api.create_container(
             image,
             command=list(command),

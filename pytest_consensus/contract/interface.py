@@ -111,8 +111,11 @@ class HostSpec:
     ``address`` is an IP the node binds to (ports are the adapter's choice, since every
     node has its own address); ``command_prefix`` must be put in front of the node's
     command line (for example ``ip netns exec NS``) so it runs on that host. On the Docker
-    host, ``container`` names the container to create (on ``container_network``, with
-    ``address`` as its fixed IP) instead; adapters that cannot run in containers refuse it.
+    host, ``container`` names the container to create instead, and ``container_network``
+    is its Docker network mode: a network name (join it with ``address`` as the fixed IP)
+    or ``container:HOLDER`` (share that container's network namespace, which already has
+    ``address``; how the host keeps faults across restarts). Adapters that cannot run in
+    containers refuse it.
     """
 
     name: str

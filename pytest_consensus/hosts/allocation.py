@@ -26,12 +26,13 @@ class Allocation:
     links: LinkProxies | None = None
 
     def start_link_proxies(self) -> LinkProxies:
-        """Put a link proxy on every node's links (before the nodes start); only the
-        namespace host can, since the redirect rules live in the nodes' namespaces."""
+        """Put a link proxy on every node's links (before the nodes start); only hosts with
+        a firewall can (namespace, Docker), since the redirect rules live in the nodes'
+        network namespaces."""
         if self.firewall is None:
             raise CapabilityMissing(
-                "link faults need the namespace host: the proxies' redirect rules live in "
-                "the nodes' network namespaces"
+                "link faults need nodes in network namespaces of their own (the namespace "
+                "host, or the Docker host run as root): the proxies' redirect rules live there"
             )
         self.links = LinkProxies(self.firewall.network, self.firewall.cluster).start()
         return self.links

@@ -2,9 +2,12 @@
 
 For users whose Docker engine runs. Each node is a container with a fixed address on a
 bridge network named after the run; kill, pause and restart are container operations
-(SIGKILL, pause/unpause, start). Partitions are not offered: disconnecting a container
-cuts it from the client too, and the stock etcd images carry no iptables to block single
-links, so network faults are reported n/a on this host rather than approximated.
+(SIGKILL, pause/unpause, start). Network faults work as on the namespace host: each node's
+address and network namespace belong to a holder container that is never faulted
+(:mod:`pytest_consensus.hosts.docker_netns`), the node's container joins it, and the
+firewall's rules and the link proxies run in that namespace from the host, so no tool is
+needed in the image. Where this process may not manage namespaces (no root, no ``ip`` or
+``iptables``), nodes get plain containers and network faults are n/a with that reason.
 
 Where no engine answers, ``docker_unavailable`` says why and tests using this host are
 skipped with that reason.
@@ -16,6 +19,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +27,29 @@ from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
 from pytest_consensus.hosts.allocation import Allocation
 from pytest_consensus.hosts.base import pid_alive
-from pytest_consensus.hosts.netns import run_tag
+from pytest_consensus.hosts.docker_netns import holder_image, network_mode_of, start_holder
+from pytest_consensus.hosts.firewall import Firewall
+from pytest_consensus.hosts.netns import (
+    NAMESPACE_PREFIX,
+    NamespaceCluster,
+    chain_setup,
+    in_namespace,
+    ip_command,
+    network_faults_unavailable,
+    run_tag,
+)
 
 LABEL = "pytest-consensus.run"
 NAME_PREFIX = "pcons-"
 #: The private network's range (a /24 of RFC 2544's test range, as on the namespace host).
 DOCKER_SUBNET_BASE = ipaddress.IPv4Network("198.19.0.0/16")
-NETWORK_FAULTS_REASON = (
-    "the Docker host cannot block single links exactly (disconnecting a container also cuts "
-    "the client; etcd images carry no iptables); use --consensus-host=netns for partitions"
-)
+
+
+def docker_network_faults_unavailable() -> str | None:
+    """Why the Docker host cannot fault links here (the namespace tools it runs from the
+    host are missing or not allowed), or None when it can."""
+    reason = network_faults_unavailable()
+    return None if reason is None else f"the Docker host's network faults: {reason}"
 
 
 def docker_unavailable() -> str | None:
@@ -130,14 +147,13 @@ class DockerHosts:
         self.run_dir = run_dir
         self.tag = run_tag(os.getpid(), worker)
         self.subnet = subnet_for(os.getpid())
+        self.gateway = str(self.subnet.network_address + 1)
+        self.network_faults_reason = docker_network_faults_unavailable()
+        self._holder_image: str | None = None
         self._clusters = 0
         try:
             ipam = docker.types.IPAMConfig(
-                pool_configs=[
-                    docker.types.IPAMPool(
-                        subnet=str(self.subnet), gateway=str(self.subnet.network_address + 1)
-                    )
-                ]
+                pool_configs=[docker.types.IPAMPool(subnet=str(self.subnet), gateway=self.gateway)]
             )
             self.network = self.client.networks.create(
                 network_name(self.tag), driver="bridge", ipam=ipam, labels={LABEL: self.tag}
@@ -152,7 +168,48 @@ class DockerHosts:
         hosts = container_hosts(
             self.tag, self._clusters, count, self.subnet, self.run_dir / f"cluster-{self._clusters}"
         )
-        return Allocation(hosts, None, lambda: self._remove([h.container for h in hosts]))
+        if self.network_faults_reason is not None:
+            return Allocation(hosts, None, lambda: self._remove([h.container for h in hosts]))
+        cluster = NamespaceCluster([], {}, {})
+        try:
+            self._hold_namespaces(hosts, cluster)
+        except BaseException:
+            self._release(cluster)
+            raise
+        return Allocation(cluster.hosts, Firewall(self, cluster), lambda: self._release(cluster))
+
+    def _hold_namespaces(self, hosts: Sequence[HostSpec], cluster: NamespaceCluster) -> None:
+        """A holder per node, its namespace named after the node's container (as the
+        namespace host names its own) with the firewall's chain in it; the node's host
+        spec then says to join the holder."""
+        if self._holder_image is None:
+            self._holder_image = holder_image(self.client)
+        for host in hosts:
+            assert host.container is not None
+            holder = f"{host.container}-net"
+            pid = start_holder(
+                self.client,
+                self._holder_image,
+                holder,
+                network_name(self.tag),
+                host.address,
+                {LABEL: self.tag},
+            )
+            cluster.links.append(holder)  # containers to remove with the cluster
+            ip_command("netns", "attach", host.container, str(pid))
+            cluster.namespaces[host.name] = host.container
+            for rule in chain_setup():
+                in_namespace(host.container, "iptables", "-w", "5", *rule)
+            cluster.addresses[host.name] = host.address
+            cluster.hosts.append(replace(host, container_network=network_mode_of(holder)))
+
+    def _release(self, cluster: NamespaceCluster) -> None:
+        """The nodes' containers first (they live in the holders' namespaces), then the
+        holders and the namespaces' names."""
+        self._remove([host.container for host in cluster.hosts])
+        self._remove(cluster.links)
+        for namespace in cluster.namespaces.values():
+            ip_command("netns", "del", namespace, check=False)
 
     def _remove(self, names: Sequence[str | None]) -> None:
         for name in names:
@@ -166,6 +223,11 @@ class DockerHosts:
             all=True, filters={"label": f"{LABEL}={self.tag}"}
         ):
             container.remove(force=True)
+        if self.network_faults_reason is None:
+            prefix = f"{NAMESPACE_PREFIX}{self.tag}-"
+            for namespace in ip_command("netns", "list", check=False).split():
+                if namespace.startswith(prefix):
+                    ip_command("netns", "del", namespace, check=False)
         try:
             self.network.remove()
         except Exception:

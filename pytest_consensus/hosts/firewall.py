@@ -1,13 +1,13 @@
-"""The firewall of the namespace host: cut directed links between nodes (or between a node
-and the client) with iptables rules in the nodes' namespaces, lose a node's replies, and add
-delay or loss with netem. The nemesis decides what to cut; this module knows how."""
+"""The firewall of the namespace and Docker hosts: cut directed links between nodes (or between
+a node and the client) with iptables rules in the nodes' namespaces, lose a node's replies,
+and add delay or loss with netem. The nemesis decides what to cut; this module knows how."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from pytest_consensus.contract.errors import HarnessError
-from pytest_consensus.hosts.netns import CHAIN, NamespaceCluster, NamespaceNetwork, in_namespace
+from pytest_consensus.hosts.netns import CHAIN, BridgedNetwork, NamespaceCluster, in_namespace
 
 CLIENT = "client"  # the test process, on the bridge
 #: The largest TCP packet without data we let through: IPv4 (20) + TCP with options (40).
@@ -17,7 +17,7 @@ BARE_TCP_PACKET = 60
 class Firewall:
     """Blocks directed links between nodes (or the client) with rules in node namespaces."""
 
-    def __init__(self, network: NamespaceNetwork, cluster: NamespaceCluster) -> None:
+    def __init__(self, network: BridgedNetwork, cluster: NamespaceCluster) -> None:
         self.network = network
         self.cluster = cluster
 

@@ -24,7 +24,7 @@ from pytest_consensus.contract.errors import HarnessError
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.hosts.firewall import CLIENT
 from pytest_consensus.hosts.link_proxy import BYPASS_MARK, PROXY_PORT, Link, link_name
-from pytest_consensus.hosts.netns import NamespaceCluster, NamespaceNetwork, in_namespace
+from pytest_consensus.hosts.netns import BridgedNetwork, NamespaceCluster, in_namespace
 
 PROXY_MODULE = "pytest_consensus.hosts.link_proxy"
 #: How long a proxy may take to start answering its control socket.
@@ -54,7 +54,7 @@ class LinkProxies:
     """The link proxies of one namespace cluster: started (rules first in place) before the
     cluster's nodes, killed with the cluster."""
 
-    def __init__(self, network: NamespaceNetwork, cluster: NamespaceCluster) -> None:
+    def __init__(self, network: BridgedNetwork, cluster: NamespaceCluster) -> None:
         self.cluster = cluster
         self.names = {address: name for name, address in cluster.addresses.items()}
         self.names[network.gateway] = CLIENT

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
@@ -171,9 +172,19 @@ def _subnets_in_use() -> list[ipaddress.IPv4Network]:
     ]
 
 
+class BridgedNetwork(Protocol):
+    """A run's network as the firewall and the link proxies see it: the subnet its nodes'
+    namespaces are on, and the address the test process reaches them from. The namespace
+    host's bridge is one; the Docker host's network is another."""
+
+    subnet: ipaddress.IPv4Network
+    gateway: str
+
+
 @dataclass
 class NamespaceCluster:
-    """The namespaces of one cluster; ``addresses`` maps node name to its address."""
+    """The namespaces of one cluster; ``addresses`` maps node name to its address, ``links``
+    names what else to remove with it (host-side veths; the Docker host's holders)."""
 
     hosts: list[HostSpec]
     namespaces: dict[str, str]
@@ -279,7 +290,7 @@ class NamespaceNetwork:
                 )
                 ip_command("link", "set", "eth0", "up", namespace=namespace)
                 ip_command("link", "set", "lo", "up", namespace=namespace)
-                for rule in _chain_setup():
+                for rule in chain_setup():
                     in_namespace(namespace, "iptables", *rule)
                 created.addresses[name] = address
                 created.hosts.append(
@@ -317,7 +328,7 @@ class NamespaceNetwork:
             self.forwarding_rule = False
 
 
-def _chain_setup() -> Iterable[tuple[str, ...]]:
+def chain_setup() -> Iterable[tuple[str, ...]]:
     """Our own chain in each namespace, jumped to first from INPUT and OUTPUT: faults are
     rules in it, and healing is flushing it."""
     yield ("-N", CHAIN)

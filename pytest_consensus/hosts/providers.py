@@ -59,9 +59,9 @@ def resolve_host_choice(choice: str) -> tuple[str, str | None]:
     if choice == "loopback":
         return "loopback", "--consensus-host=loopback was chosen"
     if choice == "docker":
-        from pytest_consensus.hosts.docker import NETWORK_FAULTS_REASON
+        from pytest_consensus.hosts.docker import docker_network_faults_unavailable
 
-        return "docker", NETWORK_FAULTS_REASON
+        return "docker", docker_network_faults_unavailable()
     reason = network_faults_unavailable()
     if reason is None:
         return "netns", None

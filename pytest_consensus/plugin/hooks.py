@@ -273,14 +273,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain run sweeps once
         removed: list[str] = [str(path) for path in sweep_stale_run_dirs()]
-        if settings.host == "netns":
+        if settings.host == "docker":
+            from pytest_consensus.hosts.docker import sweep_stale_docker
+
+            removed += sweep_stale_docker()  # before the namespaces: its holders own them
+        if settings.host in ("netns", "docker") and settings.host_reason is None:
             from pytest_consensus.hosts.netns import sweep_stale_network
 
             removed += sweep_stale_network()
-        elif settings.host == "docker":
-            from pytest_consensus.hosts.docker import sweep_stale_docker
-
-            removed += sweep_stale_docker()
         config.stash[swept_key] = removed
 
 
@@ -506,7 +506,7 @@ def _host_feature_unavailable(config: pytest.Config, feature: str) -> str | None
 
             docker = "the docker host runs nodes in containers, not on the lossy filesystem"
             cache[feature] = docker if settings.host == "docker" else lossy_disks_unavailable()
-        elif settings.host != "netns":
+        elif settings.host_reason is not None:  # loopback, or Docker without namespaces
             cache[feature] = settings.host_reason
         elif feature == "netem":
             from pytest_consensus.hosts.netns import netem_unavailable
