@@ -99,6 +99,12 @@ def test_the_certificate_json_says_what_a_user_needs(
     assert set(certificate["suite"]) >= {"pytest_consensus", "pytest", "python"}
     assert certificate["run"]["seed"] == 5 and certificate["run"]["nodes"] == 3
     assert certificate["run"]["profile"] == "default"
+    # How each network fault was made (the namespace host here, as root).
+    faults = certificate["run"]["network_faults"]
+    assert set(faults) == {"partitions", "link_faults", "delay_and_loss"}
+    assert faults["partitions"].startswith("iptables DROP rules"), faults
+    assert faults["link_faults"].startswith("a link proxy in each node's"), faults
+    assert faults["delay_and_loss"].startswith("the link proxies;"), faults
     rules = {rule["id"]: rule for rule in certificate["rules"]}
     assert list(rules) == [
         "consensus-safety",
@@ -124,6 +130,7 @@ def test_markdown_and_html_show_every_rule(certified: tuple[pytest.RunResult, Pa
     _, folder = certified
     markdown = (folder / "certificate.md").read_text()
     assert "| `leader-gating` | pass |" in markdown
+    assert "- partitions: iptables DROP rules in the nodes' network namespaces" in markdown
     assert (
         "| `consensus-safety` | n/a | adapter fake_store:FakeAdapter lacks capability kill |"
         in (markdown)

@@ -70,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="auto|netns|loopback|docker",
         help="Where nodes run: a network namespace per node (netns, needs root or "
         "CAP_NET_ADMIN; required for network faults), loopback addresses, or Docker "
-        "containers (etcd only; no partitions). Default: auto "
+        "containers (etcd only; network faults as root). Default: auto "
         "(netns when possible) (ini: consensus_host).",
     )
     group.addoption(
@@ -284,6 +284,25 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[swept_key] = removed
 
 
+def network_fault_mechanisms(config: pytest.Config) -> dict[str, str]:
+    """How this run made each kind of network fault, or why it could not: a certificate
+    says which mechanism served (delay, for one, comes from the link proxies or netem)."""
+
+    def made(feature: str, how: str) -> str:
+        reason = host_feature_unavailable(config, feature)
+        return how if reason is None else f"n/a: {reason}"
+
+    links = host_feature_unavailable(config, "links") is None
+    netem = made("netem", "netem on the nodes' interfaces in tests without link proxies")
+    return {
+        "partitions": made("network", "iptables DROP rules in the nodes' network namespaces"),
+        "link_faults": made(
+            "links", "a link proxy in each node's network namespace, in tests that draw them"
+        ),
+        "delay_and_loss": (f"the link proxies; {netem}" if links else netem),
+    }
+
+
 def _report_plugin(config: pytest.Config, settings: Settings) -> Any:
     """The plugin that prints per-backend figures and writes and compares certificates;
     bad report options are usage errors, found before any cluster starts."""
@@ -473,7 +492,7 @@ def _skip_when_capabilities_are_missing(item: pytest.Item) -> None:
         why = "".join(f" ({MISSING_MEANS[name]})" for name in missing if name in MISSING_MEANS)
         pytest.skip(f"n/a: adapter {adapter_name} lacks capability {', '.join(missing)}{why}")
     for feature in host_needs:
-        reason = _host_feature_unavailable(item.config, feature)
+        reason = host_feature_unavailable(item.config, feature)
         if reason is not None:
             pytest.skip(f"n/a: {feature} faults unavailable: {reason}")
 
@@ -493,7 +512,7 @@ HOST_FEATURES = ("network", "netem", "links", "power-loss", "data-files")
 host_features_key = pytest.StashKey["dict[str, str | None]"]()
 
 
-def _host_feature_unavailable(config: pytest.Config, feature: str) -> str | None:
+def host_feature_unavailable(config: pytest.Config, feature: str) -> str | None:
     """Why the run's host cannot do ``feature``; probed once per run."""
     cache = config.stash.setdefault(host_features_key, {})
     if feature not in cache:

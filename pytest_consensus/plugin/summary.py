@@ -90,9 +90,13 @@ class ReportPlugin:
         self.written: list[Path] = []
         self.changes: list[str] = []
         self.regressions = 0
+        self.network_faults: dict[str, str] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from pytest_consensus.plugin.hooks import network_fault_mechanisms
+
+        self.network_faults = network_fault_mechanisms(session.config)
         certificates = {}
         for name in self.adapters:
             tests = self.records.for_adapter(name)
@@ -152,6 +156,7 @@ class ReportPlugin:
                 "nodes": self.settings.nodes,
                 "profile": self.settings.profile.name,
                 "host": self.settings.host,
+                "network_faults": self.network_faults,
                 "replay": self.settings.replay,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
                 "seconds": round(time.time() - self.started, 1),

@@ -209,9 +209,10 @@ def render_markdown(certificate: dict[str, Any]) -> str:
         f"pytest {suite['pytest']}, Python {suite['python']} · seed {run['seed']}, "
         f"{run['nodes']} nodes, profile {run['profile']}, host {run['host']}",
         "",
-        "| rule | verdict | why |",
-        "|---|---|---|",
     ]
+    faults = run.get("network_faults", {})  # how each network fault was made; older lack it
+    lines += [f"- {kind.replace('_', ' ')}: {how}" for kind, how in faults.items()]
+    lines += [""] * bool(faults) + ["| rule | verdict | why |", "|---|---|---|"]
     for rule in certificate["rules"]:
         reason = rule["reason"].replace("|", "\\|").replace("\n", "<br>")
         lines.append(f"| `{rule['id']}` | {rule['verdict']} | {reason} |")
