@@ -25,6 +25,7 @@ import pytest
 
 from pytest_consensus.adapters.etcd import EtcdAdapter
 from pytest_consensus.adapters.etcd.image import build_image, image_tarball, is_static_elf
+from pytest_consensus.contract.container_process import mounts_for
 from pytest_consensus.contract.errors import HarnessError
 from pytest_consensus.hosts.docker import (
     DockerHosts,
@@ -175,6 +176,26 @@ def test_the_holder_image_is_sleep_and_the_libraries_ldd_names(tmp_path: Path) -
         assert tar.getmember(str(tmp_path).lstrip("/")).isdir()
 
 
+def test_a_node_container_sees_this_machines_programs_read_only_and_its_folder_writable(
+    tmp_path: Path,
+) -> None:
+    node = tmp_path / "cluster-1" / "n1"
+    (node / "data").mkdir(parents=True)
+    mounts = mounts_for(
+        [sys.executable, "-m", "store", "--data-dir", str(node / "data")],
+        {"PYTHONPATH": f"/nonexistent-pcons:{tmp_path}:/tmp"},
+        [node, node / "data"],
+    )
+    assert mounts["/usr"] == {"bind": "/usr", "mode": "ro"}
+    assert mounts[str(node)] == {"bind": str(node), "mode": "rw"}
+    assert str(node / "data") not in mounts  # the node folder's mount covers it
+    assert mounts[str(tmp_path)]["mode"] == "ro"  # on the import path, above the node folder
+    python = Path(sys.executable)
+    assert any(Path(m) == python.parent or Path(m) in python.parents for m in mounts)
+    assert "/nonexistent-pcons" not in mounts and "/" not in mounts
+    assert "/tmp" not in mounts  # scratch space stays the container's own
+
+
 def test_the_engine_is_told_apart_from_the_sdk() -> None:
     image_under_test()
     assert engine_answers(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
@@ -297,3 +318,40 @@ def test_a_cut_holds_across_a_restart_of_the_node_container_and_nothing_is_left(
         assert hosts.tag not in ip_command("netns", "list", check=False)
     finally:
         hosts.close()
+
+
+def test_process_nodes_run_in_containers_and_a_late_lease_fails_there_too(
+    pytester: pytest.Pytester,
+) -> None:
+    """PySyncObj's nodes, which have no image, run as processes in containers of their own
+    on the Docker host; the link faults there catch the lease timed from acknowledgement
+    arrival (tests/broken_stores/lease_from_ack_arrival.py) as on the namespace host, and
+    the correct store passes the same tests."""
+    image_under_test()
+    broken = pytester.runpytest_subprocess(
+        "--consensus-adapter=broken_stores.lease_from_ack_arrival:Adapter",
+        "--consensus-host=docker",
+        "-k",
+        "acknowledgements_arrive_late",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert broken.ret == pytest.ExitCode.TESTS_FAILED, broken.stdout.str()[-3000:]
+    broken.stdout.fnmatch_lines(
+        [
+            "*received its followers' acknowledgements 3 s late*answered * strong reads with "
+            "'before-the-cut'*",
+            "read-levels*FAIL*",
+        ]
+    )
+    correct = pytester.runpytest_subprocess(
+        "--consensus-adapter=pysyncobj",
+        "--consensus-host=docker",
+        "-k",
+        "acknowledgements_arrive_late or kill_and_restart_of_one_node",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert correct.ret == pytest.ExitCode.OK, correct.stdout.str()[-3000:]
+    table = correct.stdout.str().split("consensus certification", 1)[1]
+    assert re.search(r"^consensus-safety +pass", table, re.MULTILINE), table

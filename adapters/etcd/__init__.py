@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from pytest_consensus.adapters.etcd.containers import ContainerEtcdNode
 
 ETCD_IN_IMAGE = "/usr/local/bin/etcd"
+#: A member's data in its container: kept across the container's restarts, removed with it.
+DATA_IN_CONTAINER = "/var/lib/etcd-data"
 CLIENT_PORT = 2379
 PEER_PORT = 2380
 STARTUP_TIMEOUT = 30.0
@@ -319,7 +321,7 @@ class EtcdAdapter(Adapter):
         cluster = ",".join(f"{h.name}=http://{h.address}:{PEER_PORT}" for h in hosts)
         command = [
             f"--name={host.name}",
-            f"--data-dir={host.data_dir}",
+            f"--data-dir={DATA_IN_CONTAINER if host.container else host.data_dir}",
             f"--listen-peer-urls=http://{host.address}:{PEER_PORT}",
             f"--initial-advertise-peer-urls=http://{host.address}:{PEER_PORT}",
             f"--listen-client-urls=http://{host.address}:{CLIENT_PORT}",

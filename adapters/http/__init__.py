@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_consensus.contract import SNAPSHOT_ENTRIES, Adapter, Capability, Cluster, HostSpec
 from pytest_consensus.contract.child_python import python_environment
+from pytest_consensus.contract.container_process import node_process as process_on_host
 from pytest_consensus.contract.errors import ConsensusError, HarnessError, NodeStartError
 from pytest_consensus.contract.http_protocol import HttpStoreClient
 from pytest_consensus.contract.process import NodeProcess
@@ -191,7 +192,7 @@ def node_process(config: StoreConfig, index: int, hosts: Sequence[HostSpec]) -> 
     peers = [(i, other) for i, other in enumerate(hosts) if i != index]
     argv = [*host.command_prefix, *config.render(index, host, peers)]
     env = {**python_environment(), **config.environment}
-    return NodeProcess(host.name, argv, host.log_dir / "node.log", env, host.log_dir)
+    return process_on_host(host, argv, host.log_dir / "node.log", env, host.log_dir)
 
 
 def probe_capabilities(

@@ -35,6 +35,7 @@ from pytest_consensus.contract import (
     Role,
 )
 from pytest_consensus.contract.binaries import is_executable, named_binary
+from pytest_consensus.contract.container_process import node_process
 from pytest_consensus.contract.errors import (
     ClusterSetupError,
     ConsensusError,
@@ -353,11 +354,6 @@ class NatsAdapter(Adapter):
         return f"nats-server {self._version} ({self.binary}, from {self.found_in}{read}{sync})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        if any(host.container for host in hosts):
-            raise HarnessError(
-                "the nats adapter runs nats-server as local processes and cannot use the "
-                "docker host; use --consensus-host=netns or local"
-            )
         if len(hosts) > MAX_REPLICAS:
             raise HarnessError(
                 f"JetStream replicates a bucket to at most {MAX_REPLICAS} servers; this run "
@@ -372,8 +368,8 @@ class NatsAdapter(Adapter):
             # a power cut may take back to what the store synced.
             config = host.log_dir / "nats-server.conf"
             config.write_text(server_config(host, hosts, self.sync))
-            process = NodeProcess(
-                host.name,
+            process = node_process(
+                host,
                 [*host.command_prefix, str(self.binary), "--config", str(config)],
                 host.log_dir / "node.log",
                 dict(os.environ),

@@ -23,8 +23,8 @@ from pytest_consensus.contract import (
     StateMachine,
 )
 from pytest_consensus.contract.child_python import python_environment
+from pytest_consensus.contract.container_process import node_process
 from pytest_consensus.contract.errors import HarnessError
-from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
 
 #: Node i (from 0) uses RAFT_PORT + 2i and API_PORT + 2i. Ports differ per node even
@@ -102,7 +102,7 @@ class PySyncObjAdapter(Adapter):
             raise HarnessError(f"the pysyncobj adapter supports up to {MAX_NODES} nodes")
         for index, host in enumerate(hosts):
             argv = self.node_command(hosts, index)
-            process = NodeProcess(host.name, argv, host.log_dir / "node.log", env, host.log_dir)
+            process = node_process(host, argv, host.log_dir / "node.log", env, host.log_dir)
             nodes.append(ProcessNode(host, process, node_ports(index)[1]))
         return ProcessCluster(nodes).start()
 

@@ -295,10 +295,21 @@ def make_handler(node: KVNode) -> type[BaseHTTPRequestHandler]:
 
 
 def watch_parent(parent_pid: int) -> None:
-    """Exit when the harness dies, so a killed pytest never leaves nodes behind."""
+    """Exit when the harness dies, so a killed pytest never leaves nodes behind. A node
+    started by the harness watches its own parent (a reused pid cannot fool that); one in
+    a container (the Docker host) has the engine's shim as parent and watches the
+    harness's pid instead, which it sees since containers share the host's pids."""
+    direct = os.getppid() == parent_pid
     while True:
-        if os.getppid() != parent_pid:
+        if direct and os.getppid() != parent_pid:
             os._exit(3)
+        if not direct:
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(3)
+            except PermissionError:
+                pass
         time.sleep(0.5)
 
 

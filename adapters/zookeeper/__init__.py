@@ -35,8 +35,8 @@ from pytest_consensus.contract import (
     HostSpec,
 )
 from pytest_consensus.contract.binaries import is_executable, named_binary
+from pytest_consensus.contract.container_process import node_process
 from pytest_consensus.contract.errors import ClusterSetupError, HarnessError
-from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
 
 #: What a ``strong`` read is: the value read confirmed by a transaction on its version
@@ -269,19 +269,14 @@ class ZooKeeperAdapter(Adapter):
         return f"ZooKeeper {self._version} (from {self.jars_found_in}{read})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        if any(host.container for host in hosts):
-            raise HarnessError(
-                "the zookeeper adapter runs ZooKeeper servers as local processes and cannot "
-                "use the docker host; use --consensus-host=netns or local"
-            )
         if not is_executable(self.java):
             raise ZooKeeperNotFound(f"{self.java} is no longer an executable file")
         numbers = {host.name: number for number, host in enumerate(hosts, start=1)}
         nodes = []
         for number, host in enumerate(hosts, start=1):
             config = write_node_files(host, number, hosts)
-            process = NodeProcess(
-                host.name,
+            process = node_process(
+                host,
                 [
                     *host.command_prefix,
                     str(self.java),

@@ -110,7 +110,9 @@ def container_hosts(
         HostSpec(
             name=f"n{index + 1}",
             address=str(subnet.network_address + 10 + index),
-            data_dir=Path("/var/lib/etcd-data"),  # inside the container, kept across restarts
+            # A path on this machine, mounted into a node process's container (where the
+            # adapter runs a program); an etcd container's stays inside it, across restarts.
+            data_dir=cluster_dir / f"n{index + 1}" / "data",
             log_dir=cluster_dir / f"n{index + 1}",
             container=container_name(tag, cluster, f"n{index + 1}"),
             container_network=network_name(tag),

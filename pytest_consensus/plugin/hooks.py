@@ -70,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="auto|netns|loopback|docker",
         help="Where nodes run: a network namespace per node (netns, needs root or "
         "CAP_NET_ADMIN; required for network faults), loopback addresses, or Docker "
-        "containers (etcd only; network faults as root). Default: auto "
+        "containers (network faults as root). Default: auto "
         "(netns when possible) (ini: consensus_host).",
     )
     group.addoption(
