@@ -43,6 +43,20 @@ def _outermost(paths: Iterable[Path]) -> list[Path]:
     return kept
 
 
+_ENGINE: Any = None
+
+
+def _engine() -> Any:
+    """One engine client for every node process of this pytest process (a client per node
+    would hold a connection pool per node for the whole run)."""
+    global _ENGINE
+    if _ENGINE is None:
+        import docker
+
+        _ENGINE = docker.from_env(timeout=60)
+    return _ENGINE
+
+
 def _module_files() -> list[str]:
     files = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
     return [f for f in files if isinstance(f, str) and f.startswith("/")]
@@ -102,18 +116,13 @@ class ContainerNodeProcess(NodeProcess):
         self._holder = (host.container_network or "").removeprefix("container:")
         self._id: str | None = None
         self._pid: int | None = None
-        self._docker: Any = None
 
     @property
     def pid(self) -> int | None:
         return self._pid
 
     def _api(self) -> Any:
-        if self._docker is None:
-            import docker
-
-            self._docker = docker.from_env(timeout=60)
-        return self._docker.api
+        return _engine().api
 
     def _create(self) -> str:
         """The container, made once: later starts run it again, as a restart runs the
@@ -169,8 +178,13 @@ class ContainerNodeProcess(NodeProcess):
         return bool(self._state().get("Running"))
 
     def exit_code(self) -> int | None:
+        """As a local process's: negative for the signal that ended it (the engine reports
+        128 plus the signal, as a shell does)."""
         state = self._state()
-        return None if not state or state.get("Running") else int(state.get("ExitCode", 0))
+        if not state or state.get("Running"):
+            return None
+        code = int(state.get("ExitCode", 0))
+        return -(code - 128) if 128 < code < 128 + 65 else code
 
     def signal(self, signum: int) -> None:
         if self._pid and self.is_running():
