@@ -151,7 +151,6 @@ class ContainerNodeProcess(NodeProcess):
     def start(self) -> None:
         if self.is_running():
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if self._id is None:
                 self._id = self._create()

@@ -30,9 +30,9 @@ from pytest_consensus.hosts.base import pid_alive
 from pytest_consensus.hosts.docker_netns import holder_image, network_mode_of, start_holder
 from pytest_consensus.hosts.firewall import Firewall
 from pytest_consensus.hosts.netns import (
-    NAMESPACE_PREFIX,
     NamespaceCluster,
     chain_setup,
+    delete_run_namespaces,
     in_namespace,
     ip_command,
     network_faults_unavailable,
@@ -226,10 +226,7 @@ class DockerHosts:
         ):
             container.remove(force=True)
         if self.network_faults_reason is None:
-            prefix = f"{NAMESPACE_PREFIX}{self.tag}-"
-            for namespace in ip_command("netns", "list", check=False).split():
-                if namespace.startswith(prefix):
-                    ip_command("netns", "del", namespace, check=False)
+            delete_run_namespaces(self.tag)
         try:
             self.network.remove()
         except Exception:

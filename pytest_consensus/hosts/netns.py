@@ -164,6 +164,13 @@ def sweep_stale_network() -> list[str]:
     return removed + sweep_stale_forward_rules()
 
 
+def delete_run_namespaces(tag: str) -> None:
+    """Delete (or, for an attached one, unname) every namespace of the run tagged ``tag``."""
+    for namespace in _namespaces():
+        if namespace.startswith(f"{NAMESPACE_PREFIX}{tag}-"):
+            ip_command("netns", "del", namespace, check=False)
+
+
 def _subnets_in_use() -> list[ipaddress.IPv4Network]:
     output = ip_command("-o", "-4", "addr", "show", check=False)
     return [
@@ -317,9 +324,7 @@ class NamespaceNetwork:
 
     def close(self) -> None:
         """Remove the bridge and anything of this run still present."""
-        for namespace in _namespaces():
-            if namespace.startswith(f"{NAMESPACE_PREFIX}{self.tag}-"):
-                ip_command("netns", "del", namespace, check=False)
+        delete_run_namespaces(self.tag)
         for link in _links():
             if link.startswith(f"{LINK_PREFIX}v{self.tag}") or link == self.bridge:
                 ip_command("link", "del", link, check=False)
