@@ -120,6 +120,10 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
     verdicts = {}
     for path in certificates:
         certificate = json.loads(path.read_text())
+        # Every run's certificate is kept: each test's seconds say where a run's time went.
+        kept_certificate = EVIDENCE / "certificates" / f"{path.parent.name}-seed{seed}.json"
+        kept_certificate.parent.mkdir(parents=True, exist_ok=True)
+        kept_certificate.write_text(path.read_text())
         prefix = f"{path.parent.name}:" if "," in adapter else ""
         verdicts.update({prefix + rule["id"]: rule["verdict"] for rule in certificate["rules"]})
         if "," in adapter:  # backends side by side: each one's share of the run
@@ -133,7 +137,8 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
     return seconds, verdicts
 
 
-#: Where the output of runs that failed a rule is kept (the scratch folder is removed).
+#: Where the output of runs that failed a rule is kept, and every run's certificate (the
+#: scratch folder is removed).
 EVIDENCE = Path(tempfile.gettempdir()) / "bench-runs-evidence"
 
 #: pytest's own seconds for each run made so far (see pytest_seconds).
