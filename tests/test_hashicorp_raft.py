@@ -44,13 +44,15 @@ def test_the_hashicorp_raft_store_passes_every_rule(
     pytester: pytest.Pytester, kvstore_toml: Path
 ) -> None:
     """Every rule but the disk faults, which find two flaws of hashicorp/raft 1.1.2 (the
-    next two tests, and examples/hashicorp-raft/README.md)."""
+    next two tests, and examples/hashicorp-raft/README.md). The crash loop is left to the
+    benchmarks' default runs (benchmarks/README.md) to keep CI under its time budget; it
+    runs here on PySyncObj and etcd."""
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=http",
         f"--consensus-adapter-option=config={kvstore_toml}",
         "--consensus-profile=quick",
         "-k",
-        "not disk_faults",
+        "not disk_faults and not crash_loop",
         "-p",
         "no:cacheprovider",
         "-rs",

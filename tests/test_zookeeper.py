@@ -245,14 +245,17 @@ def test_the_suite_certifies_zookeeper(
     pytester: pytest.Pytester, needs_network_faults: None, needs_lossy_disks: None
 ) -> None:
     """What CI certifies for real, with the default (verified) strong reads: every rule
-    passes but consensus-safety, which fails on docs/adapters/zookeeper.md's findings alone:
-    power loss (new transaction logs whose names were never synced), and in some runs a
-    member killed while it loads a snapshot that never starts again; in rare runs
-    fsm-determinism fails too, on the crash loop's test alone, where members' own tree
-    digests differed at one zxid after a snapshot sync."""
+    passes but consensus-safety, which fails on docs/adapters/zookeeper.md's power-loss
+    finding alone (new transaction logs whose names were never synced). The crash loop, with
+    the two rarer findings it makes on ZooKeeper (a member killed while it loads a snapshot
+    never starts again; members' tree digests differ at one zxid), and the schedule search
+    (ZooKeeper's slowest test) are left to the benchmarks' default runs to keep CI under its
+    time budget; both run here on PySyncObj and etcd."""
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=zookeeper",
         "--consensus-profile=quick",
+        "-k",
+        "not crash_loop and not searched",
         "-p",
         "no:cacheprovider",
     )
@@ -260,22 +263,11 @@ def test_the_suite_certifies_zookeeper(
     assert result.ret == pytest.ExitCode.TESTS_FAILED, what_failed(output)
     verdicts = _verdicts(output)
     assert verdicts.pop("consensus-safety").startswith("FAIL"), output[-3000:]
-    failed = re.findall(r"^FAILED (\S+)", output, re.MULTILINE)
-    if verdicts["fsm-determinism"].startswith("FAIL"):
-        # The third finding (rare): the crash loop's digest watch saw members' own tree
-        # digests differ at one zxid; no other fsm-determinism test may fail.
-        del verdicts["fsm-determinism"]
-        fsm = [t for t in failed if "test_members_at_one_applied_index_agree" in t]
-        assert fsm and "the digests at point" in output, what_failed(output)
     for rule, verdict in verdicts.items():
         assert verdict.startswith("pass"), (rule, what_failed(output))
+    failed = re.findall(r"^FAILED (\S+)", output, re.MULTILINE)
     power_cuts = [test for test in failed if "power_cut[zookeeper-" in test]
-    loop = [test for test in failed if "crash_loop" in test]
-    assert power_cuts and len(failed) == len(power_cuts) + len(loop), what_failed(output)
-    # The second finding, when the crash loop kills a member while it loads a snapshot
-    # from the leader (some runs): it never starts again.
-    if any("test_every_member_keeps_every_acknowledged_write" in t for t in loop):
-        assert "is older than the last zxid" in output, what_failed(output)
+    assert power_cuts and len(failed) == len(power_cuts), what_failed(output)
     result.stdout.fnmatch_lines(
         [
             "consensus: adapters=zookeeper (ZooKeeper 3.*),*",
