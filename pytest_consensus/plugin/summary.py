@@ -1,70 +1,33 @@
 """The run's take-away: per-backend figures in the terminal summary, certificates written by
-``--consensus-report=DIR``, and ``--consensus-compare=OLD.json`` failing the run when a rule
-went from pass to fail.
-
-Layout of the report directory (one folder per adapter, named after it)::
-
-    DIR/<adapter>/certificate.json   the certificate (docs/certificate.md)
-    DIR/<adapter>/certificate.md     the same for humans
-    DIR/<adapter>/certificate.html   one self-contained page with plots
-    DIR/<adapter>/tests/<test>/      history.jsonl, schedule.json, counterexample.html
-"""
+``--consensus-report=DIR`` (layout: report/folder.py), and ``--consensus-compare=OLD.json``
+failing the run when a rule went from pass to fail."""
 
 from __future__ import annotations
 
-import re
-import shutil
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_consensus.clients.history import read_jsonl
-from pytest_consensus.report.certificate import (
-    build_certificate,
-    compare,
-    render_markdown,
-    write_json,
+from pytest_consensus.report.certificate import build_certificate, compare
+from pytest_consensus.report.folder import (
+    copy_evidence,
+    evidence_folder_name,
+    figures_of_test,
+    reported_by_tests,
+    slug,
+    write_report_folder,
 )
-from pytest_consensus.report.measure import (
-    FaultWindow,
-    HistoryFigures,
-    Summary,
-    figures_of,
-    summarize,
-)
-from pytest_consensus.report.records import (
-    COUNTEREXAMPLE_PROPERTY,
-    HISTORY_PROPERTY,
-    SCHEDULE_PROPERTY,
-    RunRecords,
-    TestRecord,
-)
-from pytest_consensus.report.verdicts import MEASUREMENTS, describe_measurement
+from pytest_consensus.report.measure import HistoryFigures, Summary, summarize
+from pytest_consensus.report.records import RunRecords, TestRecord
 
 if TYPE_CHECKING:
     from pytest_consensus.contract import Adapter
     from pytest_consensus.plugin.settings import Settings
 
-#: Timeline plots per certificate: enough for every fault-schedule test of a thorough run.
-MAX_TIMELINES = 40
-
-
-def slug(text: str, limit: int = 100) -> str:
-    """A file name for an adapter or test id; a long one is cut and given a hash of the whole,
-    so that two ids sharing a long prefix never share a folder."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "test"
-    if len(name) <= limit:
-        return name
-    return f"{name[: limit - 9]}-{zlib.crc32(text.encode()):08x}"
-
-
-def evidence_folder_name(nodeid: str) -> str:
-    """The folder a test's evidence goes in: its id without the path before its file."""
-    return slug(nodeid.split("/")[-1])
+__all__ = ["ReportPlugin", "evidence_folder_name", "render_figures", "slug"]
 
 
 class ReportPlugin:
@@ -91,18 +54,22 @@ class ReportPlugin:
         self.changes: list[str] = []
         self.regressions = 0
         self.network_faults: dict[str, str] = {}
+        #: Tests per adapter in the unsplit selection, when this run is a shard of it.
+        self.unsplit: dict[str, int] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_consensus.plugin.hooks import network_fault_mechanisms
 
         self.network_faults = network_fault_mechanisms(session.config)
+        sharding = session.config.pluginmanager.get_plugin("consensus-shard")
+        self.unsplit = dict(sharding.unsplit) if sharding is not None else {}
         certificates = {}
         for name in self.adapters:
             tests = self.records.for_adapter(name)
             if not tests:
                 continue
-            figures = {t.nodeid: _figures(t) for t in tests}
+            figures = {t.nodeid: figures_of_test(t) for t in tests}
             self.summaries[name] = summarize(f for f in figures.values() if f is not None)
             certificate = self._certificate(name, tests, figures)
             certificates[name] = certificate
@@ -125,25 +92,23 @@ class ReportPlugin:
         if self.regressions and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def _shard(self, name: str) -> dict[str, Any]:
+        """The shard this run made of the certification, for consensus-merge: which, and how
+        many of the adapter's tests the unsplit run has (so a missing shard shows)."""
+        if self.settings.shard is None:
+            return {}
+        shard, unsplit = self.settings.shard, self.unsplit.get(name, 0)
+        return {"shard": {"index": shard.index, "total": shard.total, "unsplit_tests": unsplit}}
+
     def _certificate(
         self, name: str, tests: list[TestRecord], figures: dict[str, HistoryFigures | None]
     ) -> dict[str, Any]:
         adapter = self.adapters[name]
         info = adapter.info()
         folder = self.report_dir / slug(name) if self.report_dir else None
-        evidence = _copy_evidence(tests, folder) if folder else {}
+        evidence = copy_evidence(tests, folder) if folder else {}
         summary: dict[str, Any] = self.summaries[name].as_dict()
-        summary["reported_by_tests"] = [
-            {
-                "test": t.nodeid,
-                "name": key,
-                "value": t.properties[key],
-                "text": describe_measurement(key, t.properties[key]),
-            }
-            for t in tests
-            for key in MEASUREMENTS
-            if t.properties.get(key) is not None
-        ]
+        summary["reported_by_tests"] = reported_by_tests(tests)
         certificate = build_certificate(
             adapter={
                 "name": name,
@@ -161,52 +126,15 @@ class ReportPlugin:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
                 "seconds": round(time.time() - self.started, 1),
                 "command": self.settings.command(name),
+                **self._shard(name),
             },
             tests=tests,
             measurements=summary,
             evidence=evidence,
         )
         if folder is not None:
-            self._write(folder, certificate, tests, figures)
+            self.written.append(write_report_folder(folder, certificate, tests, figures))
         return certificate
-
-    def _write(
-        self,
-        folder: Path,
-        certificate: dict[str, Any],
-        tests: list[TestRecord],
-        figures: dict[str, HistoryFigures | None],
-    ) -> None:
-        from pytest_consensus.report.html import render_html
-        from pytest_consensus.report.plots import latency_distribution_svg, timeline_svg
-
-        folder.mkdir(parents=True, exist_ok=True)
-        self.written.append(write_json(certificate, folder / "certificate.json"))
-        (folder / "certificate.md").write_text(render_markdown(certificate))
-        timelines: dict[str, str] = {}
-        counterexamples: dict[str, str] = {}
-        faults: dict[str, list[FaultWindow]] = {}
-        for test in tests:
-            figure = figures.get(test.nodeid)
-            if figure is not None and figure.windows:
-                faults[test.nodeid] = figure.windows
-                if figure.operations and len(timelines) < MAX_TIMELINES:
-                    timelines[test.nodeid] = timeline_svg(figure, test.nodeid.split("::")[-1])
-            counterexample = test.path(COUNTEREXAMPLE_PROPERTY)
-            if counterexample is not None and counterexample.is_file():
-                counterexamples[test.nodeid] = _inline_svg(counterexample.read_text())
-        latencies = [
-            (op.latency or 0.0) * 1000
-            for figure in figures.values()
-            if figure is not None
-            for op in figure.operations
-            if op.outcome == "ok"
-        ]
-        distribution = latency_distribution_svg(
-            latencies, f"{certificate['adapter']['name']}: all acknowledged operations"
-        )
-        html = render_html(certificate, timelines, distribution, counterexamples, faults)
-        (folder / "certificate.html").write_text(html)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -225,38 +153,6 @@ class ReportPlugin:
                     red=True,
                     bold=True,
                 )
-
-
-def _figures(test: TestRecord) -> HistoryFigures | None:
-    path = test.path(HISTORY_PROPERTY)
-    if path is None or not path.is_file():
-        return None
-    return figures_of(read_jsonl(path))
-
-
-def _copy_evidence(tests: list[TestRecord], folder: Path) -> dict[str, dict[str, str]]:
-    """Copy each test's evidence into the report, so links survive the run's tmp dirs."""
-    evidence: dict[str, dict[str, str]] = {}
-    for test in tests:
-        files = {}
-        target = folder / "tests" / evidence_folder_name(test.nodeid)
-        for kind, prop, name in (
-            ("history", HISTORY_PROPERTY, "history.jsonl"),
-            ("schedule", SCHEDULE_PROPERTY, "schedule.json"),
-            ("counterexample", COUNTEREXAMPLE_PROPERTY, "counterexample.html"),
-        ):
-            source = test.path(prop)
-            if source is not None and source.is_file():
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target / name)
-                files[kind] = str((target / name).relative_to(folder))
-        evidence[test.nodeid] = files
-    return evidence
-
-
-def _inline_svg(page: str) -> str:
-    start, end = page.find("<svg"), page.rfind("</svg>")
-    return page[start : end + len("</svg>")] if start >= 0 and end > start else ""
 
 
 def _availability(s: Summary) -> str:
