@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -390,6 +391,33 @@ def test_progress_lines_show_under_xdist_naming_the_worker(pytester: pytest.Pyte
     result.stderr.fnmatch_lines(
         ["[[]gw?[]]  consensus progress: partition-retries [[]fake_store:FakeAdapter[]] *s · *"]
     )
+
+
+def test_xdist_workers_run_with_the_seed_the_header_prints(pytester: pytest.Pytester) -> None:
+    """A random seed is drawn once, by the controller: every worker's tests use it, so the
+    printed replay command replays what the workers did."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(
+        test_suite="""
+import os
+import pytest
+
+@pytest.mark.parametrize("number", range(4))
+def test_seed(consensus_settings, number, tmp_path_factory):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "none")
+    folder = tmp_path_factory.getbasetemp().parent.parent
+    (folder / f"seed-{worker}-{number}").write_text(str(consensus_settings.seed))
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=fake_store:FakeAdapter", "test_suite.py", "-n", "2"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    printed = re.search(r"seed=(\d+) \(random;", result.stdout.str())
+    assert printed is not None, result.stdout.str()
+    seeds = {p.name: p.read_text() for p in pytester.path.parent.rglob("seed-gw*")}
+    assert {name.split("-")[1] for name in seeds} == {"gw0", "gw1"}, seeds
+    assert set(seeds.values()) == {printed.group(1)}, seeds
 
 
 def test_a_store_without_request_ids_is_told_what_it_loses(pytester: pytest.Pytester) -> None:

@@ -127,6 +127,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "run if a rule went from pass to fail; prints every change. Repeatable (one per "
         "adapter). Default: none.",
     )
+    group.addoption(
+        "--consensus-shard",
+        default=None,
+        metavar="K/N",
+        help="Run the K-th of N shares of the selected tests, to split one certification "
+        "across CI jobs or machines: every shard needs the same options and "
+        "--consensus-seed; merge their certificates with consensus-merge. Default: all "
+        "tests (ini: consensus_shard).",
+    )
     parser.addini("consensus_report", "Directory for certificates (default: none).")
     parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
     parser.addini("consensus_search_examples", "Schedules each search tries (default 2).")
@@ -135,6 +144,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("consensus_host", "auto, netns or loopback (default auto).")
     parser.addini("consensus_nodes", f"Nodes per cluster (default {DEFAULT_NODES}).")
     parser.addini("consensus_seed", "Seed for workloads and fault schedules.")
+    parser.addini("consensus_shard", "K/N: run the K-th of N shares of the tests.")
     parser.addini(
         "consensus_adapter_options", "KEY=VALUE options for the adapter.", type="linelist"
     )
@@ -159,6 +169,7 @@ def build_settings(config: pytest.Config) -> Settings:
         parse_non_negative_float,
         parse_positive_int,
     )
+    from pytest_consensus.plugin.sharding import Shard
 
     adapters, _ = _option_or_ini(config, "consensus_adapter", "consensus_adapter")
     nodes_raw, _ = _option_or_ini(config, "consensus_nodes", "consensus_nodes")
@@ -170,6 +181,10 @@ def build_settings(config: pytest.Config) -> Settings:
     )
     profile_raw, _ = _option_or_ini(config, "consensus_profile", "consensus_profile")
     progress_raw, _ = _option_or_ini(config, "consensus_progress", "consensus_progress")
+    shard_raw, _ = _option_or_ini(config, "consensus_shard", "consensus_shard")
+    drawn = getattr(config, "workerinput", {}).get(WORKER_SEED)
+    if seed_raw is None and drawn is not None:
+        seed_raw = drawn  # an xdist worker runs with the seed its controller drew
     try:
         nodes = parse_positive_int("--consensus-nodes", str(nodes_raw or DEFAULT_NODES))
         seed = random.SystemRandom().randrange(2**31) if seed_raw is None else int(str(seed_raw), 0)
@@ -183,8 +198,15 @@ def build_settings(config: pytest.Config) -> Settings:
             else parse_positive_int("--consensus-search-examples", str(examples_raw))
         )
         progress = parse_non_negative_float("--consensus-progress", str(progress_raw or 5))
+        shard = None if shard_raw is None else Shard.parse(str(shard_raw))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    if shard is not None and seed_raw is None:
+        raise pytest.UsageError(
+            f"--consensus-shard={shard}: give every shard the same --consensus-seed (a "
+            "shard's tests replay the unsplit run's only with its seed), for example "
+            f"--consensus-seed={random.SystemRandom().randrange(2**31)} in every job"
+        )
     from pytest_consensus.contract.errors import HarnessError
     from pytest_consensus.hosts.providers import resolve_host_choice
 
@@ -192,7 +214,7 @@ def build_settings(config: pytest.Config) -> Settings:
         host, host_reason = resolve_host_choice(str(host_raw or "auto"))
     except HarnessError as error:
         raise pytest.UsageError(str(error)) from None
-    if seed_raw is None:
+    if seed_source == "default":
         seed_source = "random"
     names = tuple(dict.fromkeys(name.strip() for name in adapters or [] if name.strip()))
     replay = config.getoption("consensus_replay")
@@ -210,7 +232,21 @@ def build_settings(config: pytest.Config) -> Settings:
         profile=profile,
         search_examples=search_examples,
         progress_interval=progress,
+        shard=shard,
     )
+
+
+#: The key under which an xdist controller hands its workers the seed it drew.
+WORKER_SEED = "consensus_seed"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker runs with the controller's seed, the one the header prints
+    and a replay needs (each would draw its own otherwise)."""
+    settings = node.config.stash.get(settings_key, None)
+    if settings is not None:
+        node.workerinput[WORKER_SEED] = settings.seed
 
 
 def conformance_dir() -> Path:
@@ -258,6 +294,10 @@ def pytest_configure(config: pytest.Config) -> None:
     stopping.install()
     config.add_cleanup(stopping.uninstall)
     config.stash[verdicts_key] = VerdictTable(settings.adapters)
+    if settings.shard is not None:
+        from pytest_consensus.plugin.sharding import ShardPlugin
+
+        config.pluginmanager.register(ShardPlugin(settings.shard), "consensus-shard")
     config.pluginmanager.register(_report_plugin(config, settings), "consensus-report")
     config.pluginmanager.register(VerdictReporter(config.stash[verdicts_key]), "consensus-verdicts")
     if settings.progress_interval > 0:
@@ -352,6 +392,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if settings.replay:
         lines.append(f"consensus replay: {settings.replay}")
+    if settings.shard is not None:
+        lines.append(f"consensus shard: {settings.shard} (the tests are dealt round-robin)")
     return lines
 
 

@@ -7,6 +7,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from pytest_consensus.plugin.profiles import DEFAULT_PROFILE, PROFILES, Profile
+from pytest_consensus.plugin.sharding import Shard
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Settings:
     progress_interval: float = 5.0
     #: Seconds a search may spend shrinking a failing schedule.
     search_shrink_budget: float = 120.0
+    #: The share of the selected tests this run makes (--consensus-shard), or None: all.
+    shard: Shard | None = None
 
     def command(self, adapter: str, *, replay: str | None = None, test: str | None = None) -> str:
         """The ``pytest`` command that certifies ``adapter`` as this run did: every option
@@ -58,6 +61,8 @@ class Settings:
             parts.append(f"--consensus-search-examples={self.search_examples}")
         if replay or self.replay:
             parts.append(f"--consensus-replay={replay or self.replay}")
+        if self.shard is not None and not test:
+            parts.append(f"--consensus-shard={self.shard}")
         if test:
             parts.append(test)
         return " ".join(shlex.quote(part) for part in parts)

@@ -87,9 +87,11 @@ def build_certificate(
     tests: Sequence[TestRecord],
     measurements: dict[str, Any],
     evidence: dict[str, dict[str, str]],
+    suite: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The certificate document. ``evidence`` maps a test id to its files, relative to the
-    certificate (history, schedule, counterexample)."""
+    certificate (history, schedule, counterexample); ``suite`` is what ran the tests (this
+    process unless given: a merge passes the shards')."""
     import pytest
 
     import pytest_consensus
@@ -117,7 +119,8 @@ def build_certificate(
         "schema_version": SCHEMA_VERSION,
         "verdict": overall,
         "adapter": adapter,
-        "suite": {
+        "suite": suite
+        or {
             "pytest_consensus": pytest_consensus.__version__,
             "pytest": pytest.__version__,
             "python": platform.python_version(),
