@@ -22,45 +22,32 @@ class Firewall:
         self.cluster = cluster
 
     def address(self, name: str) -> str:
-        return self.network.gateway if name == CLIENT else self.cluster.addresses[name]
+        return self.client_address() if name == CLIENT else self.cluster.addresses[name]
+
+    def client_address(self) -> str:
+        """The test process's address as the nodes see it."""
+        return self.network.gateway
+
+    def add_rule(self, node: str, *rule: str) -> None:
+        """Append ``rule`` to the run's chain where ``node`` lives."""
+        in_namespace(self.cluster.namespaces[node], "iptables", "-A", CHAIN, *rule)
 
     def block(self, links: Sequence[tuple[str, ...]]) -> None:
         """Drop packets of each (source, destination) link, on both ends' namespaces."""
         for source, destination in links:
             if destination != CLIENT:
-                in_namespace(
-                    self.cluster.namespaces[destination],
-                    "iptables",
-                    "-A",
-                    CHAIN,
-                    "-s",
-                    self.address(source),
-                    "-j",
-                    "DROP",
-                )
+                self.add_rule(destination, "-s", self.address(source), "-j", "DROP")
             if source != CLIENT:
-                in_namespace(
-                    self.cluster.namespaces[source],
-                    "iptables",
-                    "-A",
-                    CHAIN,
-                    "-d",
-                    self.address(destination),
-                    "-j",
-                    "DROP",
-                )
+                self.add_rule(source, "-d", self.address(destination), "-j", "DROP")
 
     def drop_replies(self, node: str) -> None:
         """Drop the node's TCP packets to the client that carry data: handshakes and bare
         acknowledgements (at most 60 bytes) still pass, so requests arrive and are acted on,
         but no answer gets back."""
-        in_namespace(
-            self.cluster.namespaces[node],
-            "iptables",
-            "-A",
-            CHAIN,
+        self.add_rule(
+            node,
             "-d",
-            self.network.gateway,
+            self.client_address(),
             "-p",
             "tcp",
             "-m",
