@@ -30,6 +30,7 @@ from pytest_consensus.contract import (
     Node,
 )
 from pytest_consensus.contract.binaries import named_binary
+from pytest_consensus.contract.container_process import node_process
 from pytest_consensus.contract.errors import ConsensusError, HarnessError
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
@@ -343,9 +344,10 @@ class EtcdAdapter(Adapter):
             return self._start_containers(hosts, names, token)
         nodes = []
         for host in hosts:
-            host.data_dir.parent.mkdir(parents=True, exist_ok=True)
-            process = NodeProcess(
-                host.name,
+            if host.machine is None:  # on the SSH host, the node's process makes its folders
+                host.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            process = node_process(
+                host,
                 self.member_command(host, hosts, token),
                 host.log_dir / "node.log",
                 dict(os.environ),

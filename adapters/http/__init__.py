@@ -18,7 +18,12 @@ from typing import Any
 from pytest_consensus.contract import SNAPSHOT_ENTRIES, Adapter, Capability, Cluster, HostSpec
 from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.container_process import node_process as process_on_host
-from pytest_consensus.contract.errors import ConsensusError, HarnessError, NodeStartError
+from pytest_consensus.contract.errors import (
+    CapabilityMissing,
+    ConsensusError,
+    HarnessError,
+    NodeStartError,
+)
 from pytest_consensus.contract.http_protocol import HttpStoreClient
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import STARTUP_TIMEOUT, ProcessCluster, ProcessNode
@@ -272,6 +277,11 @@ class HttpStoreAdapter(Adapter):
         return f"{self.config.name} {self.config.version} (via {self.config.path})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
+        if any(host.machine is not None for host in hosts):
+            raise CapabilityMissing(
+                "the http adapter writes each node's data folder on this machine, so "
+                "its nodes do not run on the SSH host yet (PySyncObj and etcd do)"
+            )
         nodes = []
         for index, host in enumerate(hosts):
             host.data_dir.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ from pytest_consensus.contract import (
 from pytest_consensus.contract.binaries import is_executable, named_binary
 from pytest_consensus.contract.container_process import node_process
 from pytest_consensus.contract.errors import (
+    CapabilityMissing,
     ClusterSetupError,
     ConsensusError,
     HarnessError,
@@ -354,6 +355,11 @@ class NatsAdapter(Adapter):
         return f"nats-server {self._version} ({self.binary}, from {self.found_in}{read}{sync})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
+        if any(host.machine is not None for host in hosts):
+            raise CapabilityMissing(
+                "the nats adapter writes each server's configuration file on this machine, so "
+                "its nodes do not run on the SSH host yet (PySyncObj and etcd do)"
+            )
         if len(hosts) > MAX_REPLICAS:
             raise HarnessError(
                 f"JetStream replicates a bucket to at most {MAX_REPLICAS} servers; this run "

@@ -86,9 +86,9 @@ class PySyncObjAdapter(Adapter):
             f"{host.address}:{api_port}",
             "--data-dir",
             str(host.data_dir),
-            "--parent-pid",
-            str(os.getpid()),
         ]
+        if host.machine is None:  # a node on another machine cannot see this process
+            command += ["--parent-pid", str(os.getpid())]
         for peer_index, peer in enumerate(hosts):
             if peer_index != index:
                 peer_raft_port = node_ports(peer_index)[0]

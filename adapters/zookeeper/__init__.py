@@ -36,7 +36,7 @@ from pytest_consensus.contract import (
 )
 from pytest_consensus.contract.binaries import is_executable, named_binary
 from pytest_consensus.contract.container_process import node_process
-from pytest_consensus.contract.errors import ClusterSetupError, HarnessError
+from pytest_consensus.contract.errors import CapabilityMissing, ClusterSetupError, HarnessError
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
 
 #: What a ``strong`` read is: the value read confirmed by a transaction on its version
@@ -269,6 +269,12 @@ class ZooKeeperAdapter(Adapter):
         return f"ZooKeeper {self._version} (from {self.jars_found_in}{read})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
+        if any(host.machine is not None for host in hosts):
+            raise CapabilityMissing(
+                "the zookeeper adapter writes each server's myid and configuration files on "
+                "this machine, so its nodes do not run on the SSH host yet (PySyncObj and etcd "
+                "do)"
+            )
         if not is_executable(self.java):
             raise ZooKeeperNotFound(f"{self.java} is no longer an executable file")
         numbers = {host.name: number for number, host in enumerate(hosts, start=1)}

@@ -232,8 +232,13 @@ def node_process(
     env: dict[str, str],
     cwd: Path | None = None,
 ) -> NodeProcess:
-    """The process of node ``host``: a local one, or on the Docker host one in a container
-    of its own. Adapters whose nodes are programs call this and run on every host."""
+    """The process of node ``host``: a local one, on the Docker host one in a container of
+    its own, on the SSH host one on the node's machine. Adapters whose nodes are programs
+    call this and run on every host."""
+    if host.machine is not None:
+        from pytest_consensus.contract.remote_process import RemoteNodeProcess
+
+        return RemoteNodeProcess(host.name, host.machine, argv, log_path, env, cwd)
     if host.container:
         return ContainerNodeProcess(host, argv, log_path, env, cwd)
     return NodeProcess(host.name, argv, log_path, env, cwd)

@@ -15,9 +15,12 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pytest_consensus.contract.errors import CapabilityMissing
+
+if TYPE_CHECKING:
+    from pytest_consensus.contract.remote_process import RemoteMachine
 
 #: The snapshot interval (in log entries) adapters give their nodes: small, so that a follower
 #: that misses a few hundred writes is sent a snapshot, and restore is exercised every run.
@@ -115,7 +118,9 @@ class HostSpec:
     is its Docker network mode: a network name (join it with ``address`` as the fixed IP)
     or ``container:HOLDER`` (share that container's network namespace, which already has
     ``address``; how the host keeps faults across restarts). Adapters that cannot run in
-    containers refuse it.
+    containers refuse it. On the SSH host, ``machine`` is the machine the node runs on
+    (``data_dir`` is a path there; ``log_dir`` is here, where its log is copied):
+    ``node_process`` starts the node's command there.
     """
 
     name: str
@@ -125,6 +130,7 @@ class HostSpec:
     command_prefix: tuple[str, ...] = ()
     container: str | None = None
     container_network: str | None = None
+    machine: RemoteMachine | None = None
 
 
 class StateMachine(Protocol):

@@ -17,7 +17,7 @@ from pytest_consensus.hosts.base import LoopbackHosts
 from pytest_consensus.hosts.firewall import Firewall
 from pytest_consensus.hosts.netns import NamespaceNetwork, network_faults_unavailable
 
-HOST_CHOICES = ("auto", "netns", "loopback", "docker")
+HOST_CHOICES = ("auto", "netns", "loopback", "docker", "ssh")
 
 
 class LoopbackProvider:
@@ -49,13 +49,26 @@ class NamespaceProvider:
         self.network.close()
 
 
-HostProvider = Any  # LoopbackProvider | NamespaceProvider | DockerHosts: allocate, close
+HostProvider = Any  # LoopbackProvider | NamespaceProvider | DockerHosts | SshHosts
 
 
-def resolve_host_choice(choice: str) -> tuple[str, str | None]:
-    """The host a run will use and, when it is not the namespace host, why not."""
+def resolve_host_choice(choice: str, ssh_inventory: Path | None = None) -> tuple[str, str | None]:
+    """The host a run will use and why it cannot cut links (None: it can). The SSH host
+    logs in to every machine of the inventory here, so an unusable one is an error before
+    any test runs."""
     if choice not in HOST_CHOICES:
         raise HarnessError(f"unknown host {choice!r}; valid: {', '.join(HOST_CHOICES)}")
+    if choice == "ssh":
+        if ssh_inventory is None:
+            raise HarnessError(
+                "--consensus-host=ssh needs --consensus-ssh-inventory=FILE, the machines to "
+                "run nodes on (docs/hosts.md shows the format)"
+            )
+        from pytest_consensus.hosts.ssh import ssh_network_faults_unavailable
+
+        return "ssh", ssh_network_faults_unavailable(ssh_inventory)
+    if ssh_inventory is not None:
+        raise HarnessError("--consensus-ssh-inventory is for --consensus-host=ssh only")
     if choice == "loopback":
         return "loopback", "--consensus-host=loopback was chosen"
     if choice == "docker":
@@ -70,8 +83,14 @@ def resolve_host_choice(choice: str) -> tuple[str, str | None]:
     return "loopback", reason
 
 
-def make_provider(host: str, run_dir: Path, worker: str) -> HostProvider:
+def make_provider(
+    host: str, run_dir: Path, worker: str, ssh_inventory: Path | None = None
+) -> HostProvider:
     """The provider for ``host``; raises CapabilityMissing when the Docker engine is absent."""
+    if host == "ssh" and ssh_inventory is not None:
+        from pytest_consensus.hosts.ssh import SshHosts
+
+        return SshHosts(run_dir, worker, ssh_inventory)
     if host == "netns":
         return NamespaceProvider(run_dir, worker)
     if host == "docker":

@@ -67,7 +67,13 @@ def consensus_hosts(
     the run's bridge and anything left of it is removed at the end of the session."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     try:
-        provider = make_provider(consensus_settings.host, consensus_run_dir, worker)
+        inventory = consensus_settings.ssh_inventory
+        provider = make_provider(
+            consensus_settings.host,
+            consensus_run_dir,
+            worker,
+            None if inventory is None else Path(inventory),
+        )
     except CapabilityMissing as missing:
         pytest.skip(f"n/a: the {consensus_settings.host} host is unavailable: {missing}")
     except HarnessError as error:

@@ -136,6 +136,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--consensus-seed; merge their certificates with consensus-merge. Default: all "
         "tests (ini: consensus_shard).",
     )
+    group.addoption(
+        "--consensus-ssh-inventory",
+        default=None,
+        metavar="FILE",
+        help="With --consensus-host=ssh: a TOML file listing the machines nodes run on, one "
+        "node on each (docs/hosts.md). Default: none (ini: consensus_ssh_inventory).",
+    )
     parser.addini("consensus_report", "Directory for certificates (default: none).")
     parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
     parser.addini("consensus_search_examples", "Schedules each search tries (default 2).")
@@ -145,6 +152,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("consensus_nodes", f"Nodes per cluster (default {DEFAULT_NODES}).")
     parser.addini("consensus_seed", "Seed for workloads and fault schedules.")
     parser.addini("consensus_shard", "K/N: run the K-th of N shares of the tests.")
+    parser.addini("consensus_ssh_inventory", "The SSH host's machines (a TOML file).")
     parser.addini(
         "consensus_adapter_options", "KEY=VALUE options for the adapter.", type="linelist"
     )
@@ -210,8 +218,19 @@ def build_settings(config: pytest.Config) -> Settings:
     from pytest_consensus.contract.errors import HarnessError
     from pytest_consensus.hosts.providers import resolve_host_choice
 
+    inventory_raw, _ = _option_or_ini(config, "consensus_ssh_inventory", "consensus_ssh_inventory")
+    inventory = None if inventory_raw is None else Path(str(inventory_raw)).resolve()
     try:
-        host, host_reason = resolve_host_choice(str(host_raw or "auto"))
+        host, host_reason = resolve_host_choice(str(host_raw or "auto"), inventory)
+        if host == "ssh" and inventory is not None:
+            from pytest_consensus.hosts.ssh import read_inventory
+
+            machines = len(read_inventory(inventory))
+            if nodes > machines:
+                raise HarnessError(
+                    f"--consensus-nodes={nodes} needs {nodes} machines (one node on each); "
+                    f"{inventory} lists {machines}"
+                )
     except HarnessError as error:
         raise pytest.UsageError(str(error)) from None
     if seed_source == "default":
@@ -233,6 +252,7 @@ def build_settings(config: pytest.Config) -> Settings:
         search_examples=search_examples,
         progress_interval=progress,
         shard=shard,
+        ssh_inventory=None if inventory is None else str(inventory),
     )
 
 
@@ -334,8 +354,13 @@ def network_fault_mechanisms(config: pytest.Config) -> dict[str, str]:
 
     links = host_feature_unavailable(config, "links") is None
     netem = made("netem", "netem on the nodes' interfaces in tests without link proxies")
+    where = (
+        "on the nodes' machines, over SSH"
+        if config.stash[settings_key].host == "ssh"
+        else "in the nodes' network namespaces"
+    )
     return {
-        "partitions": made("network", "iptables DROP rules in the nodes' network namespaces"),
+        "partitions": made("network", f"iptables DROP rules {where}"),
         "link_faults": made(
             "links", "a link proxy in each node's network namespace, in tests that draw them"
         ),
@@ -551,6 +576,16 @@ def required_names(item: pytest.Item) -> list[str]:
 #: Features of the host (not the adapter) a test may require in consensus_requires.
 #: ``links`` also puts link proxies on the test's cluster (consensus_allocation).
 HOST_FEATURES = ("network", "netem", "links", "power-loss", "data-files")
+#: What the SSH host cannot do, and why (docs/hosts.md).
+SSH_HOST_LACKS = {
+    "data-files": "the SSH host keeps node data on the nodes' machines; damaging files there "
+    "is not built",
+    "power-loss": "the SSH host's nodes write to their machines' own disks, not to the "
+    "harness's lossy filesystem",
+    "links": "link proxies need the nodes' network namespaces on the harness's machine; the "
+    "SSH host's nodes are on other machines",
+    "netem": "netem on a machine's interface would slow its SSH too; the SSH host does not use it",
+}
 host_features_key = pytest.StashKey["dict[str, str | None]"]()
 
 
@@ -559,7 +594,9 @@ def host_feature_unavailable(config: pytest.Config, feature: str) -> str | None:
     cache = config.stash.setdefault(host_features_key, {})
     if feature not in cache:
         settings = config.stash[settings_key]
-        if feature == "data-files":
+        if settings.host == "ssh" and feature in SSH_HOST_LACKS:
+            cache[feature] = SSH_HOST_LACKS[feature]
+        elif feature == "data-files":
             docker = "the docker host keeps node data inside containers, out of the harness's reach"
             cache[feature] = docker if settings.host == "docker" else None
         elif feature == "power-loss":

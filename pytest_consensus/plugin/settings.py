@@ -40,6 +40,8 @@ class Settings:
     search_shrink_budget: float = 120.0
     #: The share of the selected tests this run makes (--consensus-shard), or None: all.
     shard: Shard | None = None
+    #: The SSH host's inventory file (--consensus-ssh-inventory), absolute.
+    ssh_inventory: str | None = None
 
     def command(self, adapter: str, *, replay: str | None = None, test: str | None = None) -> str:
         """The ``pytest`` command that certifies ``adapter`` as this run did: every option
@@ -53,6 +55,7 @@ class Settings:
         ]
         parts += [
             f"--consensus-host={self.host}",
+            *([f"--consensus-ssh-inventory={self.ssh_inventory}"] if self.ssh_inventory else []),
             f"--consensus-nodes={self.nodes}",
             f"--consensus-seed={self.seed}",
             f"--consensus-profile={self.profile.name}",
