@@ -71,10 +71,10 @@ def test_pysyncobj_and_etcd_are_certified_through_ssh_alone_and_nothing_is_left(
     ssh_only_path: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Kills and restarts, a pause, a partition and lost replies, each made on the nodes'
-    machines over SSH: both stores pass as on the namespace host, the tests that need this
-    machine's namespaces or disks are n/a with the reason, and nothing is left on the
-    machines."""
+    """Kills and restarts, a pause, a partition, lost replies and a power cut of the whole
+    cluster, each made on the nodes' machines over SSH: the verdicts of the namespace host
+    (etcd passes; PySyncObj fails consensus-safety on its power-loss finding alone,
+    docs/adapters/pysyncobj.md), and nothing is left on the machines."""
     if shutil.which("etcd") is None:
         pytest.skip("no etcd binary on PATH (apt-get install etcd-server)")
     with monkeypatch.context() as only_ssh:
@@ -87,19 +87,24 @@ def test_pysyncobj_and_etcd_are_certified_through_ssh_alone_and_nothing_is_left(
             "--consensus-seed=3",
             "-k",
             "kill_and_restart_of_one_node or first_strong_read or retried_write or deposed_leader "
-            "or power_cut",
+            "or (power_cut and whole)",
             "-p",
             "no:cacheprovider",
-            "-rs",
+            "-rfs",
         )
     output = result.stdout.str()
-    assert result.ret == pytest.ExitCode.OK, output[-5000:]
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output[-5000:]
     result.stdout.fnmatch_lines(["consensus host: ssh"])
     table = output.split("consensus certification", 1)[1]
-    for rule in ("consensus-safety", "leader-gating", "read-levels", "partition-retries"):
-        assert re.search(rf"^{rule} +pass \(\d+ passed[^)]*\) +pass", table, re.MULTILINE), table
-    assert "the SSH host's nodes write to their machines' own disks" in output  # power cuts
-    assert "FAIL" not in table and "harness error" not in table
+    for rule in ("leader-gating", "read-levels", "partition-retries"):
+        assert re.search(rf"^{rule} +pass \(\d+ passed\) +pass", table, re.MULTILINE), table
+    assert re.search(r"^consensus-safety +FAIL \(1 of 3 failed\) +pass", table, re.MULTILINE)
+    failed = re.findall(r"^FAILED (\S+)", output, re.MULTILINE)
+    assert failed == [
+        "test_disk_faults.py::test_acknowledged_writes_survive_a_power_cut[pysyncobj-whole-cluster]"
+    ], failed
+    assert "acknowledged writes lost after a power cut (whole-cluster)" in output
+    assert "harness error" not in table
     assert leftovers(machines) == []
 
 

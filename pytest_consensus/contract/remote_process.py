@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Protocol
@@ -82,7 +83,6 @@ class RemoteNodeProcess(NodeProcess):
         self.remote_log = machine.remote_path(log_path)
         self.remote_cwd = machine.remote_path(cwd) if cwd is not None else self.remote_log.parent
         self._pidfile = self._exitfile = self.remote_log
-        self._starts = 0
         self._pid: int | None = None
         self._checked = False
 
@@ -101,11 +101,12 @@ class RemoteNodeProcess(NodeProcess):
     def start(self) -> None:
         if self.is_running():
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
-        # Files of this start alone: the wrapper of a killed run may still be writing its
-        # exit status when the next run starts.
-        self._starts += 1
-        self._pidfile = self.remote_log.with_name(f"{self.remote_log.stem}.{self._starts}{PID}")
-        self._exitfile = self.remote_log.with_name(f"{self.remote_log.stem}.{self._starts}.exit")
+        # Files of this start alone (of this process object or another on the same log):
+        # the wrapper of a killed run may still be writing its exit status when the next
+        # run starts.
+        start = f"{self.remote_log.stem}.{uuid.uuid4().hex[:12]}"
+        self._pidfile = self.remote_log.with_name(f"{start}{PID}")
+        self._exitfile = self.remote_log.with_name(f"{start}.exit")
         command = self._command()
         folders = {str(self.remote_log.parent), str(self.remote_cwd)}
         quoted = " ".join(shlex.quote(part) for part in command)
@@ -120,15 +121,17 @@ class RemoteNodeProcess(NodeProcess):
                 f"{{ echo 'no program {command[0]} on {self.machine.name}' >&2; exit 127; }}; "
             )
         )
+        pidfile = shlex.quote(str(self._pidfile))
+        # One step a line: only the last is a background job (``a && b &`` would put the
+        # whole list in the background, racing the wait for the pid file).
         script = (
-            f"{check}mkdir -p {' '.join(shlex.quote(f) for f in sorted(folders))} && "
-            f"cd {shlex.quote(str(self.remote_cwd))} && rm -f {shlex.quote(str(self._pidfile))} "
-            f"&& env {environment} setsid sh -c {shlex.quote(WRAPPER)} node "
-            f"{shlex.quote(str(self._pidfile))} {shlex.quote(str(self._exitfile))} "
-            f"{shlex.quote(str(self.remote_log))} {quoted} >/dev/null 2>&1 </dev/null &\n"
-            f"i=0; while [ ! -s {shlex.quote(str(self._pidfile))} ] && [ $i -lt "
-            f"{int(PID_TIMEOUT * 100)} ]; do sleep 0.01; i=$((i+1)); done; "
-            f"cat {shlex.quote(str(self._pidfile))}"
+            f"{check}mkdir -p {' '.join(shlex.quote(f) for f in sorted(folders))} || exit 1\n"
+            f"cd {shlex.quote(str(self.remote_cwd))} || exit 1\n"
+            f"env {environment} setsid sh -c {shlex.quote(WRAPPER)} node {pidfile} "
+            f"{shlex.quote(str(self._exitfile))} {shlex.quote(str(self.remote_log))} {quoted} "
+            ">/dev/null 2>&1 </dev/null &\n"
+            f"i=0; while [ ! -s {pidfile} ] && [ $i -lt {int(PID_TIMEOUT * 100)} ]; do "
+            f"sleep 0.01; i=$((i+1)); done; cat {pidfile}"
         )
         try:
             answer = self.machine.run(script)

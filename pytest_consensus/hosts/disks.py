@@ -13,17 +13,19 @@ import ctypes.util
 import functools
 import importlib.util
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
 from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.contract.remote_process import RemoteMachine, RemoteNodeProcess
 from pytest_consensus.hosts.base import detach, mounts_under
 
 #: How long a filesystem process may take to mount.
@@ -75,26 +77,49 @@ def _trial_mount() -> str | None:
 
 class LossyDisk:
     """One node's data directory as a lossy filesystem mount; the filesystem process is
-    registered with the run's reaper like a node, so a killed pytest leaves none behind."""
+    registered with the run's reaper like a node, so a killed pytest leaves none behind.
+    With ``machine`` (the SSH host), the filesystem runs on the node's machine (the paths
+    are there, but ``log_path``) and every step is a command over its SSH session."""
 
-    def __init__(self, name: str, mountpoint: Path, backing: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        mountpoint: Path,
+        backing: Path,
+        log_path: Path,
+        machine: RemoteMachine | None = None,
+    ) -> None:
         self.name = name
         self.mountpoint = mountpoint
         self.backing = backing
         self.log_path = log_path
+        self.machine = machine
         self.process: NodeProcess | None = None
         self.power_cuts = 0
 
+    def _is_mounted(self) -> bool:
+        if self.machine is None:
+            return os.path.ismount(self.mountpoint)
+        point = shlex.quote(str(self.mountpoint))
+        return self.machine.run(f"mountpoint -q {point} && echo yes", check=False).strip() == "yes"
+
     def mount(self) -> None:
-        self.mountpoint.mkdir(parents=True, exist_ok=True)
-        self.backing.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", FILESYSTEM_MODULE, str(self.backing), str(self.mountpoint)]
-        self.process = NodeProcess(
-            f"{self.name}-disk", argv, self.log_path, python_environment(), self.backing.parent
-        )
+        if self.machine is None:
+            self.mountpoint.mkdir(parents=True, exist_ok=True)
+            self.backing.mkdir(parents=True, exist_ok=True)
+            self.process = NodeProcess(
+                f"{self.name}-disk", argv, self.log_path, python_environment(), self.backing.parent
+            )
+        else:
+            folders = " ".join(shlex.quote(str(f)) for f in (self.mountpoint, self.backing))
+            self.machine.run(f"mkdir -p {folders}")
+            self.process = RemoteNodeProcess(
+                f"{self.name}-disk", self.machine, argv, self.log_path, python_environment()
+            )
         self.process.start()
         deadline = time.monotonic() + MOUNT_TIMEOUT
-        while not os.path.ismount(self.mountpoint):
+        while not self._is_mounted():
             if not self.process.is_running() or time.monotonic() > deadline:
                 tail = self.process.log_tail(20)
                 self.unmount()
@@ -106,6 +131,9 @@ class LossyDisk:
 
     def request(self, what: str, timeout: float = 30.0) -> None:
         """Ask the filesystem process to serve ``what`` (see lossyfs.serve_control) and wait."""
+        if self.machine is not None:
+            self._request_there(what, timeout)
+            return
         done = self.backing / f"{what}.done"
         done.unlink(missing_ok=True)
         (self.backing / what).write_text("")
@@ -123,6 +151,24 @@ class LossyDisk:
             time.sleep(0.01)
         done.unlink()
 
+    def _request_there(self, what: str, timeout: float) -> None:
+        """``request`` on the node's machine: one command that asks and waits."""
+        assert self.machine is not None
+        ask = shlex.quote(str(self.backing / what))
+        done = shlex.quote(str(self.backing / f"{what}.done"))
+        answer = self.machine.run(
+            f"rm -f {done}; : > {ask}; i=0; while [ ! -e {done} ] && [ $i -lt "
+            f"{int(timeout * 100)} ]; do sleep 0.01; i=$((i+1)); done; "
+            f"[ -e {done} ] && rm -f {done} && echo done",
+            timeout=timeout + 30,
+        )
+        if answer.strip() != "done":
+            tail = self.process.log_tail(20) if self.process else ""
+            raise HarnessError(
+                f"the lossy filesystem of {self.name} on {self.machine.name} did not {what} "
+                f"in {timeout:.0f} s; its log:\n{tail}"
+            )
+
     def sync_all(self) -> None:
         """Make everything on the disk durable now (see LossyDisks.checkpoint)."""
         self.request("sync-all")
@@ -132,6 +178,10 @@ class LossyDisk:
         if self.process is not None:
             self.process.kill()
             self.process = None
+        if self.machine is not None:
+            point = shlex.quote(str(self.mountpoint))
+            self.machine.run(f"grep -qs ' {point} ' /proc/mounts && umount -l {point}; true")
+            return
         # A mount whose filesystem process died answers ENOTCONN, which os.path.ismount
         # takes for "not a mount": the mount table says.
         if self.mountpoint.resolve() in mounts_under(self.mountpoint):
@@ -144,7 +194,11 @@ class LossyDisk:
         self.power_cuts += 1
         report = self.log_path.parent / f"power-cut-{self.power_cuts}-lost.json"
         self.unmount()
-        (self.backing / "unsynced.json").replace(report)
+        if self.machine is None:
+            (self.backing / "unsynced.json").replace(report)
+        else:
+            self.machine.fetch(PurePosixPath(self.backing / "unsynced.json"), report)
+            self.machine.run(f"rm -f {shlex.quote(str(self.backing / 'unsynced.json'))}")
         self.mount()
         return report
 
@@ -159,6 +213,7 @@ class LossyDisks:
                 host.data_dir,
                 host.data_dir.parent / "disk",
                 host.log_dir / "lossyfs.log",
+                host.machine,
             )
             for host in hosts
         }
@@ -194,8 +249,32 @@ class LossyDisks:
             disk.unmount()
 
 
-def require_lossy_disks() -> None:
-    """Raise CapabilityMissing (a test is then n/a) where the lossy filesystem cannot run."""
-    reason = lossy_disks_unavailable()
+def require_lossy_disks(hosts: Sequence[HostSpec] = ()) -> None:
+    """Raise CapabilityMissing (a test is then n/a) where the lossy filesystem cannot run:
+    on this machine, or on the machines of ``hosts`` that are others (the SSH host)."""
+    machines = {id(h.machine): h.machine for h in hosts if h.machine is not None}
+    reasons = [lossy_disks_unavailable_on(m) for m in machines.values()]
+    reason = next((r for r in reasons if r), None) if machines else lossy_disks_unavailable()
     if reason is not None:
         raise CapabilityMissing(reason)
+
+
+FAILED = "__pytest_consensus_check_failed__"
+#: What each machine said when asked whether it can run the lossy filesystem, by name.
+_REMOTE_REASONS: dict[str, str | None] = {}
+
+
+def lossy_disks_unavailable_on(machine: RemoteMachine) -> str | None:
+    """Why ``machine`` cannot run the lossy filesystem (its own Python answers with the
+    checks this machine makes), or None; asked once per machine and run."""
+    if machine.name not in _REMOTE_REASONS:
+        python = shlex.quote(machine.program(sys.executable))
+        check = "from pytest_consensus.hosts.disks import _static_reason as r; print(r() or '')"
+        answer = machine.run(
+            f"{python} -c {shlex.quote(check)} 2>&1 || echo {FAILED}", check=False
+        ).strip()
+        if answer.endswith(FAILED):
+            lines = answer.removesuffix(FAILED).strip().splitlines() or ["no output"]
+            answer = f"{python} there cannot check it ({lines[-1]})"
+        _REMOTE_REASONS[machine.name] = f"on {machine.name}: {answer}" if answer else None
+    return _REMOTE_REASONS[machine.name]

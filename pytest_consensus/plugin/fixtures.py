@@ -282,10 +282,12 @@ class ClusterFactory:
         """A cluster; with ``lossy_disks``, every node's data directory is a lossy filesystem
         (``allocation.disks``) that a power cut can make forget what was not synced; with
         ``link_proxies``, its links pass through proxies (``allocation.links``)."""
-        if lossy_disks:
-            require_lossy_disks()
+        if lossy_disks and self.settings.host != "ssh":
+            require_lossy_disks()  # before any cluster: this machine's
         allocation = self.hosts.allocate(self.settings.nodes, self.adapter.ports)
         try:
+            if lossy_disks:
+                require_lossy_disks(allocation.hosts)  # the SSH host's machines
             if link_proxies:
                 allocation.start_link_proxies()
             if lossy_disks:

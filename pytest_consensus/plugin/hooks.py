@@ -580,8 +580,6 @@ HOST_FEATURES = ("network", "netem", "links", "power-loss", "data-files")
 SSH_HOST_LACKS = {
     "data-files": "the SSH host keeps node data on the nodes' machines; damaging files there "
     "is not built",
-    "power-loss": "the SSH host's nodes write to their machines' own disks, not to the "
-    "harness's lossy filesystem",
     "links": "link proxies need the nodes' network namespaces on the harness's machine; the "
     "SSH host's nodes are on other machines",
     "netem": "netem on a machine's interface would slow its SSH too; the SSH host does not use it",
@@ -599,6 +597,8 @@ def host_feature_unavailable(config: pytest.Config, feature: str) -> str | None:
         elif feature == "data-files":
             docker = "the docker host keeps node data inside containers, out of the harness's reach"
             cache[feature] = docker if settings.host == "docker" else None
+        elif feature == "power-loss" and settings.host == "ssh":
+            cache[feature] = None  # each machine is asked when its cluster starts
         elif feature == "power-loss":
             from pytest_consensus.hosts.disks import lossy_disks_unavailable
 
