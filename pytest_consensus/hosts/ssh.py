@@ -34,6 +34,7 @@ import os
 import re
 import select
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -46,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pytest_consensus.contract import HostSpec
+from pytest_consensus.contract import HostSpec, reaper
 from pytest_consensus.contract.errors import HarnessError
 from pytest_consensus.contract.remote_process import PID
 from pytest_consensus.hosts.allocation import Allocation
@@ -199,6 +200,7 @@ class SshMachine:
         self.local_root = local_root
         self.remote_root = remote_root
         self._session: subprocess.Popen[bytes] | None = None
+        self._master_pid: int | None = None
         self._buffer = b""
         self._lock = threading.Lock()
 
@@ -238,6 +240,7 @@ class SshMachine:
         so a command costs a round trip, not a login (whose shell may read a slow
         ~/.bashrc: 170 ms a login with pyenv's)."""
         if self._session is None or self._session.poll() is not None:
+            self._start_master()
             try:
                 self._session = subprocess.Popen(
                     [*self.ssh_command(), "exec sh"],
@@ -246,6 +249,7 @@ class SshMachine:
                     stderr=subprocess.PIPE,
                     start_new_session=True,
                 )
+                reaper.register(self._session.pid)  # gone with this process, however it ends
             except FileNotFoundError:
                 raise HarnessError(
                     "the SSH host needs OpenSSH's client (ssh) on this machine: apt-get "
@@ -254,14 +258,56 @@ class SshMachine:
             self._buffer = b""
         return self._session
 
+    def _start_master(self) -> None:
+        """The shared connection, in the background on its own (``-f -N``), so that no
+        session's pipes are held open by it; a no-op while one is up."""
+        try:
+            subprocess.run(
+                [*self.ssh_command()[:-1], "-f", "-N", self.ssh_command()[-1]],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=COMMAND_TIMEOUT,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise HarnessError(
+                "the SSH host needs OpenSSH's client (ssh) on this machine: apt-get install "
+                "openssh-client"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"{self.entry.describe()}: no SSH connection in 60 s") from None
+        if self._master_pid is None:
+            check = subprocess.run(
+                [*self.ssh_command()[:-1], "-O", "check", self.ssh_command()[-1]],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            found = re.search(r"pid=(\d+)", check.stderr + check.stdout)
+            if found is not None:
+                self._master_pid = int(found.group(1))
+                reaper.register(self._master_pid)
+
     def _drop_session(self) -> str:
-        """End a session that failed or hung; what its ssh said on stderr."""
+        """End a session that failed or hung; what its ssh said on stderr, if it said it."""
         session, self._session = self._session, None
         if session is None:
             return ""
         session.kill()
-        _, stderr = session.communicate()
-        return stderr.decode(errors="replace").strip()
+        session.wait()
+        reaper.unregister(session.pid)
+        said = b""
+        if session.stderr is not None:
+            if select.select([session.stderr], [], [], 0.5)[0]:
+                said = os.read(session.stderr.fileno(), 65536)
+            session.stderr.close()
+        for pipe in (session.stdin, session.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        return said.decode(errors="replace").strip()
 
     def _read_until(
         self, session: subprocess.Popen[bytes], marker: bytes, deadline: float
@@ -355,6 +401,7 @@ class SshMachine:
                     self._session.stdin.close()
                 try:
                     self._session.wait(10)
+                    reaper.unregister(self._session.pid)
                 except subprocess.TimeoutExpired:
                     self._drop_session()
             self._session = None
@@ -364,6 +411,9 @@ class SshMachine:
             timeout=30,
             check=False,
         )
+        if self._master_pid is not None:
+            reaper.unregister(self._master_pid)
+            self._master_pid = None
 
 
 def chain_name(tag: str) -> str:
@@ -442,6 +492,7 @@ class SshHosts:
     def _prepare(self) -> None:
         """Once, before the first cluster: sweep what dead runs from this machine left on
         each machine, then make the run's folder and firewall chain there."""
+        sweep_dead_masters()
         for machine in self.machines:
             sweep_machine(machine, self.code)
             port = machine.entry.port
@@ -517,6 +568,28 @@ def cleanup_script(remote_root: str, chain: str) -> str:
 
 
 REMOTE_RUN = re.compile(rf"^{re.escape(RUN_PREFIX)}([0-9a-z]{{4}})-(\d+)-(\S+)$")
+
+
+def sweep_dead_masters() -> list[str]:
+    """End the SSH connections of runs on this machine that died (their control sockets
+    are in run folders named with the dead pid), which the reaper missed; what was ended."""
+    ended = []
+    for process in Path("/proc").iterdir():
+        try:
+            command = (process / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        master = DEAD_RUN_MASTER.match(command)
+        if master is not None and not pid_alive(int(master.group(1))):
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(process.name), signal.SIGTERM)
+                ended.append(command.strip())
+    return ended
+
+
+#: An ssh of a run (a master, "ssh: <run folder>/ssh/<machine> [mux]", or a session with
+#: "ControlPath=<run folder>/ssh/<machine>"): the run's pid is in its folder's name.
+DEAD_RUN_MASTER = re.compile(r"^ssh[: ].*/pytest-consensus-(\d+)-[^/ ]*/ssh/")
 
 
 def sweep_machine(machine: SshMachine, code: str) -> list[str]:
