@@ -11,6 +11,8 @@ Run from the repository root:
     python benchmarks/bench_runs.py --adapter etcd --select disk_faults --runs 10
     python benchmarks/bench_runs.py --adapter etcd --host docker \
         --adapter-option docker_image=local/etcd:3.5.1 --runs 3   # etcd in containers
+    python3 tests/ssh_machines.py 3 -- python3 benchmarks/bench_runs.py --adapter etcd \
+        --host ssh --ssh-inventory {inventory} --runs 3          # on machines reached by SSH
 
 Each run is a separate ``pytest`` process, as a user would start it, with its certificate
 written to a scratch folder; verdicts are read from the certificate, not from the output.
@@ -150,6 +152,10 @@ def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
     print(f"{arguments.adapter}, profile {arguments.profile}{where}, {arguments.runs} runs")
     extra = [f"--consensus-profile={arguments.profile}"]
     extra += [f"--consensus-host={arguments.host}"] if arguments.host else []
+    extra += [f"--consensus-ssh-inventory={arguments.ssh_inventory}"] * bool(
+        arguments.ssh_inventory
+    )
+    extra += [f"--consensus-nodes={arguments.nodes}"] if arguments.nodes else []
     options = [absolute_paths(option) for option in arguments.adapter_option]
     extra += [f"--consensus-adapter-option={option}" for option in options]
     extra += ["-k", arguments.select] if arguments.select else []
@@ -217,6 +223,10 @@ def main() -> None:
     parser.add_argument("--broken", action="store_true", help="run the broken stores instead")
     parser.add_argument("--only", default="", help="with --broken: stores whose name has this")
     parser.add_argument("--host", default="", help="--consensus-host for the runs (default: auto)")
+    parser.add_argument(
+        "--ssh-inventory", default="", help="with --host ssh: the machines (tests/ssh_machines.py)"
+    )
+    parser.add_argument("--nodes", type=int, default=0, help="--consensus-nodes (default: 3)")
     parser.add_argument("--select", default="", help="a -k expression: run only these tests")
     parser.add_argument(
         "--adapter-option",
