@@ -36,7 +36,7 @@ from pytest_consensus.contract.errors import NodeStartError
 from pytest_consensus.contract.waiting import WaitTimeout
 from pytest_consensus.hosts.allocation import Allocation
 from pytest_consensus.nemesis.faults import POWER_FAULTS, Fault, Nemesis, Schedule, cut
-from pytest_consensus.nemesis.file_damage import damage_a_data_file
+from pytest_consensus.nemesis.file_damage import damage_node_data
 from pytest_consensus.plugin.fixtures import ClusterFactory
 from pytest_consensus.plugin.profiles import active_profile
 from pytest_consensus.plugin.settings import Settings
@@ -336,8 +336,8 @@ def test_a_damaged_data_file_is_refused_or_repaired(
         history.nemesis("kill", [victim.name])
         victim.kill()
         acknowledged = writers.acknowledged()
-        done = damage_a_data_file(
-            victim.host.data_dir,
+        done = damage_node_data(
+            victim.host,
             consensus_adapter.data_files,
             damage,
             [w.value for w in acknowledged.values()],

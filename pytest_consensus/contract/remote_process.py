@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -219,3 +220,15 @@ class RemoteNodeProcess(NodeProcess):
     def log_tail(self, lines: int = 40) -> str:
         self._copy_log()
         return super().log_tail(lines)
+
+
+def python_there(machine: RemoteMachine, code: str) -> str:
+    """A shell command that runs ``code`` with the Python the machine maps this one's to, in
+    the environment a node's Python gets (the import path of this process, which a machine
+    sharing this one's folders uses, and another machine ignores)."""
+    from pytest_consensus.contract.child_python import python_environment
+
+    changed = {k: v for k, v in python_environment().items() if os.environ.get(k) != v}
+    environment = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(changed.items()))
+    python = shlex.quote(machine.program(sys.executable))
+    return f"env {environment} {python} -c {shlex.quote(code)}"

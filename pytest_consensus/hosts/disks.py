@@ -25,7 +25,11 @@ from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
 from pytest_consensus.contract.process import NodeProcess
-from pytest_consensus.contract.remote_process import RemoteMachine, RemoteNodeProcess
+from pytest_consensus.contract.remote_process import (
+    RemoteMachine,
+    RemoteNodeProcess,
+    python_there,
+)
 from pytest_consensus.hosts.base import detach, mounts_under
 
 #: How long a filesystem process may take to mount.
@@ -268,13 +272,11 @@ def lossy_disks_unavailable_on(machine: RemoteMachine) -> str | None:
     """Why ``machine`` cannot run the lossy filesystem (its own Python answers with the
     checks this machine makes), or None; asked once per machine and run."""
     if machine.name not in _REMOTE_REASONS:
-        python = shlex.quote(machine.program(sys.executable))
         check = "from pytest_consensus.hosts.disks import _static_reason as r; print(r() or '')"
-        answer = machine.run(
-            f"{python} -c {shlex.quote(check)} 2>&1 || echo {FAILED}", check=False
-        ).strip()
+        answer = machine.run(f"{python_there(machine, check)} 2>&1 || echo {FAILED}", check=False)
+        answer = answer.strip()
         if answer.endswith(FAILED):
             lines = answer.removesuffix(FAILED).strip().splitlines() or ["no output"]
-            answer = f"{python} there cannot check it ({lines[-1]})"
+            answer = f"its Python cannot check it ({lines[-1]})"
         _REMOTE_REASONS[machine.name] = f"on {machine.name}: {answer}" if answer else None
     return _REMOTE_REASONS[machine.name]

@@ -9,12 +9,15 @@ written part of the largest data file. A bit flipped in padding would test nothi
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.errors import HarnessError
+from pytest_consensus.contract.remote_process import python_there
 
 DAMAGES = ("flip", "truncate", "zero")
 BLOCK = 4096
@@ -122,3 +125,56 @@ def damage_a_data_file(
         f"{detail} {where} ({count} cop{'y' if count == 1 else 'ies'}: {named})",
         str(first_path.relative_to(data_dir)),
     )
+
+
+class _ChosenBit(random.Random):
+    """The bit the harness drew, for the damage done on another machine (the draw stays
+    the harness's, so a seed damages the same bit on every host)."""
+
+    def __init__(self, bit: int) -> None:
+        super().__init__(0)
+        self.bit = bit
+
+    def randrange(self, *arguments: int, **keywords: int) -> int:  # type: ignore[override]
+        return self.bit
+
+
+#: Run on a node's machine by damage_node_data: the arguments as JSON on stdin, the Damage
+#: as JSON on stdout.
+_REMOTE_DAMAGE = """
+import json, sys
+from pathlib import Path
+from pytest_consensus.nemesis.file_damage import _ChosenBit, damage_a_data_file
+a = json.load(sys.stdin)
+d = damage_a_data_file(Path(a["dir"]), a["patterns"], a["kind"], a["values"], _ChosenBit(a["bit"]))
+print(json.dumps([d.kind, str(d.path), d.offset, d.detail, d.relative]))
+"""
+
+
+def damage_node_data(
+    host: HostSpec,
+    patterns: Sequence[str],
+    kind: str,
+    values: Sequence[str],
+    rng: random.Random,
+) -> Damage:
+    """damage_a_data_file on the node's data directory, wherever it is: here, or on its
+    machine (the SSH host), where the machine's Python does the same damage."""
+    if host.machine is None:
+        return damage_a_data_file(host.data_dir, patterns, kind, values, rng)
+    if kind not in DAMAGES:
+        raise HarnessError(f"unknown damage {kind!r}; valid: {', '.join(DAMAGES)}")
+    arguments = {
+        "dir": str(host.data_dir),
+        "patterns": list(patterns),
+        "kind": kind,
+        "values": list(values),
+        "bit": rng.randrange(8),
+    }
+    answer = host.machine.run(
+        f"{python_there(host.machine, _REMOTE_DAMAGE)} <<'PYTEST_CONSENSUS_ARGUMENTS'\n"
+        f"{json.dumps(arguments)}\nPYTEST_CONSENSUS_ARGUMENTS",
+        timeout=120,
+    )
+    kind_done, path, offset, detail, relative = json.loads(answer.strip().splitlines()[-1])
+    return Damage(kind_done, Path(path), int(offset), detail, relative)

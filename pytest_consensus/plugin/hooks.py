@@ -578,8 +578,6 @@ def required_names(item: pytest.Item) -> list[str]:
 HOST_FEATURES = ("network", "netem", "links", "power-loss", "data-files")
 #: What the SSH host cannot do, and why (docs/hosts.md).
 SSH_HOST_LACKS = {
-    "data-files": "the SSH host keeps node data on the nodes' machines; damaging files there "
-    "is not built",
     "links": "link proxies need the nodes' network namespaces on the harness's machine; the "
     "SSH host's nodes are on other machines",
     "netem": "netem on a machine's interface would slow its SSH too; the SSH host does not use it",
