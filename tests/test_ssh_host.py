@@ -118,6 +118,25 @@ def test_pysyncobj_and_etcd_are_certified_through_ssh_alone_and_nothing_is_left(
     assert leftovers(machines) == []
 
 
+def test_link_faults_run_there_and_find_a_lease_timed_from_acknowledgement_arrival(
+    pytester: pytest.Pytester, machines: Machines
+) -> None:
+    """The link proxies run on the nodes' machines: the late acknowledgements they make
+    expose the broken lease (tests/broken_stores) on the SSH host as on the others."""
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=broken_stores.lease_from_ack_arrival:Adapter",
+        "--consensus-host=ssh",
+        f"--consensus-ssh-inventory={machines.inventory}",
+        "-k",
+        "acknowledgements_arrive_late",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*received its followers' acknowledgements 3 s late*"])
+    assert leftovers(machines) == []
+
+
 def test_a_machine_that_refuses_the_login_is_a_usage_error_naming_it(
     pytester: pytest.Pytester, machines: Machines
 ) -> None:

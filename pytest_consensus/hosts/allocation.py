@@ -32,9 +32,10 @@ class Allocation:
         if self.firewall is None:
             raise CapabilityMissing(
                 "link faults need nodes in network namespaces of their own (the namespace "
-                "host, or the Docker host run as root): the proxies' redirect rules live there"
+                "host, or the Docker host run as root) or on machines of their own (the SSH "
+                "host): the proxies' redirect rules live there"
             )
-        self.links = LinkProxies(self.firewall.network, self.firewall.cluster).start()
+        self.links = self.firewall.link_proxies().start()
         return self.links
 
     def close_link_proxies(self) -> None:

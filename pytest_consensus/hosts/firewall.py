@@ -5,9 +5,13 @@ and add delay or loss with netem. The nemesis decides what to cut; this module k
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pytest_consensus.contract.errors import HarnessError
 from pytest_consensus.hosts.netns import CHAIN, BridgedNetwork, NamespaceCluster, in_namespace
+
+if TYPE_CHECKING:
+    from pytest_consensus.hosts.links import LinkProxies
 
 CLIENT = "client"  # the test process, on the bridge
 #: The largest TCP packet without data we let through: IPv4 (20) + TCP with options (40).
@@ -27,6 +31,12 @@ class Firewall:
     def client_address(self) -> str:
         """The test process's address as the nodes see it."""
         return self.network.gateway
+
+    def link_proxies(self) -> LinkProxies:
+        """Link proxies for these nodes (not started)."""
+        from pytest_consensus.hosts.links import LinkProxies
+
+        return LinkProxies(self.network, self.cluster)
 
     def add_rule(self, node: str, *rule: str) -> None:
         """Append ``rule`` to the run's chain where ``node`` lives."""

@@ -38,6 +38,8 @@ from pytest_consensus.contract.errors import HarnessError
 
 #: Where the namespace's rules send redirected connections (no store listens there).
 PROXY_PORT = 47474
+#: Where a proxy on another machine (the SSH host) takes the harness's requests.
+CONTROL_PORT = PROXY_PORT + 1
 #: The packet mark of the proxy's own connections, which the redirect rules skip.
 BYPASS_MARK = 0x7063
 #: getsockopt(SOL_IP, SO_ORIGINAL_DST): a redirected connection's destination.
@@ -459,9 +461,14 @@ async def serve(config: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     port = int(config.get("port", PROXY_PORT))
     server = await loop.create_server(lambda: Accepted(proxy), "0.0.0.0", port, reuse_address=True)
-    control_path = Path(config["control"])
-    control_path.unlink(missing_ok=True)
-    control = await asyncio.start_unix_server(proxy.serve_control, str(control_path))
+    if "control_port" in config:  # on another machine (the SSH host): over TCP
+        control = await asyncio.start_server(
+            proxy.serve_control, config["control_address"], int(config["control_port"])
+        )
+    else:
+        control_path = Path(config["control"])
+        control_path.unlink(missing_ok=True)
+        control = await asyncio.start_unix_server(proxy.serve_control, str(control_path))
     print(f"link proxy of {proxy.node} ready ({type(loop).__module__})", flush=True)
     async with server, control:
         await asyncio.Event().wait()  # until the harness kills it (or its reaper does)

@@ -70,13 +70,17 @@ class LinkProxies:
                 self._start_one(host.name, host.log_dir)
             for name in self.processes:
                 self._wait_ready(name)
-            for name, namespace in self.cluster.namespaces.items():
-                for rule in redirect_rules(self.cluster.addresses[name], self.subnet, self.client):
-                    in_namespace(namespace, "iptables", "-w", "5", *rule)
+            self._redirect()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _redirect(self) -> None:
+        """Send the nodes' connections through the proxies (after every proxy answers)."""
+        for name, namespace in self.cluster.namespaces.items():
+            for rule in redirect_rules(self.cluster.addresses[name], self.subnet, self.client):
+                in_namespace(namespace, "iptables", "-w", "5", *rule)
 
     def _start_one(self, name: str, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -114,15 +118,24 @@ class LinkProxies:
     def _ask(
         self, name: str, request: dict[str, Any], timeout: float = CONTROL_TIMEOUT
     ) -> dict[str, Any]:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
-            control.settimeout(timeout)
-            control.connect(str(self.controls[name]))
+        with self._connect(name, timeout) as control:
             control.sendall(json.dumps(request).encode() + b"\n")
             reply = control.makefile("rb").readline()
         answer: dict[str, Any] = json.loads(reply) if reply else {}
         if not answer.get("ok"):
             raise HarnessError(f"the link proxy of {name} refused {request['op']}: {answer}")
         return answer
+
+    def _connect(self, name: str, timeout: float) -> socket.socket:
+        """A connection to the proxy's control socket."""
+        control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        control.settimeout(timeout)
+        try:
+            control.connect(str(self.controls[name]))
+        except BaseException:
+            control.close()
+            raise
+        return control
 
     def _ask_all(self, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
         answers = {}

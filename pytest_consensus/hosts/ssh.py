@@ -30,6 +30,7 @@ Inventory (TOML; docs/hosts.md)::
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import select
@@ -48,11 +49,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pytest_consensus.contract import HostSpec, reaper
+from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.errors import HarnessError
-from pytest_consensus.contract.remote_process import PID
+from pytest_consensus.contract.process import NodeProcess
+from pytest_consensus.contract.remote_process import PID, RemoteNodeProcess
 from pytest_consensus.hosts.allocation import Allocation
 from pytest_consensus.hosts.base import pid_alive
-from pytest_consensus.hosts.firewall import Firewall
+from pytest_consensus.hosts.firewall import CLIENT, Firewall
+from pytest_consensus.hosts.link_proxy import BYPASS_MARK, CONTROL_PORT, PROXY_PORT, Link
+from pytest_consensus.hosts.links import PROXY_MODULE, LinkProxies
 from pytest_consensus.hosts.netns import base36, run_tag
 
 if sys.version_info >= (3, 11):
@@ -432,10 +437,10 @@ class SshFirewall(Firewall):
         self.client = client
         self.chain = chain
         self.ssh_ports = ssh_ports
+        #: Each node's folder here (its log's), where its link proxy's files go.
+        self.node_folders: dict[str, Path] = {}
 
     def address(self, name: str) -> str:
-        from pytest_consensus.hosts.firewall import CLIENT
-
         return self.client if name == CLIENT else self.machines[name].address
 
     def add_rule(self, node: str, *rule: str) -> None:
@@ -450,11 +455,87 @@ class SshFirewall(Firewall):
             machine.run(self.reset_script(self.ssh_ports[node]))
 
     def reset_script(self, port: int) -> str:
-        """Flush the chain, then let SSH through before any rule a fault adds."""
+        """Flush the chain, then let SSH and the link proxies' control through before any
+        rule a fault adds."""
+        ports = f"{port},{CONTROL_PORT}"
         return (
-            f"iptables -F {self.chain} && iptables -A {self.chain} -p tcp --dport {port} -j "
-            f"RETURN && iptables -A {self.chain} -p tcp --sport {port} -j RETURN"
+            f"iptables -F {self.chain} && iptables -A {self.chain} -p tcp -m multiport "
+            f"--dports {ports} -j RETURN && iptables -A {self.chain} -p tcp -m multiport "
+            f"--sports {ports} -j RETURN"
         )
+
+    def link_proxies(self) -> LinkProxies:
+        return SshLinkProxies(self)
+
+
+class SshLinkProxies(LinkProxies):
+    """The link proxies on the SSH host: one on each node's machine (the proxy module run
+    by the machine's Python), its control over TCP, and the redirect rules in the machine's
+    ``nat`` table, in the run's chain there, never catching SSH or the control port."""
+
+    def __init__(self, firewall: SshFirewall) -> None:
+        self.firewall = firewall
+        self.machines = firewall.machines
+        self.names = {m.address: name for name, m in self.machines.items()}
+        self.names[firewall.client] = CLIENT
+        self.client = firewall.client
+        self.processes: dict[str, NodeProcess] = {}
+        self.controls: dict[str, Path] = {}
+        self.table: dict[tuple[str, str], Link] = {}
+
+    def start(self) -> LinkProxies:
+        try:
+            for name, machine in self.machines.items():
+                self._start_there(name, machine)
+            for name in self.processes:
+                self._wait_ready(name)
+            self._redirect()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_there(self, name: str, machine: SshMachine) -> None:
+        folder = self.firewall.node_folders[name]
+        config = {
+            "node": name,
+            "names": self.names,
+            "control_address": machine.address,
+            "control_port": CONTROL_PORT,
+        }
+        remote = machine.remote_path(folder / "link-proxy.json")
+        machine.run(
+            f"mkdir -p {shlex.quote(str(remote.parent))} && cat > {shlex.quote(str(remote))} "
+            f"<<'PYTEST_CONSENSUS_CONFIG'\n{json.dumps(config)}\nPYTEST_CONSENSUS_CONFIG"
+        )
+        argv = [sys.executable, "-m", PROXY_MODULE, str(remote)]
+        process = RemoteNodeProcess(
+            f"{name}-links", machine, argv, folder / "link-proxy.log", python_environment()
+        )
+        process.start()
+        self.processes[name] = process
+
+    def _connect(self, name: str, timeout: float) -> socket.socket:
+        return socket.create_connection((self.machines[name].address, CONTROL_PORT), timeout)
+
+    def _redirect(self) -> None:
+        for name, machine in self.machines.items():
+            peers = [m.address for other, m in self.machines.items() if other != name]
+            chain = self.firewall.chain
+            keep = f"{machine.entry.port},{CONTROL_PORT}"
+            rules = [
+                f"-p tcp -m mark --mark {hex(BYPASS_MARK)} -j RETURN",
+                *(f"-p tcp -d {peer} -j REDIRECT --to-ports {PROXY_PORT}" for peer in peers),
+                f"-p tcp -s {self.client} -d {machine.address} -m multiport ! --dports {keep} "
+                f"-j REDIRECT --to-ports {PROXY_PORT}",
+            ]
+            machine.run(" && ".join(f"iptables -w 5 -t nat -A {chain} {rule}" for rule in rules))
+
+    def close(self) -> None:
+        for name, process in self.processes.items():
+            process.kill()
+            self.machines[name].run(f"iptables -w 5 -t nat -F {self.firewall.chain}", check=False)
+        self.processes.clear()
 
     def set_netem(self, node: str, *arguments: str) -> None:
         raise HarnessError("netem is not used on the SSH host (it would slow SSH too)")
@@ -499,7 +580,9 @@ class SshHosts:
             machine.run(
                 f"mkdir -p {shlex.quote(str(machine.remote_root))} && "
                 f"iptables -N {self.chain} && iptables -I INPUT 1 -j {self.chain} && "
-                f"iptables -I OUTPUT 1 -j {self.chain} && "
+                f"iptables -I OUTPUT 1 -j {self.chain} && iptables -t nat -N {self.chain} && "
+                f"iptables -t nat -I OUTPUT 1 -j {self.chain} && "
+                f"iptables -t nat -I PREROUTING 1 -j {self.chain} && "
                 + SshFirewall({}, "", self.chain, {}).reset_script(port)
             )
         self.client = self.machines[0].client_address()
@@ -533,6 +616,7 @@ class SshHosts:
         firewall = SshFirewall(
             by_node, self.client, self.chain, {n: m.entry.port for n, m in by_node.items()}
         )
+        firewall.node_folders = {host.name: host.log_dir for host in hosts}
 
         def release() -> None:
             for machine in chosen:
@@ -563,7 +647,10 @@ def cleanup_script(remote_root: str, chain: str) -> str:
         f"2>/dev/null; done; rm -rf {folder}; "
         f"while iptables -D INPUT -j {chain} 2>/dev/null; do :; done; "
         f"while iptables -D OUTPUT -j {chain} 2>/dev/null; do :; done; "
-        f"iptables -F {chain} 2>/dev/null; iptables -X {chain} 2>/dev/null; true"
+        f"iptables -F {chain} 2>/dev/null; iptables -X {chain} 2>/dev/null; "
+        f"while iptables -t nat -D OUTPUT -j {chain} 2>/dev/null; do :; done; "
+        f"while iptables -t nat -D PREROUTING -j {chain} 2>/dev/null; do :; done; "
+        f"iptables -t nat -F {chain} 2>/dev/null; iptables -t nat -X {chain} 2>/dev/null; true"
     )
 
 

@@ -354,16 +354,12 @@ def network_fault_mechanisms(config: pytest.Config) -> dict[str, str]:
 
     links = host_feature_unavailable(config, "links") is None
     netem = made("netem", "netem on the nodes' interfaces in tests without link proxies")
-    where = (
-        "on the nodes' machines, over SSH"
-        if config.stash[settings_key].host == "ssh"
-        else "in the nodes' network namespaces"
-    )
+    ssh = config.stash[settings_key].host == "ssh"
+    where = "on the nodes' machines, over SSH" if ssh else "in the nodes' network namespaces"
+    proxy = "on each node's machine" if ssh else "in each node's network namespace"
     return {
         "partitions": made("network", f"iptables DROP rules {where}"),
-        "link_faults": made(
-            "links", "a link proxy in each node's network namespace, in tests that draw them"
-        ),
+        "link_faults": made("links", f"a link proxy {proxy}, in tests that draw them"),
         "delay_and_loss": (f"the link proxies; {netem}" if links else netem),
     }
 
@@ -578,8 +574,6 @@ def required_names(item: pytest.Item) -> list[str]:
 HOST_FEATURES = ("network", "netem", "links", "power-loss", "data-files")
 #: What the SSH host cannot do, and why (docs/hosts.md).
 SSH_HOST_LACKS = {
-    "links": "link proxies need the nodes' network namespaces on the harness's machine; the "
-    "SSH host's nodes are on other machines",
     "netem": "netem on a machine's interface would slow its SSH too; the SSH host does not use it",
 }
 host_features_key = pytest.StashKey["dict[str, str | None]"]()
