@@ -550,6 +550,12 @@ class SshHosts:
     name = "ssh"
 
     def __init__(self, run_dir: Path, worker: str, inventory: Path) -> None:
+        if worker != "main":
+            raise HarnessError(
+                "the SSH host runs one cluster at a time on its machines, and pytest-xdist's "
+                "workers would start theirs on the same machines and ports: run without -n "
+                "(or split the run with --consensus-shard, a separate inventory per shard)"
+            )
         entries = read_inventory(inventory)
         self.run_dir = run_dir
         self.code = control_machine_code()
