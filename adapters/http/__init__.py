@@ -19,7 +19,6 @@ from pytest_consensus.contract import SNAPSHOT_ENTRIES, Adapter, Capability, Clu
 from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.container_process import node_process as process_on_host
 from pytest_consensus.contract.errors import (
-    CapabilityMissing,
     ConsensusError,
     HarnessError,
     NodeStartError,
@@ -27,6 +26,7 @@ from pytest_consensus.contract.errors import (
 from pytest_consensus.contract.http_protocol import HttpStoreClient
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import STARTUP_TIMEOUT, ProcessCluster, ProcessNode
+from pytest_consensus.contract.remote_process import make_node_folder
 from pytest_consensus.contract.waiting import WaitTimeout, wait_for
 
 if sys.version_info >= (3, 11):
@@ -277,14 +277,9 @@ class HttpStoreAdapter(Adapter):
         return f"{self.config.name} {self.config.version} (via {self.config.path})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        if any(host.machine is not None for host in hosts):
-            raise CapabilityMissing(
-                "the http adapter writes each node's data folder on this machine, so "
-                "its nodes do not run on the SSH host yet (PySyncObj and etcd do)"
-            )
         nodes = []
         for index, host in enumerate(hosts):
-            host.data_dir.mkdir(parents=True, exist_ok=True)
+            make_node_folder(host, host.data_dir)
             process = node_process(self.config, index, hosts)
             nodes.append(ProcessNode(host, process, self.config.port(self.config.api_port, index)))
         return ProcessCluster(nodes).start()

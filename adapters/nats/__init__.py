@@ -37,7 +37,6 @@ from pytest_consensus.contract import (
 from pytest_consensus.contract.binaries import is_executable, named_binary
 from pytest_consensus.contract.container_process import node_process
 from pytest_consensus.contract.errors import (
-    CapabilityMissing,
     ClusterSetupError,
     ConsensusError,
     HarnessError,
@@ -47,6 +46,7 @@ from pytest_consensus.contract.event_loop import EventLoopThread
 from pytest_consensus.contract.monitoring import read_json
 from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
+from pytest_consensus.contract.remote_process import write_node_file
 
 CLIENT_PORT = 4222
 CLUSTER_PORT = 6222
@@ -355,11 +355,6 @@ class NatsAdapter(Adapter):
         return f"nats-server {self._version} ({self.binary}, from {self.found_in}{read}{sync})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        if any(host.machine is not None for host in hosts):
-            raise CapabilityMissing(
-                "the nats adapter writes each server's configuration file on this machine, so "
-                "its nodes do not run on the SSH host yet (PySyncObj and etcd do)"
-            )
         if len(hosts) > MAX_REPLICAS:
             raise HarnessError(
                 f"JetStream replicates a bucket to at most {MAX_REPLICAS} servers; this run "
@@ -368,15 +363,17 @@ class NatsAdapter(Adapter):
         group = BucketGroup()
         nodes = []
         for host in hosts:
-            host.data_dir.mkdir(parents=True, exist_ok=True)
-            host.log_dir.mkdir(parents=True, exist_ok=True)
+            if host.machine is None:  # on the SSH host, the node's process makes them there
+                host.data_dir.mkdir(parents=True, exist_ok=True)
+                host.log_dir.mkdir(parents=True, exist_ok=True)
             # Beside the log, not in the data directory: that is the store's own disk, which
             # a power cut may take back to what the store synced.
-            config = host.log_dir / "nats-server.conf"
-            config.write_text(server_config(host, hosts, self.sync))
+            config = write_node_file(
+                host, host.log_dir / "nats-server.conf", server_config(host, hosts, self.sync)
+            )
             process = node_process(
                 host,
-                [*host.command_prefix, str(self.binary), "--config", str(config)],
+                [*host.command_prefix, str(self.binary), "--config", config],
                 host.log_dir / "node.log",
                 dict(os.environ),
                 host.log_dir,

@@ -25,7 +25,6 @@ from pytest_consensus.adapters.zookeeper.node import (
     ELECTION_PORT,
     QUORUM_PORT,
     ZooKeeperNode,
-    write_durably,
 )
 from pytest_consensus.contract import (
     SNAPSHOT_ENTRIES,
@@ -36,8 +35,9 @@ from pytest_consensus.contract import (
 )
 from pytest_consensus.contract.binaries import is_executable, named_binary
 from pytest_consensus.contract.container_process import node_process
-from pytest_consensus.contract.errors import CapabilityMissing, ClusterSetupError, HarnessError
+from pytest_consensus.contract.errors import ClusterSetupError, HarnessError
 from pytest_consensus.contract.process_cluster import ProcessCluster, ProcessNode
+from pytest_consensus.contract.remote_process import write_node_file
 
 #: What a ``strong`` read is: the value read confirmed by a transaction on its version
 #: (linearizable, the default), or ZooKeeper's documented ``sync`` then read.
@@ -167,16 +167,13 @@ def server_config(host: HostSpec, hosts: Sequence[HostSpec]) -> str:
     )
 
 
-def write_node_files(host: HostSpec, number: int, hosts: Sequence[HostSpec]) -> Path:
-    """The server's ``myid`` (in its data directory, where ZooKeeper reads it) and its
-    configuration (beside the log: the data directory is the store's own disk, which a
-    power cut may take back to what the store synced)."""
-    host.data_dir.mkdir(parents=True, exist_ok=True)
-    host.log_dir.mkdir(parents=True, exist_ok=True)
-    write_durably(host.data_dir / "myid", f"{number}\n")
-    config = host.log_dir / "zoo.cfg"
-    config.write_text(server_config(host, hosts))
-    return config
+def write_node_files(host: HostSpec, number: int, hosts: Sequence[HostSpec]) -> str:
+    """The server's ``myid`` (in its data directory, where ZooKeeper reads it; synced, since
+    a power cut takes that disk back to what was synced and a server without it cannot
+    start) and its configuration (beside the log), where the server runs; the
+    configuration's path there."""
+    write_node_file(host, host.data_dir / "myid", f"{number}\n", durable=True)
+    return write_node_file(host, host.log_dir / "zoo.cfg", server_config(host, hosts))
 
 
 class ZooKeeperCluster(ProcessCluster):
@@ -269,12 +266,6 @@ class ZooKeeperAdapter(Adapter):
         return f"ZooKeeper {self._version} (from {self.jars_found_in}{read})"
 
     def start_cluster(self, hosts: Sequence[HostSpec]) -> Cluster:
-        if any(host.machine is not None for host in hosts):
-            raise CapabilityMissing(
-                "the zookeeper adapter writes each server's myid and configuration files on "
-                "this machine, so its nodes do not run on the SSH host yet (PySyncObj and etcd "
-                "do)"
-            )
         if not is_executable(self.java):
             raise ZooKeeperNotFound(f"{self.java} is no longer an executable file")
         numbers = {host.name: number for number, host in enumerate(hosts, start=1)}
@@ -290,7 +281,7 @@ class ZooKeeperAdapter(Adapter):
                     "-cp",
                     self.classpath,
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                    str(config),
+                    config,
                 ],
                 host.log_dir / "node.log",
                 dict(os.environ),

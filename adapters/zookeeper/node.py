@@ -11,10 +11,8 @@ broadcast" until it notices, which is what the read tests look at.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from pytest_consensus.adapters.zookeeper.client import ZooKeeperClient
@@ -40,21 +38,6 @@ PHASES = {
 NOT_SERVING = "not currently serving requests"
 #: How many times a digest read retries while the server's last zxid moves under it.
 DIGEST_READS = 3
-
-
-def write_durably(path: Path, text: str) -> None:
-    """Write ``path`` and make it and its name durable: it lives on the store's disk, which a
-    power cut takes back to what was synced, and a server without its ``myid`` cannot start
-    (a harness problem, never the store's)."""
-    with path.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class ZooKeeperNode(ProcessNode):

@@ -17,10 +17,13 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pytest_consensus.contract.errors import HarnessError, NodeStartError
 from pytest_consensus.contract.process import NodeProcess
+
+if TYPE_CHECKING:
+    from pytest_consensus.contract.interface import HostSpec
 
 #: How long a killed or stopped node may take to be seen as exited on its machine.
 EXIT_TIMEOUT = 10.0
@@ -232,3 +235,52 @@ def python_there(machine: RemoteMachine, code: str) -> str:
     environment = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(changed.items()))
     python = shlex.quote(machine.program(sys.executable))
     return f"env {environment} {python} -c {shlex.quote(code)}"
+
+
+def write_node_file(
+    host: HostSpec, path: os.PathLike[str] | str, text: str, *, durable: bool = False
+) -> str:
+    """Write a file a node reads (its configuration, an id) where the node runs: here, or
+    on its machine (the SSH host); the path to give the node. ``path`` is under the node's
+    ``log_dir`` or ``data_dir`` as the HostSpec names them. With ``durable``, the file and
+    its name are synced (it lives on the store's disk, which a power cut takes back)."""
+    from pathlib import Path
+
+    if host.machine is None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w") as handle:
+            handle.write(text)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if durable:
+            folder = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        return str(target)
+    there = PurePosixPath(path)
+    if Path(path).is_relative_to(host.log_dir):
+        there = host.machine.remote_path(path)
+    marker = "PYTEST_CONSENSUS_FILE_END"
+    if marker in text:
+        raise HarnessError(f"a node file for {host.name} may not contain {marker}")
+    quoted = shlex.quote(str(there))
+    sync = f" && sync {quoted} {shlex.quote(str(there.parent))}" if durable else ""
+    host.machine.run(
+        f"mkdir -p {shlex.quote(str(there.parent))} && cat > {quoted} <<'{marker}'\n"
+        f"{text.removesuffix(chr(10))}\n{marker}\n: {sync}"
+    )
+    return str(there)
+
+
+def make_node_folder(host: HostSpec, path: os.PathLike[str] | str) -> None:
+    """Create a folder a node needs (its data directory) where the node runs."""
+    if host.machine is None:
+        from pathlib import Path
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+    else:
+        host.machine.run(f"mkdir -p {shlex.quote(str(path))}")
