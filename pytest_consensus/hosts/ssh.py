@@ -464,6 +464,12 @@ class SshFirewall(Firewall):
             f"--sports {ports} -j RETURN"
         )
 
+    def set_netem(self, node: str, *arguments: str) -> None:
+        raise HarnessError("netem is not used on the SSH host (it would slow SSH too)")
+
+    def clear_netem(self, node: str) -> None:
+        pass
+
     def link_proxies(self) -> LinkProxies:
         return SshLinkProxies(self)
 
@@ -532,16 +538,13 @@ class SshLinkProxies(LinkProxies):
             machine.run(" && ".join(f"iptables -w 5 -t nat -A {chain} {rule}" for rule in rules))
 
     def close(self) -> None:
-        for name, process in self.processes.items():
+        """The redirects first (no connection is sent to a proxy that is gone), then the
+        proxies."""
+        for machine in self.machines.values():
+            machine.run(f"iptables -w 5 -t nat -F {self.firewall.chain}", check=False)
+        for process in self.processes.values():
             process.kill()
-            self.machines[name].run(f"iptables -w 5 -t nat -F {self.firewall.chain}", check=False)
         self.processes.clear()
-
-    def set_netem(self, node: str, *arguments: str) -> None:
-        raise HarnessError("netem is not used on the SSH host (it would slow SSH too)")
-
-    def clear_netem(self, node: str) -> None:
-        pass
 
 
 class SshHosts:
