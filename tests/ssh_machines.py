@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -159,8 +160,21 @@ def ssh_machines(count: int, folder: Path) -> Iterator[Machines]:
             server.kill()
             server.wait()
         if cluster is not None:
+            for namespace in cluster.namespaces.values():
+                _kill_everything_in(namespace)  # sshd's connection processes too
             network.release(cluster)
         network.close()
+
+
+def _kill_everything_in(namespace: str) -> None:
+    """SIGKILL every process in a machine's network namespace: a killed sshd leaves the
+    processes of its open connections, which would outlive the namespace's name."""
+    pids = subprocess.run(
+        ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
+    ).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def main() -> int:
