@@ -56,18 +56,27 @@ class LinkProxies:
 
     def __init__(self, network: BridgedNetwork, cluster: NamespaceCluster) -> None:
         self.cluster = cluster
-        self.names = {address: name for name, address in cluster.addresses.items()}
-        self.names[network.gateway] = CLIENT
         self.subnet = str(network.subnet)
-        self.client = network.gateway
+        self._begin(cluster.addresses, network.gateway)
+
+    def _begin(self, addresses: Mapping[str, str], client: str) -> None:
+        """The state every host's proxies share: who is at which address (``client`` the
+        test process), the proxies started, the link table set."""
+        self.names = {address: name for name, address in addresses.items()}
+        self.names[client] = CLIENT
+        self.client = client
         self.processes: dict[str, NodeProcess] = {}
         self.controls: dict[str, Path] = {}
         self.table: dict[tuple[str, str], Link] = {}
 
+    def _start_proxies(self) -> None:
+        """Start a proxy for every node (not yet waited for)."""
+        for host in self.cluster.hosts:
+            self._start_one(host.name, host.log_dir)
+
     def start(self) -> LinkProxies:
         try:
-            for host in self.cluster.hosts:
-                self._start_one(host.name, host.log_dir)
+            self._start_proxies()
             for name in self.processes:
                 self._wait_ready(name)
             self._redirect()

@@ -51,12 +51,11 @@ from typing import Any
 from pytest_consensus.contract import HostSpec, reaper
 from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.errors import HarnessError
-from pytest_consensus.contract.process import NodeProcess
 from pytest_consensus.contract.remote_process import PID, RemoteNodeProcess
 from pytest_consensus.hosts.allocation import Allocation
 from pytest_consensus.hosts.base import pid_alive
 from pytest_consensus.hosts.firewall import CLIENT, Firewall
-from pytest_consensus.hosts.link_proxy import BYPASS_MARK, CONTROL_PORT, PROXY_PORT, Link
+from pytest_consensus.hosts.link_proxy import BYPASS_MARK, CONTROL_PORT, PROXY_PORT
 from pytest_consensus.hosts.links import PROXY_MODULE, LinkProxies
 from pytest_consensus.hosts.netns import base36, run_tag
 
@@ -482,24 +481,11 @@ class SshLinkProxies(LinkProxies):
     def __init__(self, firewall: SshFirewall) -> None:
         self.firewall = firewall
         self.machines = firewall.machines
-        self.names = {m.address: name for name, m in self.machines.items()}
-        self.names[firewall.client] = CLIENT
-        self.client = firewall.client
-        self.processes: dict[str, NodeProcess] = {}
-        self.controls: dict[str, Path] = {}
-        self.table: dict[tuple[str, str], Link] = {}
+        self._begin({name: m.address for name, m in self.machines.items()}, firewall.client)
 
-    def start(self) -> LinkProxies:
-        try:
-            for name, machine in self.machines.items():
-                self._start_there(name, machine)
-            for name in self.processes:
-                self._wait_ready(name)
-            self._redirect()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def _start_proxies(self) -> None:
+        for name, machine in self.machines.items():
+            self._start_there(name, machine)
 
     def _start_there(self, name: str, machine: SshMachine) -> None:
         folder = self.firewall.node_folders[name]
