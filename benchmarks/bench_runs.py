@@ -39,7 +39,7 @@ BROKEN = [
     ("follower_applies_locally:Adapter", "leader_gating", "leader-gating", False),
     ("acks_before_commit:Adapter", "deposed", "leader-gating", True),
     ("minority_hangs:Adapter", "retry", "partition-retries", True),
-    ("retries_without_request_ids:Adapter", "appends_through", "partition-retries", False),
+    ("retries_without_request_ids:Adapter", "writes_through", "partition-retries", False),
     ("two_leaders_in_a_term:Adapter", "one_leader", "consensus-safety", True),
     ("strong_reads_served_locally:Adapter", "read_levels", "read-levels", True),
     ("fsm_bugs:IteratesASetAdapter", "white_box", "fsm-determinism", False),
@@ -65,10 +65,10 @@ BROKEN = [
     ("term_and_vote_in_memory:Adapter", "keeps_the_terms", "consensus-safety", False),
     # Issue 27: found only under real load, with every member read, or by a long partition.
     ("skips_last_applied_entry:Adapter", "crash_loop", "consensus-safety", False),
-    ("minority_holds_until_heal:Adapter", "set_of_unique", "partition-retries", False),
+    ("minority_holds_until_heal:Adapter", "writes_through", "partition-retries", False),
     # Issue 29: found only through slow or one-way links (the link proxies).
     ("lease_from_ack_arrival:Adapter", "acknowledgements_arrive_late", "read-levels", False),
-    ("retry_storm_client:Adapter", "set_of_unique", "partition-retries", False),
+    ("retry_storm_client:Adapter", "writes_through", "partition-retries", False),
 ]
 ISOLATE_LEADER = {
     "version": 1,

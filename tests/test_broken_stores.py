@@ -46,21 +46,21 @@ BROKEN_STORES = [
     ),
     pytest.param(
         "minority_holds_until_heal",
-        "set_of_unique",  # the generated schedule: its partitions outlast the timeout
+        "writes_through",  # the generated schedule: its partitions outlast the timeout
         "partition-retries",
         "*on n* got no answer for *s from *s although the node was up and reachable*",
         id="minority-holds-writes-until-the-heal",
     ),
     pytest.param(
         "retry_storm_client",
-        "set_of_unique",  # every generated schedule slows the leader's links, the client's too
+        "writes_through",  # every generated schedule slows the leader's links, the client's too
         "partition-retries",
         "*put * on n* took *s (*",
         id="retry-storm-client",
     ),
     pytest.param(
         "retries_without_request_ids",
-        "appends_through",  # the generated schedule, which always loses replies
+        "writes_through",  # the generated schedule, which always loses replies
         "partition-retries",
         "*duplicated*must apply each request id once*",
         id="retries-without-request-ids",
