@@ -246,6 +246,22 @@ def test_the_ssh_host_without_an_inventory_is_a_usage_error(pytester: pytest.Pyt
     assert os.path.exists(pytester.path)
 
 
+def test_an_inventory_named_in_an_ini_file_is_found_from_a_subfolder(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative ini path is taken from the ini file's folder, as pytest's own paths are,
+    not from wherever pytest was started."""
+    pytester.makeini("[pytest]\nconsensus_ssh_inventory = machines.toml\n")
+    (pytester.path / "machines.toml").write_text("[[machine]\n")
+    subfolder = pytester.mkdir("sub")
+    monkeypatch.chdir(subfolder)
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=pysyncobj", "--consensus-host=ssh", "--co"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{pytester.path / 'machines.toml'}*not TOML*"])
+
+
 def test_what_a_killed_run_left_on_the_machines_the_next_run_removes(
     pytester: pytest.Pytester, machines: Machines
 ) -> None:

@@ -169,6 +169,18 @@ def _option_or_ini(config: pytest.Config, option: str, ini: str) -> tuple[Any, s
     return None, "default"
 
 
+def _inventory_path(config: pytest.Config, raw: Any, source: str) -> Path | None:
+    """The inventory file, absolute: a relative path given on the command line is taken from
+    the working directory, one in an ini file from that file's folder (as pytest does for
+    its own paths), so a run started from a subfolder finds the same file."""
+    if raw is None:
+        return None
+    path = Path(str(raw))
+    if source == "ini" and not path.is_absolute() and config.inipath is not None:
+        path = config.inipath.parent / path
+    return path.resolve()
+
+
 def build_settings(config: pytest.Config) -> Settings:
     from pytest_consensus.plugin.profiles import DEFAULT_PROFILE, get_profile
     from pytest_consensus.plugin.settings import (
@@ -218,8 +230,10 @@ def build_settings(config: pytest.Config) -> Settings:
     from pytest_consensus.contract.errors import HarnessError
     from pytest_consensus.hosts.providers import resolve_host_choice
 
-    inventory_raw, _ = _option_or_ini(config, "consensus_ssh_inventory", "consensus_ssh_inventory")
-    inventory = None if inventory_raw is None else Path(str(inventory_raw)).resolve()
+    inventory_raw, inventory_source = _option_or_ini(
+        config, "consensus_ssh_inventory", "consensus_ssh_inventory"
+    )
+    inventory = _inventory_path(config, inventory_raw, inventory_source)
     try:
         host, host_reason = resolve_host_choice(str(host_raw or "auto"), inventory)
         if host == "ssh" and inventory is not None:
