@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -135,12 +136,21 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
         EVIDENCE.mkdir(parents=True, exist_ok=True)
         kept = EVIDENCE / f"{adapter.replace(':', '-').replace(',', '+')}-seed{seed}.txt"
         kept.write_text(done.stdout + done.stderr)
-        print(f"  (seed {seed} failed a rule; pytest's output kept in {kept})", flush=True)
+        # The failing tests' evidence (histories, node logs) lives in the report folder,
+        # which goes with the scratch folder: keep it beside the output.
+        evidence = kept.with_suffix("")
+        shutil.rmtree(evidence, ignore_errors=True)
+        shutil.copytree(report, evidence)
+        print(
+            f"  (seed {seed} failed a rule; pytest's output kept in {kept}, its report and "
+            f"evidence in {evidence})",
+            flush=True,
+        )
     return seconds, verdicts
 
 
-#: Where the output of runs that failed a rule is kept, and every run's certificate (the
-#: scratch folder is removed).
+#: Where the output, report and evidence of runs that failed a rule are kept, and every
+#: run's certificate (the scratch folder is removed).
 EVIDENCE = Path(tempfile.gettempdir()) / "bench-runs-evidence"
 
 #: pytest's own seconds for each run made so far (see pytest_seconds).
