@@ -393,6 +393,54 @@ def test_progress_lines_show_under_xdist_naming_the_worker(pytester: pytest.Pyte
     )
 
 
+def test_under_xdist_the_crash_loops_two_tests_share_one_worker_and_one_loop(
+    pytester: pytest.Pytester,
+) -> None:
+    """``-n 2`` without ``--dist``: the two tests that read one crash loop (a session
+    fixture) are dealt to one worker, so the loop runs once; with ``--dist load`` given,
+    the user's choice stands."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(
+        test_suite="""
+import os
+import pytest
+
+@pytest.fixture(scope="session")
+def crash_loop_outcome(tmp_path_factory):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "none")
+    folder = tmp_path_factory.getbasetemp().parent.parent
+    (folder / f"loop-{worker}").write_text("ran")
+    return worker
+
+def test_safety(crash_loop_outcome):
+    pass
+
+def test_determinism(crash_loop_outcome):
+    pass
+
+@pytest.mark.parametrize("number", range(4))
+def test_other(number):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "--consensus-adapter=fake_store:FakeAdapter", "test_suite.py", "-n", "2"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    loops = sorted(p.name for p in pytester.path.parent.rglob("loop-gw*"))
+    assert len(loops) == 1, loops
+    chosen = pytester.runpytest_subprocess(
+        "--consensus-adapter=fake_store:FakeAdapter",
+        "test_suite.py",
+        "-n",
+        "2",
+        "--dist=load",
+        "-v",
+    )
+    assert chosen.ret == pytest.ExitCode.OK
+    chosen.stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])
+
+
 def test_xdist_workers_run_with_the_seed_the_header_prints(pytester: pytest.Pytester) -> None:
     """A random seed is drawn once, by the controller: every worker's tests use it, so the
     printed replay command replays what the workers did."""

@@ -281,6 +281,9 @@ def pytest_configure_node(node: Any) -> None:
     settings = node.config.stash.get(settings_key, None)
     if settings is not None:
         node.workerinput[WORKER_SEED] = settings.seed
+    from pytest_consensus.plugin.xdist_groups import hand_dist_to_worker
+
+    hand_dist_to_worker(node)
 
 
 def conformance_dir() -> Path:
@@ -302,11 +305,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "consensus_requires(*capabilities): adapter capabilities the test needs; "
         "without them the test is reported n/a with the reason.",
     )
+    # pytest-xdist's, set on tests that share one run (plugin/xdist_groups.py); declared here
+    # too, so that --strict-markers accepts it where xdist is not installed.
+    config.addinivalue_line("markers", "xdist_group(name): keep these tests on one worker.")
     from pytest_consensus.plugin import fixtures
 
     config.pluginmanager.register(fixtures, "consensus-fixtures")
     settings = build_settings(config)
     config.stash[settings_key] = settings
+    from pytest_consensus.plugin.xdist_groups import keep_groups_together
+
+    keep_groups_together(config)
     from pytest_consensus.plugin.profiles import activate
 
     activate(settings.profile, settings.seed)
@@ -501,10 +510,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Before pytest-xdist's worker reads the ``xdist_group`` marks (plugin/xdist_groups.py)."""
+    from pytest_consensus.plugin.xdist_groups import group_shared_runs
     from pytest_consensus.report.rules import check_rule
 
     for item in items:
+        group_shared_runs(item, rule_and_adapter(item)[1])
         rule, adapter = rule_and_adapter(item)
         if rule is not None:
             try:
