@@ -363,9 +363,6 @@ def first_strong_answer(clients: list[RecordingClient], key: str) -> tuple[str, 
     return node, value
 
 
-#: Rounds the paused-leader test may run until the resumed old leader answers a strong read
-#: (each round a new pause); it stops at the first round that had answers.
-PAUSED_LEADER_ATTEMPTS = 3
 #: How long to keep asking the resumed old leader for a strong read.
 RESUMED_READ_SECONDS = 2.0
 
@@ -393,15 +390,15 @@ def test_a_paused_leader_that_resumes_serves_no_overwritten_strong_read(
     a lease counted on a clock that stops with the process still looks valid after SIGCONT.
 
     The exposure is the old leader's answers: a round in which it answered none (each read
-    refused or timed out) judged nothing, so another round runs (a new pause), up to
-    ``PAUSED_LEADER_ATTEMPTS``; if none had answers, the test is n/a, never a pass. The client
-    asks the old leader once right before the pause, so its connection (or session) is open
-    through the pause where the store's client keeps one."""
+    refused or timed out) judged nothing, so another round runs (a new pause), up to the
+    profile's ``exposure_rounds``; if none had answers, the test is n/a, never a pass. The
+    client asks the old leader once right before the pause, so its connection (or session)
+    is open through the pause where the store's client keeps one."""
     timeout = consensus_settings.operation_timeout
     client_of = {client.node: client for client in consensus_clients}
     problems = []
     answered = rounds = 0
-    for number in range(PAUSED_LEADER_ATTEMPTS):
+    for number in range(consensus_settings.profile.exposure_rounds):
         rounds += 1
         key, first, second = f"paused-{number}", f"before-pause-{number}", f"after-{number}"
         # A later round starts right after the last one healed: the store may still be

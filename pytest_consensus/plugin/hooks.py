@@ -92,7 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="N",
         help="Fault schedules each Hypothesis search tries (a failing one is shrunk). "
-        "Default: the profile's (2 in default) (ini: consensus_search_examples).",
+        "Default: the profile's (1 in default) (ini: consensus_search_examples).",
     )
     group.addoption(
         "--consensus-profile",
@@ -145,7 +145,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("consensus_report", "Directory for certificates (default: none).")
     parser.addini("consensus_adapter", "Adapters to certify (one per line).", type="linelist")
-    parser.addini("consensus_search_examples", "Schedules each search tries (default 2).")
+    parser.addini(
+        "consensus_search_examples", "Schedules each search tries (the profile's by default)."
+    )
     parser.addini("consensus_profile", "quick, default or thorough (default: default).")
     parser.addini("consensus_progress", "Seconds between progress lines; 0 = off (default 5).")
     parser.addini("consensus_host", "auto, netns or loopback (default auto).")
@@ -456,9 +458,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def describe_profile(settings: Settings) -> str:
     profile = settings.profile
     rounds = "" if profile.rounds == 1 else f", {profile.rounds} rounds of each"
+    searched = "schedule" if settings.search_examples == 1 else "schedules"
     return (
         f"{profile.faults} faults per schedule{rounds}, {settings.search_examples} searched "
-        f"schedules, {profile.fsm_examples} state-machine logs, a "
+        f"{searched}, {profile.fsm_examples} state-machine logs, a "
         f"{profile.crash_loop_seconds:.0f} s crash loop"
     )
 
