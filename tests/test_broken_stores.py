@@ -285,8 +285,9 @@ def test_a_resumed_leader_that_answers_no_read_makes_the_paused_leader_test_na_n
     pytester: pytest.Pytester, needs_network_faults: None
 ) -> None:
     """A store whose resumed old leader refuses every strong read in the window the test
-    watches exposed nothing there: three rounds (three pauses), then n/a with what was seen,
-    and the exposure line says how many reads were answered (none)."""
+    watches exposed nothing there: the profile's exposure rounds (two pauses in default),
+    then n/a with what was seen, and the exposure line says how many reads were answered
+    (none)."""
     result = pytester.runpytest_subprocess(
         "--consensus-adapter=broken_stores.refuses_reads_after_a_pause:Adapter",
         "-k",
@@ -298,10 +299,10 @@ def test_a_resumed_leader_that_answers_no_read_makes_the_paused_leader_test_na_n
     result.stdout.fnmatch_lines(
         [
             "read-levels*n/a*",
-            "*n/a because in 3 rounds the resumed old leader (*) answered no strong read*",
+            "*n/a because in 2 rounds the resumed old leader (*) answered no strong read*",
             "*exposure: the resumed old leader (with the others) answered 0 strong read(s) in "
-            "3 round(s)*",
-            "*exposure: the resumed old leader (cut off) answered 0 strong read(s) in 3 round(s)*",
+            "2 round(s)*",
+            "*exposure: the resumed old leader (cut off) answered 0 strong read(s) in 2 round(s)*",
         ],
         consecutive=False,
     )
