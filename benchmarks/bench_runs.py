@@ -11,6 +11,7 @@ Run from the repository root:
     python benchmarks/bench_runs.py --adapter etcd --select disk_faults --runs 10
     python benchmarks/bench_runs.py --adapter etcd --host docker \
         --adapter-option docker_image=local/etcd:3.5.1 --runs 3   # etcd in containers
+    python benchmarks/bench_runs.py --adapter zookeeper --workers 2   # pytest -n 2 (xdist)
     python3 tests/ssh_machines.py 3 -- python3 benchmarks/bench_runs.py --adapter etcd \
         --host ssh --ssh-inventory {inventory} --runs 3          # on machines reached by SSH
 
@@ -159,6 +160,7 @@ RUN_SECONDS: list[float | None] = []
 
 def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
     where = f", host {arguments.host}" if arguments.host else ""
+    where += f", -n {arguments.workers}" if arguments.workers > 1 else ""
     print(f"{arguments.adapter}, profile {arguments.profile}{where}, {arguments.runs} runs")
     extra = [f"--consensus-profile={arguments.profile}"]
     extra += [f"--consensus-host={arguments.host}"] if arguments.host else []
@@ -169,6 +171,7 @@ def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
     options = [absolute_paths(option) for option in arguments.adapter_option]
     extra += [f"--consensus-adapter-option={option}" for option in options]
     extra += ["-k", arguments.select] if arguments.select else []
+    extra += ["-n", str(arguments.workers)] if arguments.workers > 1 else []
     times, passing, same = [], 0, 0
     first: dict[str, str] | None = None
     for number in range(arguments.runs):
@@ -238,6 +241,9 @@ def main() -> None:
     )
     parser.add_argument("--nodes", type=int, default=0, help="--consensus-nodes (default: 3)")
     parser.add_argument("--select", default="", help="a -k expression: run only these tests")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="pytest-xdist workers per run (-n; default: none)"
+    )
     parser.add_argument(
         "--adapter-option",
         action="append",
