@@ -49,6 +49,7 @@ KINDS: tuple[str, ...] = (
     "kill-one",
     "pause-one",
 )
+#: Workers of each retry workload (appends, unique puts).
 WORKERS = 4
 #: Seconds between one worker's appends, so that traffic meets every fault of the schedule.
 PACE = 0.05
@@ -98,7 +99,8 @@ class FaultedWorkload:
             at_least={kind: OUTLAST_TIMEOUT for kind in (*MINORITY_SHAPES, SLOW_LEADER)},
         )
         self.clients = {node.name: cluster.client(node) for node in cluster.nodes}
-        self.retrying = spread_clients(self.clients, history, POLICY, WORKERS, rng)
+        # WORKERS for each of the two workloads, homed on the nodes in turn.
+        self.retrying = spread_clients(self.clients, history, POLICY, 2 * WORKERS, rng)
 
     def run(self, write: Callable[[RetryingClient, random.Random, int], None]) -> None:
         result = run_through_schedule(
@@ -155,9 +157,10 @@ def test_writes_through_the_retry_policy_survive_a_fault_schedule(
     leader, no acknowledged write is lost, none took effect twice or despite a definite
     failure, and every attempt answered within its timeout.
 
-    One schedule serves both workloads (each worker alternates between them): its required
-    faults last at least 6 s each, and a second schedule would double that for no fault the
-    first lacks (docs/decisions.md, "The default profile's budget")."""
+    One schedule serves both workloads, each with its own WORKERS workers (the appends'
+    exactly as when they had a schedule of their own): the schedule's required faults last at
+    least 6 s each, and a second schedule would double that for no fault the first lacks
+    (docs/decisions.md, "The default profile's budget"). Without appends, every worker puts."""
     retrying = faulted_workload.retrying
     appends = consensus_adapter.has(Capability.APPEND) and consensus_adapter.has(
         Capability.REQUEST_IDS
@@ -165,7 +168,7 @@ def test_writes_through_the_retry_policy_survive_a_fault_schedule(
 
     def write(client: RetryingClient, rng: random.Random, number: int) -> None:
         worker = retrying.index(client)
-        if appends and number % 2:
+        if appends and worker < WORKERS:
             client.append(f"list-{rng.randrange(KEYS)}", f"w{worker}-{number},")
         else:
             client.put(f"set-w{worker}-{number}", "member")
