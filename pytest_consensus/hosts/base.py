@@ -35,6 +35,46 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+#: Seconds a run's owner may seem to have started after something it made: a start time
+#: from /proc is boot time (whole seconds) plus clock ticks, so it may be off by up to 1 s.
+_START_SLACK = 2.0
+
+
+def owner_alive(pid: int, made: Path) -> bool:
+    """Whether the run that made ``made`` (a file or folder named with its pid) still runs.
+    A pid alone is not enough: pids wrap (at 32768 on many machines), and after a busy run
+    a killed run's pid may belong to another process, which then keeps the dead run's
+    leftovers from ever being swept. A process that started after ``made`` last changed
+    is not its maker."""
+    if not pid_alive(pid):
+        return False
+    started = process_started_at(pid)
+    try:
+        changed = made.stat().st_ctime
+    except OSError:
+        return True
+    return started is None or started <= changed + _START_SLACK
+
+
+def process_started_at(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from /proc; None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        ticks = int(fields[19])  # field 22 of stat(5): starttime, after pid and (comm)
+    except (IndexError, ValueError):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def mounts_under(folder: Path) -> list[Path]:
     """Mount points at or under ``folder`` (deepest first), from /proc/self/mounts."""
     try:
@@ -72,7 +112,7 @@ def sweep_stale_run_dirs(base: Path | None = None) -> list[Path]:
     removed = []
     for candidate in base.glob(f"{RUN_PREFIX}*"):
         match = RUN_DIR_PATTERN.match(candidate.name)
-        if match and candidate.is_dir() and not pid_alive(int(match.group(1))):
+        if match and candidate.is_dir() and not owner_alive(int(match.group(1)), candidate):
             unmount_all_under(candidate)  # its nodes' lossy disks, left mounted but dead
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
-from pytest_consensus.hosts.base import pid_alive
+from pytest_consensus.hosts.base import owner_alive, pid_alive
 from pytest_consensus.hosts.commands import run_tool
 from pytest_consensus.hosts.forwarding import (
     BRIDGE_PREFIX,
@@ -148,17 +148,24 @@ def _pid_of(name: str, pattern: re.Pattern[str]) -> int | None:
     return int(match.group("pid"), 36) if match else None
 
 
+#: Where ``ip netns`` keeps a named namespace (made when the namespace was).
+NETNS_DIR = Path("/run/netns")
+
+
 def sweep_stale_network() -> list[str]:
-    """Delete namespaces and links left by runs whose pytest process is gone."""
+    """Delete namespaces and links left by runs whose pytest process is gone (its pid
+    gone, or reused by a process that started after the namespace was made)."""
     removed = []
+    dead: set[int] = set()
     for namespace in _namespaces():
         pid = _pid_of(namespace, NAMESPACE_PATTERN)
-        if pid is not None and not pid_alive(pid):
+        if pid is not None and not owner_alive(pid, NETNS_DIR / namespace):
             ip_command("netns", "del", namespace, check=False)
             removed.append(namespace)
+            dead.add(pid)
     for link in _links():
         pid = _pid_of(link, LINK_PATTERN)
-        if pid is not None and not pid_alive(pid):
+        if pid is not None and (pid in dead or not pid_alive(pid)):
             ip_command("link", "del", link, check=False)
             removed.append(link)
     return removed + sweep_stale_forward_rules()
