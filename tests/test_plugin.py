@@ -412,10 +412,11 @@ def crash_loop_outcome(tmp_path_factory):
     (folder / f"loop-{worker}").write_text("ran")
     return worker
 
-def test_safety(crash_loop_outcome):
+@pytest.mark.consensus_rule("consensus-safety")
+def test_safety(crash_loop_outcome, consensus_adapter):
     pass
 
-def test_determinism(crash_loop_outcome):
+def test_determinism(crash_loop_outcome, consensus_adapter):
     pass
 
 @pytest.mark.parametrize("number", range(4))
@@ -423,12 +424,22 @@ def test_other(number):
     pass
 """
     )
+    report = pytester.path / "report"
     result = pytester.runpytest_subprocess(
-        "--consensus-adapter=fake_store:FakeAdapter", "test_suite.py", "-n", "2"
+        "--consensus-adapter=fake_store:FakeAdapter",
+        "test_suite.py",
+        "-n",
+        "2",
+        f"--consensus-report={report}",
     )
     assert result.ret == pytest.ExitCode.OK
     loops = sorted(p.name for p in pytester.path.parent.rglob("loop-gw*"))
     assert len(loops) == 1, loops
+    # xdist's group suffix (test id "@group") stays out of what the run reports.
+    (certificate,) = report.glob("*/certificate.json")
+    ids = [t["id"] for r in json.loads(certificate.read_text())["rules"] for t in r["tests"]]
+    assert len(ids) == 1 and ids[0].startswith("test_suite.py::test_safety["), ids
+    assert "@" not in ids[0], ids
     chosen = pytester.runpytest_subprocess(
         "--consensus-adapter=fake_store:FakeAdapter",
         "test_suite.py",

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_consensus.report.records import without_group
+
 if TYPE_CHECKING:
     # Used only inside the StashKey subscripts below, which ruff does not read as types.
     from pytest_consensus.contract import Adapter  # noqa: F401
@@ -42,4 +44,5 @@ def rule_and_adapter(item: pytest.Item) -> tuple[str | None, str | None]:
 def replayable_id(item: pytest.Item) -> str:
     """The test's id with its file's absolute path: the conformance suite lives in the
     installed package, so an id relative to the run's folder names no file elsewhere."""
-    return f"{item.path}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else item.nodeid
+    nodeid = without_group(item.nodeid)
+    return f"{item.path}::{nodeid.split('::', 1)[1]}" if "::" in nodeid else nodeid

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from pytest_consensus.report.records import GROUP_PREFIX
+
 #: Session fixtures whose tests must share a worker (one run of the fixture per adapter).
 SHARED_FIXTURES = ("crash_loop_outcome",)
 
@@ -25,7 +27,7 @@ def group_shared_runs(item: pytest.Item, adapter: str | None) -> None:
     names = getattr(item, "fixturenames", ())
     for fixture in SHARED_FIXTURES:
         if fixture in names:
-            item.add_marker(pytest.mark.xdist_group(f"consensus-{fixture}-{adapter or ''}"))
+            item.add_marker(pytest.mark.xdist_group(f"{GROUP_PREFIX}{fixture}-{adapter or ''}"))
 
 
 #: The key under which the controller tells its workers its distribution mode.

@@ -20,6 +20,18 @@ HARNESS_ERROR_PROPERTY = "consensus_harness_error"
 MESSAGE_LIMIT = 4000
 
 
+#: How the plugin's xdist group names start (plugin/xdist_groups.py); under ``-n`` with
+#: ``loadgroup``, xdist appends ``@<group>`` to a grouped test's id.
+GROUP_PREFIX = "consensus-"
+
+
+def without_group(nodeid: str) -> str:
+    """``nodeid`` without the ``@<group>`` suffix of the plugin's xdist groups: reports,
+    certificates and replay commands name the test as pytest does without ``-n`` (an id
+    with the suffix selects nothing)."""
+    return nodeid.split(f"@{GROUP_PREFIX}", 1)[0]
+
+
 @dataclass
 class TestRecord:
     nodeid: str
@@ -47,9 +59,8 @@ class RunRecords:
         rule, adapter = properties.get("consensus_rule"), properties.get("consensus_adapter")
         if rule is None or adapter is None:
             return
-        record = self.tests.setdefault(
-            report.nodeid, TestRecord(report.nodeid, str(rule), str(adapter))
-        )
+        nodeid = without_group(report.nodeid)
+        record = self.tests.setdefault(nodeid, TestRecord(nodeid, str(rule), str(adapter)))
         record.properties.update(properties)
         record.seconds += report.duration
         if record.outcome == "failed":
