@@ -520,8 +520,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     from pytest_consensus.report.rules import check_rule
 
     for item in items:
-        group_shared_runs(item, rule_and_adapter(item)[1])
         rule, adapter = rule_and_adapter(item)
+        group_shared_runs(item, adapter)
         if rule is not None:
             try:
                 check_rule(rule)
