@@ -451,6 +451,21 @@ def test_only_the_newest_runs_evidence_stays_in_the_default_folder(tmp_path: Pat
     assert not (root / "20260101-000000-seed1").exists(), "the oldest went first"
 
 
+def test_a_grouped_tests_evidence_folder_is_named_like_its_id_in_the_certificate(
+    tmp_path: Path,
+) -> None:
+    """Under pytest -n, xdist appends "@<group>" to the crash loop tests' ids; the kept
+    folder is named from the id the certificate and the replay line use."""
+    from pytest_consensus.plugin.kept_evidence import KeptEvidence
+    from pytest_consensus.report.records import GROUP_PREFIX
+
+    kept = KeptEvidence(tmp_path / "evidence", prune=True, seed=1)
+    test_id = "conformance/test_crash_loop.py::test_a[etcd]"
+    grouped = kept.folder_for(f"{test_id}@{GROUP_PREFIX}consensus_crash_loop-etcd")
+    assert grouped == kept.folder_for(test_id)
+    assert "@" not in grouped.name
+
+
 def test_a_folder_two_failing_tests_share_is_copied_once_and_linked(tmp_path: Path) -> None:
     """The crash loop's two tests register one session folder: the second links to the
     first copy instead of copying tens of megabytes again."""

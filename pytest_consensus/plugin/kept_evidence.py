@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_consensus.plugin.summary import evidence_folder_name, slug
+from pytest_consensus.report.records import without_group
 
 #: Runs whose evidence stays in the default folder; older ones are removed when a run
 #: keeps something. A report folder is the user's own and is never pruned.
@@ -42,8 +43,9 @@ class KeptEvidence:
         return cls(rootdir / ".pytest-consensus" / "evidence", prune=True, seed=seed)
 
     def folder_for(self, test_id: str) -> Path:
-        """Where the test's evidence will be (named in its failure report before the copy)."""
-        return self.run / evidence_folder_name(test_id)
+        """Where the test's evidence will be (named in its failure report before the copy),
+        named like its id in the certificate (without pytest-xdist's ``@<group>`` suffix)."""
+        return self.run / evidence_folder_name(without_group(test_id))
 
     def keep(self, test_id: str, sources: Iterable[Path]) -> Path:
         """Copy each existing source folder into the test's folder (one subfolder each
