@@ -31,6 +31,7 @@ from pytest_consensus.hosts.docker import (
     DockerHosts,
     container_hosts,
     container_name,
+    docker_created_at,
     docker_unavailable,
     engine_answers,
     network_name,
@@ -88,7 +89,19 @@ def test_only_dead_runs_are_swept() -> None:
 
     alive = base36(os.getpid()) + "m"
     dead = base36(36**5 - 1) + "m"  # above any Linux pid_max: never a live process
-    assert stale_run_labels([alive, dead, "junk!"]) == [dead]
+    assert stale_run_labels({alive: None, dead: None, "junk!": None}) == [dead]
+    # A live process whose pid a run had, but which started after that run's containers
+    # were made, got the pid when it wrapped: the run is gone.
+    assert stale_run_labels({alive: time.time() - 3600}) == [alive]
+    assert stale_run_labels({alive: time.time()}) == []
+
+
+def test_docker_creation_times_are_read_with_their_zone() -> None:
+    assert docker_created_at({"Created": "2026-12-04T18:27:01.25Z"}) == 1796408821.25
+    assert docker_created_at({"Created": "2026-12-04T19:27:01.123456789+01:00"}) == (
+        pytest.approx(1796408821.123456789)
+    )
+    assert docker_created_at({}) is None and docker_created_at({"Created": "soon"}) is None
 
 
 def test_without_an_engine_the_docker_host_is_na_with_the_reason(

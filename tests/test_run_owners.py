@@ -65,3 +65,36 @@ def test_a_run_folder_whose_pid_was_reused_is_swept(
     finally:
         newcomer.kill()
         newcomer.wait()
+
+
+def test_an_ssh_of_a_dead_run_whose_pid_was_reused_is_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An SSH master left by a dead run is ended though a newer process has the run's pid
+    (it started after the master, so it is not the run that started it); one of this run
+    is left alone."""
+    from pytest_consensus.hosts.ssh import sweep_dead_masters
+
+    newcomer = subprocess.Popen(["sleep", "30"])
+    masters = {
+        owner: subprocess.Popen(
+            ["bash", "-c", f'exec -a "ssh: /tmp/{RUN_PREFIX}{owner}-main-x/ssh/m1 [mux]" sleep 30']
+        )
+        for owner in (newcomer.pid, os.getpid())
+    }
+    try:
+        time.sleep(0.3)  # until bash has exec'd the named sleep
+        real = base.process_started_at
+        monkeypatch.setattr(
+            base,
+            "process_started_at",
+            lambda pid: time.time() + 60 if pid == newcomer.pid else real(pid),
+        )
+        ended = sweep_dead_masters()
+        assert masters[newcomer.pid].wait(timeout=10) is not None
+        assert [f"{RUN_PREFIX}{newcomer.pid}-" in line for line in ended] == [True]
+        assert masters[os.getpid()].poll() is None, "this run's own ssh was ended"
+    finally:
+        for process in (newcomer, *masters.values()):
+            process.kill()
+            process.wait()

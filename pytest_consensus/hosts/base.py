@@ -46,14 +46,24 @@ def owner_alive(pid: int, made: Path) -> bool:
     a killed run's pid may belong to another process, which then keeps the dead run's
     leftovers from ever being swept. A process that started after ``made`` last changed
     is not its maker."""
-    if not pid_alive(pid):
-        return False
-    started = process_started_at(pid)
     try:
         changed = made.stat().st_ctime
     except OSError:
+        return pid_alive(pid)
+    return owner_alive_since(pid, changed)
+
+
+def owner_alive_since(pid: int, made_at: float | None) -> bool:
+    """Whether process ``pid`` runs and started before ``made_at`` (seconds since the epoch;
+    None where the thing's time is unknown, then the pid alone decides): what
+    :func:`owner_alive` asks of a file, for things with a creation time of their own
+    (Docker's containers and networks)."""
+    if not pid_alive(pid):
+        return False
+    if made_at is None:
         return True
-    return started is None or started <= changed + _START_SLACK
+    started = process_started_at(pid)
+    return started is None or started <= made_at + _START_SLACK
 
 
 def process_started_at(pid: int) -> float | None:

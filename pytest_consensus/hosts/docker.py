@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pytest_consensus.contract import HostSpec
 from pytest_consensus.contract.errors import CapabilityMissing, HarnessError
 from pytest_consensus.hosts.allocation import Allocation
-from pytest_consensus.hosts.base import pid_alive
+from pytest_consensus.hosts.base import owner_alive_since
 from pytest_consensus.hosts.docker_netns import holder_image, network_mode_of, start_holder
 from pytest_consensus.hosts.firewall import Firewall
 from pytest_consensus.hosts.netns import (
@@ -121,17 +123,32 @@ def container_hosts(
     ]
 
 
-def stale_run_labels(labels: Sequence[str]) -> list[str]:
-    """The run tags among ``labels`` whose pytest process is gone."""
+def stale_run_labels(labels: Mapping[str, float | None]) -> list[str]:
+    """The run tags among ``labels`` whose pytest process is gone. Each tag maps to when
+    its oldest container or network was created: a process with the tag's pid that started
+    later is another process that got the pid after it wrapped, not the run."""
     stale = []
-    for label in labels:
+    for label, created in sorted(labels.items()):
         try:
             pid = int(label[:5], 36)
         except ValueError:
             continue
-        if not pid_alive(pid):
+        if not owner_alive_since(pid, created):
             stale.append(label)
     return stale
+
+
+def docker_created_at(attrs: Mapping[str, Any]) -> float | None:
+    """A container's or network's ``Created`` time (RFC 3339 with nanoseconds) in seconds
+    since the epoch; None if it is missing or unreadable."""
+    text = str(attrs.get("Created", ""))
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text)
+    if match is None:
+        return None
+    zone = match.group(3) or "Z"
+    stamp = match.group(1) + ("+00:00" if zone == "Z" else zone)
+    fraction = float(match.group(2) or 0)
+    return datetime.fromisoformat(stamp).timestamp() + fraction
 
 
 class DockerHosts:
@@ -245,10 +262,14 @@ def sweep_stale_docker() -> list[str]:
     try:
         containers = client.containers.list(all=True, filters={"label": LABEL})
         networks = client.networks.list(filters={"label": LABEL})
-        tags = {c.labels.get(LABEL, "") for c in containers} | {
-            n.attrs.get("Labels", {}).get(LABEL, "") for n in networks
-        }
-        stale = set(stale_run_labels(sorted(tags)))
+        created: dict[str, float | None] = {}
+        for label, attrs in [
+            *((c.labels.get(LABEL, ""), c.attrs) for c in containers),
+            *((n.attrs.get("Labels", {}).get(LABEL, ""), n.attrs) for n in networks),
+        ]:
+            times = [t for t in (created.get(label), docker_created_at(attrs)) if t is not None]
+            created[label] = min(times) if times else None
+        stale = set(stale_run_labels(created))
         for container in containers:
             if container.labels.get(LABEL) in stale:
                 container.remove(force=True)

@@ -53,7 +53,7 @@ from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.errors import HarnessError
 from pytest_consensus.contract.remote_process import PID, RemoteNodeProcess
 from pytest_consensus.hosts.allocation import Allocation
-from pytest_consensus.hosts.base import pid_alive
+from pytest_consensus.hosts.base import owner_alive_since, pid_alive, process_started_at
 from pytest_consensus.hosts.firewall import CLIENT, Firewall
 from pytest_consensus.hosts.link_proxy import BYPASS_MARK, CONTROL_PORT, PROXY_PORT
 from pytest_consensus.hosts.links import PROXY_MODULE, LinkProxies
@@ -657,12 +657,17 @@ def sweep_dead_masters() -> list[str]:
     are in run folders named with the dead pid), which the reaper missed; what was ended."""
     ended = []
     for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
         try:
             command = (process / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
         master = DEAD_RUN_MASTER.match(command)
-        if master is not None and not pid_alive(int(master.group(1))):
+        # The run started this ssh, so a process with the run's pid that started after it
+        # got the pid when pids wrapped: the run is gone.
+        started = process_started_at(int(process.name)) if master is not None else None
+        if master is not None and not owner_alive_since(int(master.group(1)), started):
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(process.name), signal.SIGTERM)
                 ended.append(command.strip())
