@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,10 +110,12 @@ def run_suite(adapter: str, seed: int, scratch: Path, *extra: str) -> tuple[floa
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
     started = time.monotonic()
+    cpu_before = children_cpu_seconds()
     done = subprocess.run(
         command, cwd=scratch, env=env, capture_output=True, text=True, check=False, timeout=3600
     )
     seconds = time.monotonic() - started
+    RUN_CPU.append(children_cpu_seconds() - cpu_before)
     certificates = sorted(report.glob("*/certificate.json"))
     if len(certificates) != len(adapter.split(",")):
         tail = "\n".join(done.stdout.splitlines()[-20:])
@@ -157,6 +160,18 @@ EVIDENCE = Path(tempfile.gettempdir()) / "bench-runs-evidence"
 #: pytest's own seconds for each run made so far (see pytest_seconds).
 RUN_SECONDS: list[float | None] = []
 
+#: CPU seconds (user and system) of each run made so far, see children_cpu_seconds.
+RUN_CPU: list[float] = []
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of every process this one has waited for, and of theirs: a run's pytest
+    and the node processes, proxies and clients it started and reaped. How much of the
+    machine a run keeps busy, beside its wall time: a run that is mostly waiting (elections,
+    fault windows) leaves room for a second pytest-xdist worker."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
 
 def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
     where = f", host {arguments.host}" if arguments.host else ""
@@ -185,7 +200,8 @@ def correct_store(arguments: argparse.Namespace, scratch: Path) -> None:
         shown = " ".join(f"{rule}={verdict}" for rule, verdict in verdicts.items())
         own = RUN_SECONDS[-1]
         tests = f" (tests {own:.1f} s)" if own is not None else ""
-        print(f"  seed {seed}: {seconds:6.1f} s{tests}  {shown}", flush=True)
+        cpu = f", CPU {RUN_CPU[-1]:.0f} s ({RUN_CPU[-1] / seconds:.2f} cores)"
+        print(f"  seed {seed}: {seconds:6.1f} s{tests}{cpu}  {shown}", flush=True)
     own_times = [t for t in RUN_SECONDS if t is not None]
     print(
         f"runs without a failed rule: {passing} of {arguments.runs}; runs with the first "
