@@ -1,7 +1,8 @@
 """Run profiles: how hard the suite pushes, traded against how long it takes.
 
 ``quick`` is for development (one backend in about two minutes), ``default`` certifies one
-backend in under four minutes on a 2-core machine (a store that passes), ``thorough`` runs
+backend in under four minutes on a 2-core machine with both cores (``-n 2``; on one lane the
+backends with slow elections take about five), ``thorough`` runs
 longer schedules, more schedules per test, more searched examples and a long crash loop,
 for nightly CI. The figures are measured in benchmarks/README.md.
 """
