@@ -278,16 +278,21 @@ def test_what_a_killed_run_left_on_the_machines_the_next_run_removes(
         "-p",
         "no:cacheprovider",
     ]
-    killed = subprocess.Popen(
-        [*command, "-k", "kill_and_restart_of_one_node"],
-        cwd=pytester.path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    output = pytester.path / "killed-run.txt"
+    with output.open("w") as sink:
+        killed = subprocess.Popen(
+            [*command, "-k", "kill_and_restart_of_one_node"],
+            cwd=pytester.path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 120
         while not any(any(work.rglob("*.node-pid")) for work in machines.work_dirs):
-            assert killed.poll() is None and time.monotonic() < deadline, "no node started"
+            assert killed.poll() is None and time.monotonic() < deadline, (
+                f"no node started (the run {'ended' if killed.poll() is not None else 'ran on'}):"
+                f"\n{output.read_text()[-3000:]}"
+            )
             time.sleep(0.2)
         time.sleep(2)  # the cluster up, its test under way
     finally:
