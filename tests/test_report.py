@@ -461,7 +461,7 @@ def test_a_grouped_tests_evidence_folder_is_named_like_its_id_in_the_certificate
 
     kept = KeptEvidence(tmp_path / "evidence", prune=True, seed=1)
     test_id = "conformance/test_crash_loop.py::test_a[etcd]"
-    grouped = kept.folder_for(f"{test_id}@{GROUP_PREFIX}consensus_crash_loop-etcd")
+    grouped = kept.folder_for(f"{test_id}@{GROUP_PREFIX}crash_loop_outcome-etcd")
     assert grouped == kept.folder_for(test_id)
     assert "@" not in grouped.name
 

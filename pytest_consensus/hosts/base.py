@@ -47,9 +47,9 @@ def owner_alive(pid: int, made: Path) -> bool:
     leftovers from ever being swept. A process that started after ``made`` last changed
     is not its maker."""
     try:
-        changed = made.stat().st_ctime
+        changed: float | None = made.stat().st_ctime
     except OSError:
-        return pid_alive(pid)
+        changed = None  # gone meanwhile: the pid alone decides
     return owner_alive_since(pid, changed)
 
 

@@ -664,11 +664,13 @@ def sweep_dead_masters() -> list[str]:
         except OSError:
             continue
         master = DEAD_RUN_MASTER.match(command)
+        if master is None:
+            continue
         # The run started this ssh, so a process with the run's pid that started after it
         # got the pid when pids wrapped: the run is gone.
-        started = process_started_at(int(process.name)) if master is not None else None
-        if master is not None and not owner_alive_since(int(master.group(1)), started):
-            with contextlib.suppress(OSError, ValueError):
+        started = process_started_at(int(process.name))
+        if not owner_alive_since(int(master.group(1)), started):
+            with contextlib.suppress(OSError):
                 os.kill(int(process.name), signal.SIGTERM)
                 ended.append(command.strip())
     return ended
