@@ -33,14 +33,43 @@ PID_TIMEOUT = 10.0
 #: pid in such files that a test or a run left).
 PID = ".node-pid"
 
-#: The wrapper: runs the node, writes its pid, waits, writes its exit status (as a shell
-#: reports it: 128 + the signal for a killed node).
+#: The ending of the file that holds the pid of a node's wrapper (beside its ``PID`` file).
+WRAPPER_PID = ".wrapper-pid"
+
+#: The wrapper: records its own pid, runs the node, writes the node's pid, waits, writes its
+#: exit status (as a shell reports it: 128 + the signal for a killed node).
 WRAPPER = (
     'pidfile=$1 exitfile=$2 log=$3; shift 3; rm -f "$exitfile"; '
+    f'echo $$ >"${{pidfile%{PID}}}{WRAPPER_PID}"; '
     '"$@" >>"$log" 2>&1 </dev/null & '
     'echo $! >"$pidfile.new" && mv "$pidfile.new" "$pidfile"; '
     'wait $!; echo $? >"$exitfile"'
 )
+
+
+def kill_nodes_script(folder: str) -> str:
+    """Shell that SIGKILLs every node a run started under ``folder`` on a machine.
+
+    Wrappers die first: a wrapper outliving its node writes the node's exit status into the
+    folder, which raced the folder's removal and left it behind. A start whose exit status
+    is written has ended, so its pids (maybe reused since) are left alone."""
+    quoted = shlex.quote(folder)
+    return (
+        f"for f in $(find {quoted} -name '*{PID}' 2>/dev/null); do "
+        f'start="${{f%{PID}}}"; [ -s "$start.exit" ] && continue; '
+        f'[ -s "$start{WRAPPER_PID}" ] && kill -KILL $(cat "$start{WRAPPER_PID}") 2>/dev/null; '
+        'kill -KILL $(cat "$f") 2>/dev/null; done; true'
+    )
+
+
+def remove_folder_script(folder: str, attempts: int = 50) -> str:
+    """Shell that removes ``folder``, again every 0.1 s (up to ``attempts`` times) while a
+    process that was dying as it began still wrote into it."""
+    quoted = shlex.quote(folder)
+    return (
+        f"i=0; while [ -e {quoted} ] && [ $i -lt {attempts} ]; do "
+        f"rm -rf {quoted} 2>/dev/null; [ -e {quoted} ] && sleep 0.1; i=$((i+1)); done; true"
+    )
 
 
 class RemoteMachine(Protocol):

@@ -51,7 +51,11 @@ from typing import Any
 from pytest_consensus.contract import HostSpec, reaper
 from pytest_consensus.contract.child_python import python_environment
 from pytest_consensus.contract.errors import HarnessError
-from pytest_consensus.contract.remote_process import PID, RemoteNodeProcess
+from pytest_consensus.contract.remote_process import (
+    RemoteNodeProcess,
+    kill_nodes_script,
+    remove_folder_script,
+)
 from pytest_consensus.hosts.allocation import Allocation
 from pytest_consensus.hosts.base import owner_alive_since, pid_alive, process_started_at
 from pytest_consensus.hosts.firewall import CLIENT, Firewall
@@ -615,10 +619,9 @@ class SshHosts:
 
         def release() -> None:
             for machine in chosen:
-                folder = shlex.quote(str(machine.remote_path(local)))
+                folder = str(machine.remote_path(local))
                 machine.run(
-                    f'for f in {folder}/*/*{PID}; do [ -s "$f" ] && kill -KILL '
-                    f'$(cat "$f") 2>/dev/null; done; rm -rf {folder}; '
+                    f"{kill_nodes_script(folder)}; {remove_folder_script(folder)}; "
                     + firewall.reset_script(machine.entry.port),
                     check=False,
                 )
@@ -636,10 +639,8 @@ class SshHosts:
 
 def cleanup_script(remote_root: str, chain: str) -> str:
     """Kill a run's node processes on a machine, remove its folder and its chain."""
-    folder = shlex.quote(remote_root)
     return (
-        f"for f in $(find {folder} -name '*{PID}' 2>/dev/null); do kill -KILL $(cat \"$f\") "
-        f"2>/dev/null; done; rm -rf {folder}; "
+        f"{kill_nodes_script(remote_root)}; {remove_folder_script(remote_root)}; "
         f"while iptables -D INPUT -j {chain} 2>/dev/null; do :; done; "
         f"while iptables -D OUTPUT -j {chain} 2>/dev/null; do :; done; "
         f"iptables -F {chain} 2>/dev/null; iptables -X {chain} 2>/dev/null; "
