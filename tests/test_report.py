@@ -479,3 +479,30 @@ def test_a_folder_two_failing_tests_share_is_copied_once_and_linked(tmp_path: Pa
     second = kept.keep("conformance/test_crash_loop.py::test_b[etcd]", [shared])
     assert (first / "history.jsonl").read_text() == "{}\n" and not first.is_symlink()
     assert second.is_symlink() and (second / "history.jsonl").read_text() == "{}\n"
+
+
+def test_a_failure_under_xdist_is_reported_by_its_message_not_the_workers_header(
+    pytester: pytest.Pytester,
+) -> None:
+    """xdist puts "[gw0] linux -- Python ..." before a worker's failure; the certificate's
+    reason (and the summary's headline, its first line) is the failure's own message."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(
+        test_suite="""
+import pytest
+
+@pytest.mark.consensus_rule("leader-gating")
+def test_loses_nothing_but_fails(consensus_clients):
+    pytest.fail("3 acknowledged writes missing on n2", pytrace=False)
+"""
+    )
+    report = pytester.path / "report"
+    result = run_with_report(pytester, report, "-n", "1")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    certificate = json.loads((report / "fake_store_FakeAdapter" / "certificate.json").read_text())
+    gating = next(rule for rule in certificate["rules"] if rule["id"] == "leader-gating")
+    assert gating["verdict"] == "fail"
+    assert gating["tests"][0]["message"] == "3 acknowledged writes missing on n2"
+    assert gating["reason"] == (
+        "test_loses_nothing_but_fails[fake]: 3 acknowledged writes missing on n2"
+    )

@@ -3,6 +3,7 @@ outcome, why, and where its evidence is (history, fault schedule, counterexample
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,12 +88,19 @@ class RunRecords:
         return [record for record in self.tests.values() if record.adapter == adapter]
 
 
+#: The line pytest-xdist puts before a worker's failure ("[gw1] linux -- Python 3.11.7
+#: /usr/bin/python3"): where it ran, not why it failed.
+XDIST_WORKER_LINE = re.compile(r"^\[gw\d+\] \S+ -- Python \S+")
+
+
 def _failure_text(report: TestReport) -> str:
     """The failure's own message: for ``pytest.fail(..., pytrace=False)`` the whole text, for
     an assertion the ``E`` lines of the traceback."""
-    text = report.longreprtext
+    text = "\n".join(
+        line for line in report.longreprtext.splitlines() if not XDIST_WORKER_LINE.match(line)
+    )
     lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
-    message = "\n".join(lines) if lines else text
+    message = "\n".join(lines) if lines else text.strip()
     if report.when != "call":
         message = f"in {report.when}: {message}"
     return message[:MESSAGE_LIMIT]
