@@ -2,7 +2,8 @@
 onto the error taxonomy.
 
 Requests carry the ``hasleader`` metadata, so a member without a leader refuses at once
-("etcdserver: no leader": definite) instead of queueing. A deadline that expires, or a
+("etcdserver: no leader": definite) instead of queueing; stale reads do not, as a member
+serves its own copy without a leader. A deadline that expires, or a
 connection that breaks, after a write was sent is indefinite: etcd may still apply it.
 """
 
@@ -101,10 +102,12 @@ class EtcdClient(Client):
         self._write_once(put, request_id, timeout)
 
     def get(self, key: str, *, level: ReadLevel = ReadLevel.STRONG, timeout: float) -> str | None:
-        request = etcdrpc.RangeRequest(
-            key=key.encode(), serializable=ReadLevel(level) is ReadLevel.STALE
-        )
-        response = self._call(self._client.kvstub.Range, request, timeout)
+        stale = ReadLevel(level) is ReadLevel.STALE
+        request = etcdrpc.RangeRequest(key=key.encode(), serializable=stale)
+        # A stale read is the member's own copy, which etcd serves with or without a leader
+        # (as etcdctl's --consistency=s does): asking for a leader would refuse exactly the
+        # reads a cut-off member's stale-read test is there to see.
+        response = self._call(self._client.kvstub.Range, request, timeout, need_leader=not stale)
         return response.kvs[0].value.decode() if response.kvs else None
 
     def scan(self, prefix: str, *, timeout: float) -> dict[str, str]:
