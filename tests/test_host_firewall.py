@@ -110,22 +110,30 @@ def test_a_firewall_the_run_cannot_open_stops_it_with_a_usage_error_naming_the_c
 
 
 def test_rules_of_dead_runs_are_swept_and_a_live_runs_are_kept() -> None:
+    """A rule is a dead run's when its pid is gone, or when its bridge is (its pid then
+    belongs to another process); the rule of a live run with its bridge stays."""
     dead = f"pcb{base36(36**5 - 1)}m"  # above any Linux pid_max: never a live process
     live = f"pcb{base36(os.getpid())}m"
+    reused = f"pcb{base36(os.getpid())}r"  # a live pid, but no such bridge
+    subprocess.run(["ip", "link", "add", live, "type", "bridge"], check=True)
     try:
-        for bridge in (dead, live):
+        for bridge in (dead, live, reused):
             subprocess.run(
                 ["iptables", "-I", "FORWARD", "1", "-i", bridge, "-o", bridge, "-j", "ACCEPT"],
                 check=True,
             )
-        assert sweep_stale_forward_rules() == [f"iptables FORWARD rule for {dead}"]
-        assert [rule["bridge"] for rule in forward_rules()] == [live]
+        removed = sweep_stale_forward_rules()  # other runs' rules may be swept too
+        assert f"iptables FORWARD rule for {dead}" in removed, removed
+        assert f"iptables FORWARD rule for {reused}" in removed, removed
+        ours = [rule["bridge"] for rule in forward_rules() if rule["bridge"][3:8] == live[3:8]]
+        assert ours == [live]
     finally:
-        for bridge in (dead, live):
+        for bridge in (dead, live, reused):
             subprocess.run(
                 ["iptables", "-D", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"],
                 capture_output=True,
             )
+        subprocess.run(["ip", "link", "del", live], capture_output=True)
 
 
 #: ``nft list ruleset`` beside Docker (abridged), plus a table of the user's that drops.

@@ -22,6 +22,8 @@ from pytest_consensus.hosts.commands import run_tool
 #: The run's bridge is named this prefix and the run's tag (pid in base 36, then the worker).
 BRIDGE_PREFIX = "pcb"
 BRIDGE_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+#: The host's network interfaces, one entry each.
+LINKS = Path("/sys/class/net")
 #: The rule, as ``iptables -S FORWARD`` prints it back, for the run's bridge.
 RULE_PATTERN = re.compile(
     rf"^-A FORWARD -i (?P<bridge>{BRIDGE_PREFIX}(?P<pid>[0-9a-z]{{5}})\S*) "
@@ -65,11 +67,13 @@ def forward_rules() -> list[re.Match[str]]:
     return [m for m in map(RULE_PATTERN.match, output.splitlines()) if m is not None]
 
 
-def sweep_stale_forward_rules() -> list[str]:
-    """Delete the FORWARD rules of runs whose pytest process is gone."""
+def sweep_stale_forward_rules(links: Path = LINKS) -> list[str]:
+    """Delete the FORWARD rules of runs whose pytest process is gone, or whose bridge is:
+    a run makes its bridge before its rule, so a rule without one is a dead run's whose pid
+    another process has taken since (the rule carries no time to tell otherwise)."""
     removed = []
     for rule in forward_rules():
-        if not pid_alive(int(rule["pid"], 36)):
+        if not pid_alive(int(rule["pid"], 36)) or not (links / rule["bridge"]).exists():
             run_tool(["iptables", "-w", "5", "-D", *_rule(rule["bridge"])], check=False)
             removed.append(f"iptables FORWARD rule for {rule['bridge']}")
     return removed
