@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import alive, gone_within
 
 #: A node that neither watches its parent nor stops on SIGTERM or SIGHUP.
 STUBBORN_NODE = (
@@ -35,23 +36,6 @@ if sys.argv[4] == "stop":
 else:
     time.sleep(300)
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"  # a zombie has exited; only its parent's wait is missing
-
-
-def gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return not alive(pid)
 
 
 def start_harness(tmp_path: Path, reaper: str, end: str) -> tuple[subprocess.Popen[str], int, int]:

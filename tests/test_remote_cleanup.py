@@ -11,7 +11,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from processes import gone_within
+
 from pytest_consensus.contract.remote_process import (
+    EXIT,
     PID,
     WRAPPER,
     kill_nodes_script,
@@ -25,7 +28,7 @@ def start_wrapped(folder: Path, *node: str) -> tuple[subprocess.Popen[bytes], Pa
     start = folder / "node.0123456789ab"
     pidfile = start.with_name(start.name + PID)
     wrapper = subprocess.Popen(
-        ["setsid", "sh", "-c", WRAPPER, "node", str(pidfile), f"{start}.exit", f"{start}.log"]
+        ["setsid", "sh", "-c", WRAPPER, "node", str(pidfile), f"{start}{EXIT}", f"{start}.log"]
         + list(node)
     )
     deadline = time.monotonic() + 10
@@ -35,14 +38,6 @@ def start_wrapped(folder: Path, *node: str) -> tuple[subprocess.Popen[bytes], Pa
     return wrapper, pidfile
 
 
-def alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def test_the_wrapper_dies_before_its_node_and_the_folder_is_removed(tmp_path: Path) -> None:
     root = tmp_path / "pytest-consensus-ab12-1-main"
     wrapper, pidfile = start_wrapped(root / "cluster-1" / "n1", "sleep", "1000")
@@ -50,10 +45,7 @@ def test_the_wrapper_dies_before_its_node_and_the_folder_is_removed(tmp_path: Pa
     script = f"{kill_nodes_script(str(root))}; {remove_folder_script(str(root))}"
     subprocess.run(["sh", "-c", script], check=True, timeout=30)
     assert wrapper.wait(timeout=10) == -signal.SIGKILL  # killed, so it wrote nothing after
-    deadline = time.monotonic() + 10
-    while alive(node):
-        assert time.monotonic() < deadline, f"node {node} still runs"
-        time.sleep(0.05)
+    assert gone_within(node, 10), f"node {node} still runs"
     time.sleep(0.2)  # what a survivor would write lands now
     assert not root.exists()
 
@@ -66,7 +58,7 @@ def test_a_node_that_ended_is_not_killed_again_by_a_pid_that_may_be_reused(
     root = tmp_path / "pytest-consensus-ab12-2-main"
     wrapper, pidfile = start_wrapped(root / "cluster-1" / "n1", "true")
     assert wrapper.wait(timeout=10) == 0
-    assert pidfile.with_name(pidfile.name.removesuffix(PID) + ".exit").read_text().strip() == "0"
+    assert pidfile.with_name(pidfile.name.removesuffix(PID) + EXIT).read_text().strip() == "0"
     bystander = subprocess.Popen(["sleep", "30"])
     try:
         pidfile.write_text(f"{bystander.pid}\n")  # as if the node's pid had been reused

@@ -35,6 +35,8 @@ PID = ".node-pid"
 
 #: The ending of the file that holds the pid of a node's wrapper (beside its ``PID`` file).
 WRAPPER_PID = ".wrapper-pid"
+#: The ending of the file the wrapper writes the node's exit status to once it has ended.
+EXIT = ".exit"
 
 #: The wrapper: records its own pid, runs the node, writes the node's pid, waits, writes its
 #: exit status (as a shell reports it: 128 + the signal for a killed node).
@@ -56,7 +58,7 @@ def kill_nodes_script(folder: str) -> str:
     quoted = shlex.quote(folder)
     return (
         f"for f in $(find {quoted} -name '*{PID}' 2>/dev/null); do "
-        f'start="${{f%{PID}}}"; [ -s "$start.exit" ] && continue; '
+        f'start="${{f%{PID}}}"; [ -s "$start{EXIT}" ] && continue; '
         f'[ -s "$start{WRAPPER_PID}" ] && kill -KILL $(cat "$start{WRAPPER_PID}") 2>/dev/null; '
         'kill -KILL $(cat "$f") 2>/dev/null; done; true'
     )
@@ -139,7 +141,7 @@ class RemoteNodeProcess(NodeProcess):
         # run starts.
         start = f"{self.remote_log.stem}.{uuid.uuid4().hex[:12]}"
         self._pidfile = self.remote_log.with_name(f"{start}{PID}")
-        self._exitfile = self.remote_log.with_name(f"{start}.exit")
+        self._exitfile = self.remote_log.with_name(f"{start}{EXIT}")
         command = self._command()
         folders = {str(self.remote_log.parent), str(self.remote_cwd)}
         quoted = " ".join(shlex.quote(part) for part in command)
