@@ -67,13 +67,13 @@ def forward_rules() -> list[re.Match[str]]:
     return [m for m in map(RULE_PATTERN.match, output.splitlines()) if m is not None]
 
 
-def sweep_stale_forward_rules(links: Path = LINKS) -> list[str]:
+def sweep_stale_forward_rules() -> list[str]:
     """Delete the FORWARD rules of runs whose pytest process is gone, or whose bridge is:
     a run makes its bridge before its rule, so a rule without one is a dead run's whose pid
     another process has taken since (the rule carries no time to tell otherwise)."""
     removed = []
     for rule in forward_rules():
-        if not pid_alive(int(rule["pid"], 36)) or not (links / rule["bridge"]).exists():
+        if not pid_alive(int(rule["pid"], 36)) or not (LINKS / rule["bridge"]).exists():
             run_tool(["iptables", "-w", "5", "-D", *_rule(rule["bridge"])], check=False)
             removed.append(f"iptables FORWARD rule for {rule['bridge']}")
     return removed
