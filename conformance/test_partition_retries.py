@@ -26,12 +26,17 @@ from pytest_consensus.checkers.models import RegisterModel
 from pytest_consensus.checkers.sets import check_sets
 from pytest_consensus.clients.cluster_ops import strong_read_anywhere, wait_for_leader
 from pytest_consensus.clients.history import NEMESIS, Event, History, RecordingClient
-from pytest_consensus.clients.retry import RetryingClient, RetryPolicy, spread_clients
+from pytest_consensus.clients.retry import (
+    RetryingClient,
+    RetryPolicy,
+    retried_after_unanswered,
+    spread_clients,
+)
 from pytest_consensus.contract import Adapter, Capability, Cluster, ReadLevel
 from pytest_consensus.contract.errors import ConsensusError, HarnessError, IndefiniteError
 from pytest_consensus.contract.http_protocol import TRANSPORT_GRACE
 from pytest_consensus.contract.waiting import WaitTimeout, wait_for
-from pytest_consensus.nemesis.faults import MINORITY_SHAPES, Fault, Nemesis, cut
+from pytest_consensus.nemesis.faults import MINORITY_SHAPES, Fault, Nemesis, Schedule, cut
 from pytest_consensus.nemesis.link_faults import SLOW_LEADER
 from pytest_consensus.nemesis.workload import run_through_schedule
 from pytest_consensus.plugin.fixtures import ScheduleFactory
@@ -68,6 +73,12 @@ REQUIRED_KINDS = ("lost-replies", "isolate-leader", "slow-leader")
 #: timeout, the transport's grace and the slack (the longest an attempt may take) by 2 s, so
 #: a request held in the minority until the heal must show as an attempt that took too long.
 OUTLAST_TIMEOUT = POLICY.attempt_timeout + TRANSPORT_GRACE + HANG_SLACK + 2.0
+#: The shortest the lost replies last: an attempt's timeout and 1 s more. A dropped TCP reply
+#: is sent again after the heal (retransmissions 0.2, 0.6, 1.4, 3.0 s after the first), so in
+#: a shorter window a reply can still arrive within the attempt's timeout and nothing is
+#: retried: a 1.8 s window left a store that ignores request ids without a duplicate. Now
+#: every append sent in the window's first second times out and is retried.
+LOST_REPLIES_AT_LEAST = POLICY.attempt_timeout + 1.0
 
 
 def tokens(value: str | None) -> list[str]:
@@ -96,16 +107,25 @@ class FaultedWorkload:
             required=REQUIRED_KINDS,
             # The slowed leader too: a client whose retries back off without a cap answers
             # far past its timeout only when the slow network outlasts a few of them.
-            at_least={kind: OUTLAST_TIMEOUT for kind in (*MINORITY_SHAPES, SLOW_LEADER)},
+            at_least={
+                **{kind: OUTLAST_TIMEOUT for kind in (*MINORITY_SHAPES, SLOW_LEADER)},
+                "lost-replies": LOST_REPLIES_AT_LEAST,
+            },
         )
         self.clients = {node.name: cluster.client(node) for node in cluster.nodes}
         # WORKERS for each of the two workloads, homed on the nodes in turn.
         self.retrying = spread_clients(self.clients, history, POLICY, 2 * WORKERS, rng)
+        #: Lost-reply faults run after the schedule (see :meth:`lose_replies_again`).
+        self.rounds = 0
 
-    def run(self, write: Callable[[RetryingClient, random.Random, int], None]) -> None:
+    def run(
+        self,
+        write: Callable[[RetryingClient, random.Random, int], None],
+        schedule: Schedule | None = None,
+    ) -> None:
         result = run_through_schedule(
             self.nemesis,
-            self.schedule,
+            schedule or self.schedule,
             self.retrying,
             write,
             seed=self.rng.randrange(2**32),
@@ -115,6 +135,22 @@ class FaultedWorkload:
         self.nemesis.check()
         assert not result.crashes, "workers crashed:\n" + "\n".join(result.crashes)
         wait_for_leader(self.cluster)
+
+    def lose_replies_again(
+        self, write: Callable[[RetryingClient, random.Random, int], None]
+    ) -> None:
+        """One more lost-reply fault alone, on a settled cluster, for when the schedule's met
+        no write (on ZooKeeper every session can still be reconnecting after a cut-off
+        leader, and no session connects while replies are lost). Numbers continue past the
+        schedule's, so keys and values stay unique."""
+        names = [node.name for node in self.cluster.nodes]
+        fault = Fault("lost-replies", 1.0, LOST_REPLIES_AT_LEAST, (tuple(names),))
+        self.rounds += 1
+        offset = self.rounds * MAX_APPENDS_PER_WORKER
+        self.run(
+            lambda client, rng, number: write(client, rng, offset + number),
+            Schedule(self.schedule.seed, names, [fault]),
+        )
 
     def reader(self) -> RetryingClient:
         return RetryingClient(
@@ -150,6 +186,7 @@ def test_writes_through_the_retry_policy_survive_a_fault_schedule(
     faulted_workload: FaultedWorkload,
     consensus_history: History,
     consensus_adapter: Adapter,
+    consensus_settings: Settings,
 ) -> None:
     """Two workloads through one schedule: puts of unique keys (a set: any store) and, where
     the store has ``append`` and ``request-ids``, appends to a few keys (a retry applied twice
@@ -174,6 +211,12 @@ def test_writes_through_the_retry_policy_survive_a_fault_schedule(
             client.put(f"set-w{worker}-{number}", "member")
 
     faulted_workload.run(write)
+    for _ in range(1, consensus_settings.profile.exposure_rounds):
+        if not appends or retried_after_unanswered(
+            retrying, "append", lost_reply_windows(consensus_history)
+        ):
+            break
+        faulted_workload.lose_replies_again(write)
     reader = faulted_workload.reader()
     problems: list[str] = []
     if appends:
@@ -198,23 +241,46 @@ def test_writes_through_the_retry_policy_survive_a_fault_schedule(
     results = check_sets(as_set_events(consensus_history.events, present), "add")
     problems += [f"unique puts: {r.describe()}" for r in results if not r.ok]
     problems += faulted_workload.timing_problems()
-    request.node.user_properties.append(("exposure", _exposure(consensus_history, appends)))
+    retried = retried_after_unanswered(retrying, "append", lost_reply_windows(consensus_history))
+    request.node.user_properties.append(
+        ("exposure", _exposure(consensus_history, appends, retried, faulted_workload.rounds))
+    )
     request.node.user_properties.append(
         ("recovery_seconds", _recovery_seconds(consensus_history, ("put", "append")))
     )
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
+    if appends and not retried:
+        pytest.skip(
+            "n/a: no lost or duplicated write, but no append was retried after an attempt "
+            f"whose reply was lost (neither in the schedule nor in {faulted_workload.rounds} "
+            "lost-reply fault(s) after it), so a retry applied twice could not show"
+        )
 
 
-def _exposure(history: History, appends: bool) -> str:
-    """What the schedule put at stake: acknowledged writes of each workload."""
+def lost_reply_windows(history: History) -> list[tuple[float, float]]:
+    """When replies were lost, in monotonic seconds (the clock of the clients' attempts)."""
+    return [
+        (history.origin + start, history.origin + end)
+        for spans in _windows_of(history, ("lost-replies",)).values()
+        for start, end in spans
+    ]
+
+
+def _exposure(history: History, appends: bool, retried: int, rounds: int) -> str:
+    """What the schedule put at stake: acknowledged writes of each workload, and the appends
+    retried after an unanswered attempt (where a duplicate could show)."""
     acknowledged = [e for e in history.events if e.type == "ok" and e.process != NEMESIS]
     puts = sum(1 for e in acknowledged if e.f == "put")
     added = sum(1 for e in acknowledged if e.f == "append")
     if not appends:
         lacking = "the store lacks append or request-ids"
         return f"{puts} unique puts acknowledged (no appends: {lacking})"
-    return f"{puts} unique puts and {added} appends acknowledged"
+    again = f", with {rounds} lost-reply fault(s) after the schedule" if rounds else ""
+    return (
+        f"{puts} unique puts and {added} appends acknowledged; {retried} appends retried "
+        f"after an attempt whose reply was lost{again}"
+    )
 
 
 def as_set_events(events: list[Event], present: list[str]) -> list[Event]:
@@ -254,12 +320,19 @@ def _hung_attempts(clients: list[RetryingClient], history: History) -> list[str]
 
 def _windows_unable_to_answer(history: History) -> dict[str, list[tuple[float, float]]]:
     """When each node could not answer the client: paused, or cut off from it."""
+    return _windows_of(history, ("pause-one", "lost-replies", "client-from-node"))
+
+
+def _windows_of(history: History, kinds: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
+    """When each node was under a fault of one of ``kinds``, in the history's seconds."""
     windows: dict[str, list[tuple[float, float]]] = {}
     opened: dict[str, float] = {}
     for event in history.events:
         if event.process != NEMESIS:
             continue
         kind = event.f.split("-", 1)[1]
+        if kind not in kinds:
+            continue
         if kind == "pause-one":
             nodes = [event.value[0][0]]
         elif kind == "lost-replies":

@@ -281,6 +281,33 @@ def test_a_store_that_skips_its_last_applied_entry_fails_the_crash_loop_on_both_
     )
 
 
+def test_a_schedule_whose_lost_replies_met_no_write_gets_another_that_does(
+    pytester: pytest.Pytester, needs_network_faults: None
+) -> None:
+    """The retry schedule's lost replies can meet no append (ZooKeeper's sessions were still
+    reconnecting after a cut-off leader): a lost-reply fault alone follows, so the store
+    that ignores request ids still applies a retry twice and fails. A replayed schedule
+    without lost replies stands in for that schedule here."""
+    result = pytester.runpytest_subprocess(
+        f"--consensus-replay={ISOLATE_LEADER.write(pytester.path / 'schedule.json')}",
+        "--consensus-adapter=broken_stores.retries_without_request_ids:Adapter",
+        "-k",
+        "writes_through",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(
+        [
+            "*duplicated*must apply each request id once*",
+            "partition-retries*FAIL*",
+            "*exposure: * appends acknowledged; [1-9]* appends retried after an attempt whose "
+            "reply was lost, with 1 lost-reply fault(s) after the schedule*",
+        ],
+        consecutive=False,
+    )
+
+
 def test_a_resumed_leader_that_answers_no_read_makes_the_paused_leader_test_na_not_pass(
     pytester: pytest.Pytester, needs_network_faults: None
 ) -> None:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from pytest_consensus.clients.history import History
-from pytest_consensus.clients.retry import RetryingClient, RetryPolicy
+from pytest_consensus.clients.retry import RetryingClient, RetryPolicy, retried_after_unanswered
 from pytest_consensus.contract import Client, ReadLevel
 from pytest_consensus.contract.errors import (
     ConnectionLost,
@@ -149,3 +149,19 @@ def test_a_client_without_a_home_stays_where_it_last_succeeded() -> None:
     retrying.put("a", "1")
     retrying.put("b", "2")
     assert [a.node for a in retrying.attempts] == ["n1", "n2", "n2"]
+
+
+def test_counts_writes_retried_after_an_attempt_whose_reply_was_lost() -> None:
+    """Only a retry after an unanswered attempt inside a lost-reply window counts, once per
+    logical write: those are the writes a store that ignores request ids applies twice."""
+    retrying, _, fake, _ = make({"n1": [Timeout("lost"), None, None, Timeout("cut off"), None]})
+    retrying.put("lost-then-retried", "v")  # attempts from 0.0 to 0.1, then again
+    retrying.put("answered", "v")
+    fake.now = 10.0
+    retrying.put("unanswered-outside-the-window", "v")
+    lost_replies = [(0.0, 0.05)]
+    assert [a.outcome for a in retrying.attempts] == ["timeout", "ok", "ok", "timeout", "ok"]
+    assert retried_after_unanswered([retrying], "put", lost_replies) == 1
+    assert retried_after_unanswered([retrying], "put", []) == 0
+    assert retried_after_unanswered([retrying], "put", [(0.0, 20.0)]) == 2
+    assert retried_after_unanswered([retrying], "append", [(0.0, 20.0)]) == 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -242,3 +242,30 @@ def spread_clients(
         )
         for index in range(count)
     ]
+
+
+#: Attempt outcomes after which a write may have taken effect without its client knowing.
+UNANSWERED = ("timeout", "no-answer", "connection-lost", "unknown", "indefinite")
+
+
+def retried_after_unanswered(
+    clients: Sequence[RetryingClient], operation: str, windows: Sequence[tuple[float, float]]
+) -> int:
+    """Logical ``operation`` writes (by request id) retried after an attempt that got no
+    answer and overlapped one of ``windows`` (monotonic seconds): where replies were lost,
+    these are the writes a store that ignores request ids applies twice."""
+    retried = 0
+    for client in clients:
+        unanswered: set[str] = set()
+        counted: set[str] = set()
+        for attempt in client.attempts:
+            rid = attempt.request_id
+            if attempt.operation != operation or rid is None:
+                continue
+            if rid in unanswered and rid not in counted:
+                counted.add(rid)
+                retried += 1
+            overlaps = any(s <= attempt.finished and attempt.started <= e for s, e in windows)
+            if overlaps and attempt.outcome in UNANSWERED:
+                unanswered.add(rid)
+    return retried
