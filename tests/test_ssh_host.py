@@ -279,6 +279,9 @@ def test_what_a_killed_run_left_on_the_machines_the_next_run_removes(
         "no:cacheprovider",
     ]
     output = pytester.path / "killed-run.txt"
+    # Only the killed run's own nodes count: a pid file another test left would end the wait
+    # before this run started any node.
+    earlier = {path for work in machines.work_dirs for path in work.rglob("*.node-pid")}
     with output.open("w") as sink:
         killed = subprocess.Popen(
             [*command, "-k", "kill_and_restart_of_one_node"],
@@ -288,7 +291,9 @@ def test_what_a_killed_run_left_on_the_machines_the_next_run_removes(
         )
     try:
         deadline = time.monotonic() + 120
-        while not any(any(work.rglob("*.node-pid")) for work in machines.work_dirs):
+        while not any(
+            path not in earlier for work in machines.work_dirs for path in work.rglob("*.node-pid")
+        ):
             assert killed.poll() is None and time.monotonic() < deadline, (
                 f"no node started (the run {'ended' if killed.poll() is not None else 'ran on'}):"
                 f"\n{output.read_text()[-3000:]}"
