@@ -172,6 +172,41 @@ def test_a_reset_aborts_the_links_open_connections(proxied: Proxied) -> None:
         conn.recv(1)
 
 
+def test_a_peer_that_listens_just_after_the_connect_gets_it_and_one_that_never_does_resets(
+    proxied: Proxied,
+) -> None:
+    """Without the proxy a connect to a port nobody listens on yet is refused, and the node
+    retries; through the proxy it was accepted at once, so the proxy tries the refused
+    connect again for a while: a listener that starts 0.3 s later gets the connection (a
+    ZooKeeper leader opening its quorum port), and a port that never listens is reset."""
+    late = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            proxied.cluster.namespaces["n2"],
+            sys.executable,
+            "-c",
+            "import time; time.sleep(0.3)\n" + ECHO_SERVER.replace("9000", "9001"),
+        ]
+    )
+    try:
+        conn = socket.create_connection((proxied.address, 9001), timeout=5)
+        conn.settimeout(5)
+        conn.sendall(b"late")
+        assert conn.recv(10) == b"late"
+    finally:
+        late.kill()
+        late.wait()
+    began = time.monotonic()
+    never = socket.create_connection((proxied.address, 9002), timeout=5)
+    never.settimeout(5)
+    with pytest.raises(ConnectionResetError):
+        never.sendall(b"x")
+        never.recv(1)
+    assert time.monotonic() - began < 3.0
+
+
 def test_a_rate_cap_paces_a_bulk_transfer(proxied: Proxied) -> None:
     proxied.proxies.set({("client", "n2"): Link(rate=200_000.0)})
     conn = proxied.connect()

@@ -46,6 +46,12 @@ BYPASS_MARK = 0x7063
 SO_ORIGINAL_DST = 80
 #: How long the proxy waits to reach the real destination (a cut-off peer never answers).
 CONNECT_TIMEOUT = 5.0
+#: How long a refused connect is tried again before the accepted side is reset. The node
+#: already holds a connection the proxy accepted, where without the proxy its connect would
+#: have been refused and retried: a ZooKeeper follower connecting to a new leader 1-3 ms
+#: before it listened took the reset for a failed leader, again at every election.
+REFUSED_RETRY = 1.0
+REFUSED_PAUSE = 0.05
 MODES = ("pass", "stall", "blackhole", "flap")
 #: The delay a "lost" chunk gets, as a retransmission after TCP's minimum timeout would.
 RETRANSMIT_DELAY = (0.2, 0.4)
@@ -351,7 +357,7 @@ class Accepted(Side):
         connection = self.connection
         loop = asyncio.get_running_loop()
         try:
-            sock = await asyncio.wait_for(open_marked(address, port), CONNECT_TIMEOUT)
+            sock = await self.reach(address, port)
             await loop.create_connection(
                 lambda: Side(connection, connection.down, connection.up), sock=sock
             )
@@ -360,6 +366,19 @@ class Accepted(Side):
             return
         if not connection.closed:
             connection.up.resume("connecting")
+
+    async def reach(self, address: str, port: int) -> socket.socket:
+        """The proxy's own socket to the destination; a refusal is tried again for
+        REFUSED_RETRY, while the accepted side is still open, before it counts."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REFUSED_RETRY
+        while True:
+            try:
+                return await asyncio.wait_for(open_marked(address, port), CONNECT_TIMEOUT)
+            except ConnectionRefusedError:
+                if loop.time() >= deadline or self.connection.closed:
+                    raise
+                await asyncio.sleep(REFUSED_PAUSE)
 
 
 class LinkProxy:
