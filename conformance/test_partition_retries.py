@@ -210,11 +210,12 @@ def test_writes_through_the_retry_policy_survive_a_fault_schedule(
         else:
             client.put(f"set-w{worker}-{number}", "member")
 
+    def retried_appends() -> int:
+        return retried_after_unanswered(retrying, "append", lost_reply_windows(consensus_history))
+
     faulted_workload.run(write)
     for _ in range(1, consensus_settings.profile.exposure_rounds):
-        if not appends or retried_after_unanswered(
-            retrying, "append", lost_reply_windows(consensus_history)
-        ):
+        if not appends or retried_appends():
             break
         faulted_workload.lose_replies_again(write)
     reader = faulted_workload.reader()
@@ -241,7 +242,7 @@ def test_writes_through_the_retry_policy_survive_a_fault_schedule(
     results = check_sets(as_set_events(consensus_history.events, present), "add")
     problems += [f"unique puts: {r.describe()}" for r in results if not r.ok]
     problems += faulted_workload.timing_problems()
-    retried = retried_after_unanswered(retrying, "append", lost_reply_windows(consensus_history))
+    retried = retried_appends()
     request.node.user_properties.append(
         ("exposure", _exposure(consensus_history, appends, retried, faulted_workload.rounds))
     )
@@ -259,12 +260,15 @@ def test_writes_through_the_retry_policy_survive_a_fault_schedule(
 
 
 def lost_reply_windows(history: History) -> list[tuple[float, float]]:
-    """When replies were lost, in monotonic seconds (the clock of the clients' attempts)."""
-    return [
-        (history.origin + start, history.origin + end)
-        for spans in _windows_of(history, ("lost-replies",)).values()
-        for start, end in spans
-    ]
+    """When replies were lost, in monotonic seconds (the clock of the clients' attempts);
+    a fault that covers several nodes is one window."""
+    return sorted(
+        {
+            (history.origin + start, history.origin + end)
+            for spans in _windows_of(history, ("lost-replies",)).values()
+            for start, end in spans
+        }
+    )
 
 
 def _exposure(history: History, appends: bool, retried: int, rounds: int) -> str:

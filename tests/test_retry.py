@@ -11,6 +11,7 @@ from pytest_consensus.clients.retry import RetryingClient, RetryPolicy, retried_
 from pytest_consensus.contract import Client, ReadLevel
 from pytest_consensus.contract.errors import (
     ConnectionLost,
+    ConsensusError,
     NotLeader,
     Rejected,
     Timeout,
@@ -112,6 +113,19 @@ def test_an_unknown_attempt_makes_the_whole_operation_unknown() -> None:
         retrying.put("k", "v")
     assert history.events[-1].type == "info"
     assert retrying.process != history.events[0].process
+
+
+def test_an_error_that_is_not_definite_counts_as_unknown_like_an_indefinite_one() -> None:
+    """An adapter may raise the base ConsensusError (the contract's default is indefinite);
+    a later definite refusal must not turn that operation into a failure the checkers trust."""
+    retrying, _, _, history = make(
+        {"n1": [ConsensusError("odd")], "n2": [], "n3": []}, RetryPolicy(deadline=2.0)
+    )
+    with pytest.raises(Timeout, match="may have happened"):
+        retrying.put("k", "v")
+    assert history.events[-1].type == "info"
+    assert retrying.attempts[0].unanswered
+    assert not any(a.unanswered for a in retrying.attempts[1:])  # n2, n3: unavailable
 
 
 def test_a_rejected_request_is_not_retried() -> None:

@@ -26,7 +26,6 @@ from pytest_consensus.clients.history import EventType, History
 from pytest_consensus.contract import Client, ReadLevel
 from pytest_consensus.contract.errors import (
     ConsensusError,
-    IndefiniteError,
     NotLeader,
     Rejected,
     Timeout,
@@ -62,6 +61,8 @@ class Attempt:
     started: float
     finished: float
     outcome: str  # "ok", or the error kind
+    #: The error was not definite (no answer came): a write may have taken effect unseen.
+    unanswered: bool = False
 
     @property
     def seconds(self) -> float:
@@ -169,7 +170,7 @@ class RetryingClient:
         deadline = self.clock() + self.policy.deadline
         if self.home is not None:
             self._target = self.home
-        unknown: IndefiniteError | None = None
+        unknown: ConsensusError | None = None
         last: ConsensusError | None = None
         attempt = 0
         while True:
@@ -187,10 +188,10 @@ class RetryingClient:
             try:
                 result = call(self.clients[node], min(self.policy.attempt_timeout, remaining))
             except Rejected as error:
-                self._attempt(f, key, node, request_id, started, error.kind)
+                self._attempt(f, key, node, request_id, started, error)
                 raise
             except NotLeader as error:
-                self._attempt(f, key, node, request_id, started, error.kind)
+                self._attempt(f, key, node, request_id, started, error)
                 last = error
                 hint = error.leader_hint
                 if hint is not None and hint in self.clients and hint != node:
@@ -199,13 +200,13 @@ class RetryingClient:
                     continue  # a hint is worth following at once
                 self._next_node()
             except ConsensusError as error:
-                self._attempt(f, key, node, request_id, started, error.kind)
+                self._attempt(f, key, node, request_id, started, error)
                 last = error
-                if isinstance(error, IndefiniteError):
+                if not error.definite:
                     unknown = error
                 self._next_node()
             else:
-                self._attempt(f, key, node, request_id, started, "ok")
+                self._attempt(f, key, node, request_id, started, None)
                 return result
             pause = min(self.policy.delay(attempt, self.rng), max(0.0, deadline - self.clock()))
             self.sleep(pause)
@@ -216,9 +217,20 @@ class RetryingClient:
         self._target = self._nodes[(position + 1) % len(self._nodes)]
 
     def _attempt(
-        self, f: str, key: str, node: str, request_id: str | None, started: float, outcome: str
+        self,
+        f: str,
+        key: str,
+        node: str,
+        request_id: str | None,
+        started: float,
+        error: ConsensusError | None,
     ) -> None:
-        self.attempts.append(Attempt(f, key, node, request_id, started, self.clock(), outcome))
+        outcome = "ok" if error is None else error.kind
+        unanswered = error is not None and not error.definite
+        finished = self.clock()
+        self.attempts.append(
+            Attempt(f, key, node, request_id, started, finished, outcome, unanswered)
+        )
 
 
 def spread_clients(
@@ -244,10 +256,6 @@ def spread_clients(
     ]
 
 
-#: Attempt outcomes after which a write may have taken effect without its client knowing.
-UNANSWERED = ("timeout", "no-answer", "connection-lost", "unknown", "indefinite")
-
-
 def retried_after_unanswered(
     clients: Sequence[RetryingClient], operation: str, windows: Sequence[tuple[float, float]]
 ) -> int:
@@ -266,6 +274,6 @@ def retried_after_unanswered(
                 counted.add(rid)
                 retried += 1
             overlaps = any(s <= attempt.finished and attempt.started <= e for s, e in windows)
-            if overlaps and attempt.outcome in UNANSWERED:
+            if overlaps and attempt.unanswered:
                 unanswered.add(rid)
     return retried
