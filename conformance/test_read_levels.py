@@ -481,10 +481,11 @@ def test_a_leader_whose_acknowledgements_arrive_late_serves_no_overwritten_stron
     leader (its links to them blackholed) while their late acknowledgements keep reaching
     it. The followers elect a new leader and overwrite a key; the old leader is asked for
     strong reads of it until the last late acknowledgement has arrived, and each answer must
-    be the new value (a refusal is fine). Catches a read lease timed from when
-    acknowledgements arrive instead of when the heartbeats they answer were sent: the
-    followers' election timers started at the heartbeat, so such a lease runs past the point
-    from which another leader may exist.
+    be the new value (a refusal is fine). Catches a read lease, or a check that the leader
+    still leads (ZooKeeper's), timed from when acknowledgements arrive instead of when the
+    heartbeats they answer were sent: the followers' election timers started at the
+    heartbeat, so such a lease or check runs past the point from which another leader may
+    exist.
 
     The exposure is the old leader's answers after the overwrite: none (each refused or
     timed out, as a leader that confirms its leadership through the followers must) makes
@@ -537,15 +538,16 @@ def test_a_leader_whose_acknowledgements_arrive_late_serves_no_overwritten_stron
             f"acknowledgements {LATE_ACKNOWLEDGEMENTS:.0f} s late; once they stopped hearing "
             f"it, {new_leader.name} was elected and overwrote {key} with {second!r} "
             f"{overwritten_after:.1f} s later, yet {old_leader.name} answered {len(stale)} of "
-            f"{len(answers)} strong reads with {stale[0]!r} after that. A read lease must be "
-            "timed from when the heartbeat was sent, not from when its acknowledgement arrived",
+            f"{len(answers)} strong reads with {stale[0]!r} after that. Whatever lets a leader "
+            "answer strong reads (a read lease, a check that it still leads) must count an "
+            "acknowledgement from when the message it answers was sent, not from when it arrived",
             pytrace=False,
         )
     if not answers:
         pytest.skip(
             f"n/a: the old leader answered no strong read in the {remaining:.1f} s after the "
             "new leader's overwrite (every one refused or timed out), so whether a late "
-            "acknowledgement extends its lease could not show"
+            "acknowledgement keeps it answering could not show"
         )
 
 
