@@ -18,13 +18,14 @@ from pytest_consensus.hosts.links import Link, LinkProxies
 from pytest_consensus.hosts.netns import NamespaceNetwork
 
 ECHO_PORT = 9000
+#: An echo server on the port given as its argument (a listener inside a namespace).
 ECHO_SERVER = """
-import socket, threading
+import socket, sys, threading
 def serve(conn):
     with conn:
         while data := conn.recv(65536):
             conn.sendall(data)
-server = socket.create_server(("0.0.0.0", 9000))
+server = socket.create_server(("0.0.0.0", int(sys.argv[1])))
 while True:
     threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
 """
@@ -64,7 +65,7 @@ class Proxied:
         self.proxies = LinkProxies(network, self.cluster).start()
         namespace = self.cluster.namespaces["n2"]
         self.echo = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, sys.executable, "-c", ECHO_SERVER]
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", ECHO_SERVER, str(ECHO_PORT)]
         )
         self.address = self.cluster.addresses["n2"]
         deadline = time.monotonic() + 10
@@ -187,7 +188,8 @@ def test_a_peer_that_listens_just_after_the_connect_gets_it_and_one_that_never_d
             proxied.cluster.namespaces["n2"],
             sys.executable,
             "-c",
-            "import time; time.sleep(0.3)\n" + ECHO_SERVER.replace("9000", "9001"),
+            "import time; time.sleep(0.3)\n" + ECHO_SERVER,
+            "9001",
         ]
     )
     try:
